@@ -1,0 +1,102 @@
+// Prep: turns a write request into a fully determined Txn, or a ZooKeeper
+// error, against committed state (the StateDb) plus an overlay of pending
+// changes: txns already prepared (proposed) but not yet applied. The overlay
+// lets many writes be in flight while each one sees its predecessors.
+//
+// Lifecycle of an overlay entry: Prepare() adds the changes of a successful
+// request tagged with its zxid; OnApplied(zxid) drops entries whose txn the
+// StateDb has applied (they are visible there now); Reset() drops all of them
+// (a proposal was abandoned, e.g. on leader change).
+//
+// Validation order and error codes follow ZooKeeper 3.8's
+// PrepRequestProcessor (see shared/reference, section 1.9).
+//
+// Thread safety: all methods are thread-safe (one internal mutex); Prepare is
+// normally called by one thread in zxid order, OnApplied by the apply thread.
+#ifndef ROCKEEPER_ENGINE_PREP_H_
+#define ROCKEEPER_ENGINE_PREP_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/requests.h"
+#include "engine/state_db.h"
+#include "engine/zk_error.h"
+
+namespace rockeeper::engine {
+
+struct PrepOptions {
+  // zookeeper.extendedTypesEnabled: allow TTL nodes. Default: false, as in
+  // ZooKeeper (TTL creates then fail with UNIMPLEMENTED).
+  bool extended_types_enabled = false;
+  // zookeeper.skipACL: no permission checks at all. Default: false.
+  bool skip_acl = false;
+};
+
+struct PrepOutcome {
+  // kOk with `txn` set on success. On failure `txn` is empty and `err` is
+  // the code; for a multi, `multi_errors` then holds one code per op (0
+  // before the failing op, its code, -2 RUNTIMEINCONSISTENCY after it).
+  ZkError err = ZkError::kOk;
+  std::optional<Txn> txn;
+  std::vector<ZkError> multi_errors;
+};
+
+class Prep {
+ public:
+  Prep(const StateDb* db, PrepOptions options);
+
+  // Prepares `request` for zxid `zxid` stamped with `time_ms`. A failed
+  // request consumes nothing: the caller may reuse the zxid. An
+  // absl::Status error means the state DB could not be read.
+  absl::StatusOr<PrepOutcome> Prepare(const RequestContext& ctx,
+                                      const WriteRequest& request,
+                                      int64_t zxid, int64_t time_ms);
+
+  void OnApplied(int64_t zxid);
+  void Reset();
+  size_t pending_count() const;
+
+ private:
+  struct NodeView {
+    bool exists = false;
+    Znode node;      // node.acl_id is meaningless when `acl` came from
+    AclVector acl;   // a pending create or setACL
+  };
+  class Scratch;
+
+  absl::StatusOr<NodeView> Lookup(absl::string_view path) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<bool> SessionExists(int64_t session_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<std::string>> EphemeralsOf(int64_t session_id)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const StateDb* db_;
+  const PrepOptions options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::pair<int64_t, NodeView>> pending_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, std::pair<int64_t, bool>> pending_sessions_
+      ABSL_GUARDED_BY(mu_);
+  // (zxid, path or "" + session) in zxid order, to drop applied entries.
+  std::deque<std::pair<int64_t, std::string>> pending_order_
+      ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<int64_t, int64_t>> pending_session_order_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// The Stat of a node right after `create` (for create2 responses).
+Stat StatOfCreated(const record::v1::CreateTxn& create,
+                   const record::v1::TxnHeader& header);
+
+}  // namespace rockeeper::engine
+
+#endif  // ROCKEEPER_ENGINE_PREP_H_

@@ -1,0 +1,133 @@
+#include "engine/snapshot.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "rocksdb/utilities/checkpoint.h"
+
+namespace rockeeper::engine {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kPrefix[] = "snapshot.";
+
+absl::Status FromErrorCode(const std::error_code& ec, absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", ec.message()));
+}
+
+uint64_t DirSize(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+  }
+  return total;
+}
+
+}  // namespace
+
+std::string SnapshotStore::NameForZxid(int64_t zxid) {
+  return absl::StrFormat("snapshot.%016x", static_cast<uint64_t>(zxid));
+}
+
+absl::StatusOr<SnapshotInfo> SnapshotStore::Create(StateDb& db) const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return FromErrorCode(ec, absl::StrCat("create ", dir_));
+  const int64_t zxid = db.last_applied_zxid();
+  const fs::path final_dir = fs::path(dir_) / NameForZxid(zxid);
+  if (fs::exists(final_dir, ec)) {
+    return SnapshotInfo{zxid, final_dir.string(), DirSize(final_dir)};
+  }
+  const fs::path tmp_dir =
+      fs::path(dir_) / absl::StrCat("snapshot.tmp.", zxid);
+  fs::remove_all(tmp_dir, ec);
+
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db.rocksdb(), &raw);
+  if (!s.ok()) return absl::InternalError(s.ToString());
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: always flush, so the checkpoint holds every
+  // applied txn (the RocksDB WAL is disabled for state writes).
+  s = checkpoint->CreateCheckpoint(tmp_dir.string(), /*log_size_for_flush=*/0);
+  if (!s.ok()) {
+    return absl::InternalError(absl::StrCat("checkpoint: ", s.ToString()));
+  }
+  // The checkpoint must be exactly at `zxid`: verify from its own meta.
+  {
+    StateDbOptions opts;
+    opts.path = tmp_dir.string();
+    opts.read_only = true;
+    opts.block_cache_bytes = 1 << 20;
+    absl::StatusOr<std::unique_ptr<StateDb>> snap = StateDb::Open(opts);
+    if (!snap.ok()) return snap.status();
+    if ((*snap)->last_applied_zxid() != zxid) {
+      fs::remove_all(tmp_dir, ec);
+      return absl::FailedPreconditionError(
+          "state DB changed during snapshot (Apply ran concurrently)");
+    }
+  }
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) return FromErrorCode(ec, "rename snapshot");
+  return SnapshotInfo{zxid, final_dir.string(), DirSize(final_dir)};
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::List() const {
+  std::vector<SnapshotInfo> out;
+  std::error_code ec;
+  if (!fs::exists(dir_, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kPrefix, 0) != 0 || !entry.is_directory(ec)) continue;
+    const std::string hex = name.substr(sizeof(kPrefix) - 1);
+    uint64_t zxid = 0;
+    if (hex.size() != 16 || !absl::SimpleHexAtoi(hex, &zxid)) continue;
+    out.push_back({static_cast<int64_t>(zxid), entry.path().string(),
+                   DirSize(entry.path())});
+  }
+  if (ec) return FromErrorCode(ec, absl::StrCat("list ", dir_));
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.zxid < b.zxid; });
+  return out;
+}
+
+absl::StatusOr<int64_t> SnapshotStore::Purge(int keep) const {
+  keep = std::max(keep, 3);
+  absl::StatusOr<std::vector<SnapshotInfo>> all = List();
+  if (!all.ok()) return all.status();
+  if (all->empty()) return 0;
+  const size_t drop = all->size() > static_cast<size_t>(keep)
+                          ? all->size() - static_cast<size_t>(keep)
+                          : 0;
+  for (size_t i = 0; i < drop; ++i) {
+    std::error_code ec;
+    fs::remove_all((*all)[i].path, ec);
+    if (ec) return FromErrorCode(ec, absl::StrCat("remove ", (*all)[i].path));
+  }
+  return (*all)[drop].zxid;
+}
+
+absl::Status SnapshotStore::Restore(const std::string& snapshot_dir,
+                                    const std::string& target_dir) {
+  std::error_code ec;
+  if (fs::exists(target_dir, ec)) {
+    return absl::AlreadyExistsError(absl::StrCat(target_dir, " exists"));
+  }
+  const fs::path tmp = target_dir + ".restoring";
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return FromErrorCode(ec, absl::StrCat("create ", tmp.string()));
+  // Full copies, not hard links: the restored DB must not share files that
+  // RocksDB may later delete in the snapshot (or vice versa).
+  fs::copy(snapshot_dir, tmp, fs::copy_options::recursive, ec);
+  if (ec) return FromErrorCode(ec, "copy snapshot");
+  fs::rename(tmp, target_dir, ec);
+  if (ec) return FromErrorCode(ec, "rename restored DB");
+  return absl::OkStatus();
+}
+
+}  // namespace rockeeper::engine

@@ -1,0 +1,60 @@
+// Snapshots of the state DB: RocksDB checkpoints (hard links to the live SST
+// files plus a copy of the small metadata files) at an exact zxid.
+//
+// Layout: <dataDir>/snapshots/snapshot.<zxid as 16 lowercase hex digits>/ is
+// a complete RocksDB directory that StateDb can open (read-only for tools, or
+// read-write after Restore copies it into a new data dir). A checkpoint is
+// first built in snapshot.tmp.<n> and renamed into place only when complete,
+// so a crash never leaves a half snapshot under a final name.
+//
+// Thread safety: Create must not run concurrently with StateDb::Apply (the
+// apply thread calls it between two batches); List/Purge are safe from any
+// thread but not concurrently with each other.
+#ifndef ROCKEEPER_ENGINE_SNAPSHOT_H_
+#define ROCKEEPER_ENGINE_SNAPSHOT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/state_db.h"
+
+namespace rockeeper::engine {
+
+struct SnapshotInfo {
+  int64_t zxid = 0;
+  std::string path;     // the snapshot directory
+  uint64_t size_bytes = 0;  // sum of its files (hard links counted in full)
+};
+
+class SnapshotStore {
+ public:
+  // `dir` is <dataDir>/snapshots; created on first Create.
+  explicit SnapshotStore(std::string dir) : dir_(std::move(dir)) {}
+
+  // Checkpoints `db` at its last_applied_zxid(). If a snapshot of that
+  // zxid already exists it is returned unchanged.
+  absl::StatusOr<SnapshotInfo> Create(StateDb& db) const;
+  // All complete snapshots, oldest first. Leftover temp dirs are ignored.
+  absl::StatusOr<std::vector<SnapshotInfo>> List() const;
+  // Deletes all but the newest `keep` snapshots (keep is raised to at least
+  // 3, as ZooKeeper's autopurge.snapRetainCount). Returns the zxid of the
+  // oldest retained snapshot (0 if none): log records at or below it are no
+  // longer needed (TxnLog::PurgeBefore(zxid + 1)).
+  absl::StatusOr<int64_t> Purge(int keep) const;
+
+  // Copies the snapshot at `snapshot_dir` into a new state DB directory
+  // `target_dir` (which must not exist) that StateDb::Open can use.
+  static absl::Status Restore(const std::string& snapshot_dir,
+                              const std::string& target_dir);
+
+  static std::string NameForZxid(int64_t zxid);
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace rockeeper::engine
+
+#endif  // ROCKEEPER_ENGINE_SNAPSHOT_H_

@@ -1,0 +1,558 @@
+#include "engine/state_db.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/keys.h"
+#include "engine/path_utils.h"
+#include "engine/znode_merge.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace rockeeper::engine {
+namespace {
+
+using record::v1::ZnodeRecord;
+
+constexpr const char* kCfNames[] = {"default", "znodes", "sessions",
+                                    "ephemerals", "acls", "meta"};
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+std::string EncodeI64(int64_t v) {
+  std::string out;
+  AppendBigEndian64(&out, static_cast<uint64_t>(v));
+  return out;
+}
+
+Znode FromRecord(const ZnodeRecord& r) {
+  Znode n;
+  n.czxid = r.czxid();
+  n.mzxid = r.mzxid();
+  n.pzxid = r.pzxid();
+  n.ctime_ms = r.ctime_ms();
+  n.mtime_ms = r.mtime_ms();
+  n.version = r.version();
+  n.cversion = r.cversion();
+  n.aversion = r.aversion();
+  n.ephemeral_owner = r.ephemeral_owner();
+  n.num_children = r.num_children();
+  n.acl_id = r.has_acl_id() ? r.acl_id() : kOpenAclId;
+  n.data = r.data();
+  return n;
+}
+
+ZnodeRecord ToRecord(const Znode& n) {
+  ZnodeRecord r;
+  r.set_czxid(n.czxid);
+  r.set_mzxid(n.mzxid);
+  r.set_pzxid(n.pzxid);
+  r.set_ctime_ms(n.ctime_ms);
+  r.set_mtime_ms(n.mtime_ms);
+  r.set_version(n.version);
+  r.set_cversion(n.cversion);
+  r.set_aversion(n.aversion);
+  r.set_ephemeral_owner(n.ephemeral_owner);
+  r.set_num_children(n.num_children);
+  r.set_acl_id(n.acl_id);
+  r.set_data(n.data);
+  return r;
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(
+    const StateDbOptions& o, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = o.write_buffer_bytes;
+  cf.compression = rocksdb::kLZ4Compression;
+  cf.bottommost_compression = rocksdb::kZSTD;
+  return cf;
+}
+
+}  // namespace
+
+bool IsContainerOwner(int64_t raw) { return raw == kContainerOwner; }
+bool IsTtlOwner(int64_t raw) {
+  return raw != kContainerOwner && (raw & kTtlOwnerMask) == kTtlOwnerMask;
+}
+bool IsSessionOwner(int64_t raw) {
+  return raw != 0 && !IsContainerOwner(raw) && !IsTtlOwner(raw);
+}
+int64_t TtlOfOwner(int64_t raw) { return raw & ~kTtlOwnerMask; }
+
+Stat ClientStat(const Znode& n) {
+  Stat s;
+  s.set_czxid(n.czxid);
+  s.set_mzxid(n.mzxid);
+  s.set_ctime_ms(n.ctime_ms);
+  s.set_mtime_ms(n.mtime_ms);
+  s.set_version(n.version);
+  s.set_cversion(static_cast<int32_t>(2u * static_cast<uint32_t>(n.cversion) -
+                                      static_cast<uint32_t>(n.num_children)));
+  s.set_aversion(n.aversion);
+  s.set_ephemeral_owner(IsSessionOwner(n.ephemeral_owner) ? n.ephemeral_owner
+                                                          : 0);
+  s.set_data_length(static_cast<int32_t>(n.data.size()));
+  s.set_num_children(n.num_children);
+  s.set_pzxid(n.pzxid);
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<StateDb>> StateDb::Open(
+    const StateDbOptions& options) {
+  std::unique_ptr<StateDb> sdb(new StateDb());
+  sdb->read_only_ = options.read_only;
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.atomic_flush = true;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 5;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const char* name : kCfNames) {
+    rocksdb::ColumnFamilyOptions cf = CfOptions(options, cache);
+    if (absl::string_view(name) == "znodes") {
+      cf.merge_operator = NewZnodeMergeOperator();
+      // Collapse long merge stacks on hot parents at write time (memtable
+      // only, no disk read).
+      cf.max_successive_merges = 16;
+    }
+    cfs.emplace_back(name, cf);
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, cfs,
+                                         &sdb->handles_, &raw)
+          : rocksdb::DB::Open(db_options, options.path, cfs, &sdb->handles_,
+                              &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("open ", options.path));
+  sdb->db_.reset(raw);
+  sdb->znodes_ = sdb->handles_[1];
+  sdb->sessions_ = sdb->handles_[2];
+  sdb->ephemerals_ = sdb->handles_[3];
+  sdb->acls_ = sdb->handles_[4];
+  sdb->meta_ = sdb->handles_[5];
+  if (absl::Status st = sdb->LoadMeta(); !st.ok()) return st;
+  if (absl::Status st = sdb->LoadAcls(); !st.ok()) return st;
+  return sdb;
+}
+
+StateDb::~StateDb() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close();
+}
+
+absl::Status StateDb::LoadMeta() {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, kMetaFormatVersion, &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::FailedPreconditionError("state DB is empty");
+    return InitializeEmpty();
+  }
+  if (!s.ok()) return FromRocks(s, "read meta");
+  if (value != "1") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unsupported state DB format version ", value));
+  }
+  auto read_i64 = [&](absl::string_view key, std::atomic<int64_t>* out) {
+    std::string v;
+    rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), meta_, rocksdb::Slice(key.data(), key.size()), &v);
+    if (rs.IsNotFound()) return absl::OkStatus();
+    if (!rs.ok()) return FromRocks(rs, key);
+    if (v.size() != 8) return absl::DataLossError(absl::StrCat("meta ", key));
+    out->store(static_cast<int64_t>(DecodeBigEndian64(v)));
+    return absl::OkStatus();
+  };
+  if (auto st = read_i64(kMetaLastAppliedZxid, &last_applied_zxid_); !st.ok())
+    return st;
+  if (auto st = read_i64(kMetaCurrentEpoch, &current_epoch_); !st.ok())
+    return st;
+  if (auto st = read_i64(kMetaAcceptedEpoch, &accepted_epoch_); !st.ok())
+    return st;
+  s = db_->Get(rocksdb::ReadOptions(), meta_, kMetaDbId, &db_id_);
+  return s.ok() ? absl::OkStatus() : FromRocks(s, "read db id");
+}
+
+absl::Status StateDb::InitializeEmpty() {
+  rocksdb::WriteBatch batch;
+  std::random_device rd;
+  db_id_ = absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  const int64_t config_acl =
+      InternAcl({MakeAcl(perms::kRead, "world", "anyone")}, &batch);
+  for (absl::string_view path : kBuiltinPaths) {
+    Znode node;
+    if (path == "/") node.num_children = 1;
+    if (path == "/zookeeper") node.num_children = 2;
+    if (path == "/zookeeper/config") {
+      node.acl_id = config_acl;
+      node.aversion = -1;
+    }
+    batch.Put(znodes_, ZnodeKey(path), ToRecord(node).SerializeAsString());
+  }
+  batch.Put(meta_, kMetaDbId, db_id_);
+  batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(0));
+  batch.Put(meta_, kMetaFormatVersion, "1");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) return FromRocks(s, "initialize state DB");
+  return Flush();
+}
+
+absl::Status StateDb::LoadAcls() {
+  absl::MutexLock lock(&acl_mu_);
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), acls_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return absl::DataLossError("bad acls key");
+    const auto id = static_cast<int64_t>(
+        DecodeBigEndian64(absl::string_view(it->key().data(), 8)));
+    record::v1::AclList list;
+    if (!list.ParseFromArray(it->value().data(),
+                             static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("bad ACL list ", id));
+    }
+    AclVector acl(list.acls().begin(), list.acls().end());
+    acl_id_by_fingerprint_[AclListFingerprint(acl)] = id;
+    acl_by_id_[id] = std::move(acl);
+    next_acl_id_ = std::max(next_acl_id_, id + 1);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "load ACLs");
+  // OPEN_ACL_UNSAFE is implicit (built-in nodes); never stored.
+  AclVector open = OpenAclUnsafe();
+  acl_id_by_fingerprint_.try_emplace(AclListFingerprint(open), kOpenAclId);
+  acl_by_id_[kOpenAclId] = std::move(open);
+  return absl::OkStatus();
+}
+
+int64_t StateDb::InternAcl(const AclVector& acl, rocksdb::WriteBatch* batch) {
+  const std::string fp = AclListFingerprint(acl);
+  absl::MutexLock lock(&acl_mu_);
+  if (auto it = acl_id_by_fingerprint_.find(fp);
+      it != acl_id_by_fingerprint_.end()) {
+    return it->second;
+  }
+  const int64_t id = next_acl_id_++;
+  record::v1::AclList list;
+  for (const Acl& a : acl) *list.add_acls() = a;
+  batch->Put(acls_, AclKey(id), list.SerializeAsString());
+  batch->Put(meta_, kMetaNextAclId, EncodeI64(next_acl_id_));
+  acl_id_by_fingerprint_[fp] = id;
+  acl_by_id_[id] = acl;
+  return id;
+}
+
+absl::StatusOr<AclVector> StateDb::GetAcl(int64_t acl_id) const {
+  absl::MutexLock lock(&acl_mu_);
+  auto it = acl_by_id_.find(acl_id);
+  if (it == acl_by_id_.end()) {
+    return absl::DataLossError(absl::StrCat("unknown ACL id ", acl_id));
+  }
+  return it->second;
+}
+
+absl::StatusOr<Znode> StateDb::GetZnode(absl::string_view path) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), znodes_, ZnodeKey(path), &value);
+  if (s.IsNotFound()) return absl::NotFoundError(path);
+  if (!s.ok()) return FromRocks(s, path);
+  ZnodeRecord rec;
+  if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("bad znode record ", path));
+  }
+  return FromRecord(rec);
+}
+
+namespace {
+
+// Iterates the keys with `prefix` (which ends in '/') of one column family.
+template <typename Fn>
+absl::Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                        const std::string& prefix, Fn&& fn) {
+  // Keys with this prefix sort before prefix-with-last-byte-incremented.
+  std::string upper = prefix;
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) {
+    upper.pop_back();
+  }
+  if (!upper.empty()) upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix)) break;
+    if (!fn(absl::string_view(key.data(), key.size()))) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+}  // namespace
+
+absl::Status StateDb::ListChildren(absl::string_view path,
+                                   std::vector<std::string>* names) const {
+  const std::string prefix = ChildrenPrefix(path);
+  return ScanPrefix(db_.get(), znodes_, prefix, [&](absl::string_view key) {
+    names->emplace_back(key.substr(prefix.size()));
+    return true;
+  });
+}
+
+absl::StatusOr<int64_t> StateDb::CountDescendants(absl::string_view path) const {
+  int64_t total = 0;
+  // Level by level: no node at level k means none deeper.
+  for (int level = 1;; ++level) {
+    int64_t count = 0;
+    absl::Status s = ScanPrefix(db_.get(), znodes_,
+                                DescendantPrefix(path, level),
+                                [&](absl::string_view) {
+                                  ++count;
+                                  return true;
+                                });
+    if (!s.ok()) return s;
+    if (count == 0) return total;
+    total += count;
+  }
+}
+
+absl::Status StateDb::ListEphemerals(int64_t session_id,
+                                     std::vector<std::string>* paths) const {
+  const std::string prefix = EphemeralPrefix(session_id);
+  return ScanPrefix(db_.get(), ephemerals_, prefix, [&](absl::string_view key) {
+    paths->emplace_back(key.substr(8));
+    return true;
+  });
+}
+
+absl::StatusOr<SessionRecord> StateDb::GetSession(int64_t session_id) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), sessions_,
+                               SessionKey(session_id), &value);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("session ", session_id));
+  SessionRecord rec;
+  if (!rec.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("bad session ", session_id));
+  }
+  return rec;
+}
+
+absl::Status StateDb::ListSessions(std::vector<SessionRecord>* out) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), sessions_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    SessionRecord rec;
+    if (!rec.ParseFromArray(it->value().data(),
+                            static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("bad session record");
+    }
+    out->push_back(std::move(rec));
+  }
+  return FromRocks(it->status(), "list sessions");
+}
+
+// --- Apply ---------------------------------------------------------------
+
+absl::Status StateDb::Apply(absl::Span<const Txn> txns,
+                            std::vector<WatchTrigger>* triggers) {
+  if (read_only_) return absl::FailedPreconditionError("read-only state DB");
+  if (txns.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  int64_t last = last_applied_zxid();
+  for (const Txn& txn : txns) {
+    if (txn.header().zxid() <= last) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "txn zxid ", txn.header().zxid(), " not after ", last));
+    }
+    last = txn.header().zxid();
+    if (absl::Status s = ApplyOne(txn, &batch, triggers); !s.ok()) return s;
+  }
+  batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(last));
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;  // the txn log is the WAL
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) return FromRocks(s, "apply");
+  last_applied_zxid_.store(last, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status StateDb::ApplyOne(const Txn& txn, rocksdb::WriteBatch* batch,
+                               std::vector<WatchTrigger>* triggers) {
+  const int64_t zxid = txn.header().zxid();
+  switch (txn.body_case()) {
+    case Txn::kCreate:
+      ApplyCreate(txn.create(), txn, batch, triggers);
+      break;
+    case Txn::kDelete:
+      ApplyDelete(txn.delete_(), zxid, batch, triggers);
+      break;
+    case Txn::kSetData:
+      ApplySetData(txn.set_data(), txn, batch, triggers);
+      break;
+    case Txn::kSetAcl:
+      ApplySetAcl(txn.set_acl(), batch);
+      break;
+    case Txn::kCreateSession: {
+      SessionRecord rec;
+      rec.set_session_id(txn.header().session_id());
+      rec.set_timeout_ms(txn.create_session().timeout_ms());
+      rec.set_password(txn.create_session().password());
+      rec.set_created_zxid(zxid);
+      batch->Put(sessions_, SessionKey(rec.session_id()),
+                 rec.SerializeAsString());
+      break;
+    }
+    case Txn::kCloseSession:
+      for (const auto& d : txn.close_session().deletes()) {
+        ApplyDelete(d, zxid, batch, triggers);
+      }
+      batch->Delete(sessions_, SessionKey(txn.header().session_id()));
+      break;
+    case Txn::kMulti:
+      for (const auto& op : txn.multi().ops()) {
+        switch (op.body_case()) {
+          case record::v1::MultiOp::kCreate:
+            ApplyCreate(op.create(), txn, batch, triggers);
+            break;
+          case record::v1::MultiOp::kDelete:
+            ApplyDelete(op.delete_(), zxid, batch, triggers);
+            break;
+          case record::v1::MultiOp::kSetData:
+            ApplySetData(op.set_data(), txn, batch, triggers);
+            break;
+          case record::v1::MultiOp::kCheck:
+          case record::v1::MultiOp::kError:
+            break;
+          case record::v1::MultiOp::BODY_NOT_SET:
+            return absl::DataLossError(
+                absl::StrCat("multi op without body at zxid ", zxid));
+        }
+      }
+      break;
+    case Txn::kCheck:
+    case Txn::kError:
+      break;
+    case Txn::BODY_NOT_SET:
+      return absl::DataLossError(absl::StrCat("txn without body at ", zxid));
+  }
+  return absl::OkStatus();
+}
+
+void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
+                          rocksdb::WriteBatch* batch,
+                          std::vector<WatchTrigger>* triggers) {
+  const int64_t zxid = txn.header().zxid();
+  const int64_t time_ms = txn.header().time_ms();
+  Znode node;
+  node.czxid = node.mzxid = node.pzxid = zxid;
+  node.ctime_ms = node.mtime_ms = time_ms;
+  node.ephemeral_owner = c.ephemeral_owner();
+  node.acl_id = InternAcl(AclVector(c.acl().begin(), c.acl().end()), batch);
+  node.data = c.data();
+  batch->Put(znodes_, ZnodeKey(c.path()), ToRecord(node).SerializeAsString());
+
+  const absl::string_view parent = ParentPath(c.path());
+  ZnodeRecord patch;
+  patch.set_cversion(c.parent_cversion());
+  patch.set_num_children(c.parent_num_children());
+  patch.set_pzxid(zxid);
+  batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
+  if (IsSessionOwner(c.ephemeral_owner())) {
+    batch->Put(ephemerals_, EphemeralKey(c.ephemeral_owner(), c.path()), "");
+  }
+  if (triggers != nullptr) {
+    triggers->push_back({c.path(), WatchEventType::kNodeCreated, zxid});
+    triggers->push_back(
+        {std::string(parent), WatchEventType::kNodeChildrenChanged, zxid});
+  }
+}
+
+void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
+                          rocksdb::WriteBatch* batch,
+                          std::vector<WatchTrigger>* triggers) {
+  batch->Delete(znodes_, ZnodeKey(d.path()));
+  const absl::string_view parent = ParentPath(d.path());
+  ZnodeRecord patch;
+  patch.set_num_children(d.parent_num_children());
+  patch.set_pzxid(zxid);
+  batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
+  if (IsSessionOwner(d.ephemeral_owner())) {
+    batch->Delete(ephemerals_, EphemeralKey(d.ephemeral_owner(), d.path()));
+  }
+  if (triggers != nullptr) {
+    triggers->push_back({d.path(), WatchEventType::kNodeDeleted, zxid});
+    triggers->push_back(
+        {std::string(parent), WatchEventType::kNodeChildrenChanged, zxid});
+  }
+}
+
+void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
+                           rocksdb::WriteBatch* batch,
+                           std::vector<WatchTrigger>* triggers) {
+  ZnodeRecord patch;
+  patch.set_data(s.data());
+  patch.set_version(s.version());
+  patch.set_mzxid(txn.header().zxid());
+  patch.set_mtime_ms(txn.header().time_ms());
+  batch->Merge(znodes_, ZnodeKey(s.path()), patch.SerializeAsString());
+  if (triggers != nullptr) {
+    triggers->push_back(
+        {s.path(), WatchEventType::kNodeDataChanged, txn.header().zxid()});
+  }
+}
+
+void StateDb::ApplySetAcl(const record::v1::SetAclTxn& s,
+                          rocksdb::WriteBatch* batch) {
+  ZnodeRecord patch;
+  patch.set_acl_id(InternAcl(AclVector(s.acl().begin(), s.acl().end()), batch));
+  patch.set_aversion(s.aversion());
+  batch->Merge(znodes_, ZnodeKey(s.path()), patch.SerializeAsString());
+}
+
+// --- Meta ----------------------------------------------------------------
+
+absl::Status StateDb::SetEpochs(int64_t current_epoch, int64_t accepted_epoch) {
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_, kMetaCurrentEpoch, EncodeI64(current_epoch));
+  batch.Put(meta_, kMetaAcceptedEpoch, EncodeI64(accepted_epoch));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) return FromRocks(s, "set epochs");
+  current_epoch_.store(current_epoch);
+  accepted_epoch_.store(accepted_epoch);
+  return absl::OkStatus();
+}
+
+int64_t StateDb::current_epoch() const { return current_epoch_.load(); }
+int64_t StateDb::accepted_epoch() const { return accepted_epoch_.load(); }
+
+absl::Status StateDb::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs(handles_.begin(),
+                                                handles_.end());
+  return FromRocks(db_->Flush(fo, cfs), "flush");
+}
+
+}  // namespace rockeeper::engine

@@ -1,0 +1,187 @@
+// The state DB: znodes, sessions, ephemerals, ACLs and meta in RocksDB column
+// families (key layouts in engine/keys.h), plus the Apply path.
+//
+// Durability: Apply writes with the RocksDB WAL disabled and atomic_flush on,
+// so the DB on disk is always a consistent state as of `last_applied_zxid`
+// (stored in `meta` by the same WriteBatch). The txn log is the write-ahead
+// log; recovery (engine/recovery.h) replays it after last_applied_zxid.
+//
+// Thread safety: reads are safe from any thread. Apply must be called by one
+// thread at a time (the apply thread).
+#ifndef ROCKEEPER_ENGINE_STATE_DB_H_
+#define ROCKEEPER_ENGINE_STATE_DB_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "engine/acl.h"
+#include "rockeeper/record/v1/records.pb.h"
+#include "rockeeper/record/v1/txn.pb.h"
+#include "rocksdb/db.h"
+
+namespace rockeeper::engine {
+
+using record::v1::SessionRecord;
+using record::v1::Stat;
+using record::v1::Txn;
+
+// Raw ephemeral_owner markers (ZooKeeper's EphemeralType).
+inline constexpr int64_t kContainerOwner = INT64_MIN;  // 0x8000000000000000
+inline constexpr int64_t kTtlOwnerMask = static_cast<int64_t>(0xFF00000000000000ULL);
+// ACL id of OPEN_ACL_UNSAFE, used by built-in nodes.
+inline constexpr int64_t kOpenAclId = -1;
+
+// True if the raw owner denotes a real session (not container / TTL / none).
+bool IsSessionOwner(int64_t raw_owner);
+bool IsContainerOwner(int64_t raw_owner);
+bool IsTtlOwner(int64_t raw_owner);
+int64_t TtlOfOwner(int64_t raw_owner);  // ms
+
+// A decoded znode as persisted (cversion is the persisted count).
+struct Znode {
+  int64_t czxid = 0;
+  int64_t mzxid = 0;
+  int64_t pzxid = 0;
+  int64_t ctime_ms = 0;
+  int64_t mtime_ms = 0;
+  int32_t version = 0;
+  int32_t cversion = 0;
+  int32_t aversion = 0;
+  int64_t ephemeral_owner = 0;  // raw
+  int32_t num_children = 0;
+  int64_t acl_id = kOpenAclId;
+  std::string data;
+};
+
+// The Stat a client sees: cversion = 2*persisted - numChildren, and
+// ephemeralOwner 0 for container and TTL nodes.
+Stat ClientStat(const Znode& node);
+
+// A watch trigger produced by Apply, for the server's watch manager.
+enum class WatchEventType : int32_t {
+  kNodeCreated = 1,
+  kNodeDeleted = 2,
+  kNodeDataChanged = 3,
+  kNodeChildrenChanged = 4,
+};
+struct WatchTrigger {
+  std::string path;
+  WatchEventType type;
+  int64_t zxid;
+};
+
+struct StateDbOptions {
+  // Directory of the RocksDB instance (dataDir/state). Created if missing.
+  std::string path;
+  // Shared block cache for all column families. Default: 256 MiB.
+  size_t block_cache_bytes = 256u << 20;
+  // Memtable size per column family. Default: 64 MiB.
+  size_t write_buffer_bytes = 64u << 20;
+  // Open without the ability to write (tools, snapshots). Default: false.
+  bool read_only = false;
+};
+
+class StateDb {
+ public:
+  static absl::StatusOr<std::unique_ptr<StateDb>> Open(
+      const StateDbOptions& options);
+  ~StateDb();
+  StateDb(const StateDb&) = delete;
+  StateDb& operator=(const StateDb&) = delete;
+
+  // --- Reads -------------------------------------------------------------
+  // NotFound if the node does not exist.
+  absl::StatusOr<Znode> GetZnode(absl::string_view path) const;
+  // Child names (not paths) in byte order.
+  absl::Status ListChildren(absl::string_view path,
+                            std::vector<std::string>* names) const;
+  // Number of descendants at any depth (getAllChildrenNumber).
+  absl::StatusOr<int64_t> CountDescendants(absl::string_view path) const;
+  // Full paths of the ephemerals owned by `session_id`, in byte order.
+  absl::Status ListEphemerals(int64_t session_id,
+                              std::vector<std::string>* paths) const;
+  absl::StatusOr<SessionRecord> GetSession(int64_t session_id) const;
+  absl::Status ListSessions(std::vector<SessionRecord>* sessions) const;
+  // The ACL list of an acl id (kOpenAclId = OPEN_ACL_UNSAFE).
+  absl::StatusOr<AclVector> GetAcl(int64_t acl_id) const;
+
+  int64_t last_applied_zxid() const {
+    return last_applied_zxid_.load(std::memory_order_acquire);
+  }
+
+  // --- Apply -------------------------------------------------------------
+  // Applies committed txns, in order, in one WriteBatch. zxids must be
+  // strictly increasing and greater than last_applied_zxid(). Appends the
+  // watch triggers of the batch to `triggers` (may be null).
+  absl::Status Apply(absl::Span<const Txn> txns,
+                     std::vector<WatchTrigger>* triggers);
+
+  // --- Meta --------------------------------------------------------------
+  // Persisted with the RocksDB WAL and sync (ZAB epochs must be durable).
+  absl::Status SetEpochs(int64_t current_epoch, int64_t accepted_epoch);
+  int64_t current_epoch() const;
+  int64_t accepted_epoch() const;
+  std::string db_id() const { return db_id_; }
+
+  // Flushes memtables of all column families (atomically) to SST files.
+  absl::Status Flush();
+  rocksdb::DB* rocksdb() const { return db_.get(); }
+
+ private:
+  StateDb() = default;
+  absl::Status LoadMeta();
+  absl::Status InitializeEmpty();
+  absl::Status LoadAcls();
+  // Returns the id of `acl`, allocating one (and adding it to `batch`) if new.
+  int64_t InternAcl(const AclVector& acl, rocksdb::WriteBatch* batch);
+  absl::Status ApplyOne(const Txn& txn, rocksdb::WriteBatch* batch,
+                        std::vector<WatchTrigger>* triggers);
+  void ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
+                   rocksdb::WriteBatch* batch,
+                   std::vector<WatchTrigger>* triggers);
+  void ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
+                   rocksdb::WriteBatch* batch,
+                   std::vector<WatchTrigger>* triggers);
+  void ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
+                    rocksdb::WriteBatch* batch,
+                    std::vector<WatchTrigger>* triggers);
+  void ApplySetAcl(const record::v1::SetAclTxn& s, rocksdb::WriteBatch* batch);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* znodes_ = nullptr;
+  rocksdb::ColumnFamilyHandle* sessions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ephemerals_ = nullptr;
+  rocksdb::ColumnFamilyHandle* acls_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  bool read_only_ = false;
+
+  std::atomic<int64_t> last_applied_zxid_{0};
+  std::atomic<int64_t> current_epoch_{0};
+  std::atomic<int64_t> accepted_epoch_{0};
+  std::string db_id_;
+
+  mutable absl::Mutex acl_mu_;
+  absl::flat_hash_map<int64_t, AclVector> acl_by_id_ ABSL_GUARDED_BY(acl_mu_);
+  absl::flat_hash_map<std::string, int64_t> acl_id_by_fingerprint_
+      ABSL_GUARDED_BY(acl_mu_);
+  int64_t next_acl_id_ ABSL_GUARDED_BY(acl_mu_) = 1;
+};
+
+// Built-in nodes of a fresh tree, in creation order.
+inline constexpr absl::string_view kBuiltinPaths[] = {
+    "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"};
+
+}  // namespace rockeeper::engine
+
+#endif  // ROCKEEPER_ENGINE_STATE_DB_H_

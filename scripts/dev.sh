@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Developer entry point: installs Debian packages, builds, tests.
+#   scripts/dev.sh deps       install build dependencies (apt-get)
+#   scripts/dev.sh build      configure + build into build/ (Ninja, ccache)
+#   scripts/dev.sh test       deps + build + all default tests (ctest), then
+#                             the unit tests again under ASan+UBSan (build-asan/)
+#   scripts/dev.sh run        deps + build + what runs today (see README.md)
+#   scripts/dev.sh bench      deps + build + the engine benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+JOBS="${JOBS:-$(nproc)}"
+PACKAGES=(build-essential cmake ninja-build ccache pkg-config
+  librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libssl-dev)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+build() {  # build <dir> [extra cmake args...]
+  local dir="$1"; shift
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  ninja -C "$dir" -j "$JOBS"
+}
+
+run_tests() {
+  build build
+  ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 600
+  # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+  build build-asan -DROCKEEPER_SANITIZE=ON -DROCKEEPER_BENCHMARKS=OFF
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure \
+    -j "$JOBS" --timeout 900 -L unit
+}
+
+case "${1:-test}" in
+  deps) deps ;;
+  build) deps; build build ;;
+  test) deps; run_tests ;;
+  run)
+    deps; build build
+    echo "The network server arrives with the [server] issue; running the"
+    echo "storage engine benchmark on this machine's disk instead."
+    ./build/tests/bench/engine_bench --benchmark_min_time=0.2 ;;
+  bench)
+    deps; build build
+    ./build/tests/bench/engine_bench
+    ./build/tests/bench/txn_log_bench ;;
+  *) echo "usage: $0 deps|build|test|run|bench" >&2; exit 2 ;;
+esac

@@ -1,0 +1,417 @@
+// Unit tests of Prep (every error path, in ZooKeeper's order) and of Apply's
+// effect on every stat field.
+#include <algorithm>
+
+#include "engine/prep.h"
+#include "engine/state_db.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_util.h"
+
+namespace rockeeper::engine {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::Create;
+using testing::EngineHarness;
+using testing::TempDir;
+
+class PrepApplyTest : public ::testing::Test {
+ protected:
+  PrepApplyTest() : h_(dir_.Sub("state")) {}
+
+  RequestContext SessionCtx(int64_t id) {
+    RequestContext ctx;
+    ctx.session_id = id;
+    if (h_.Err(CreateSessionRequest{30000, "pw"}, ctx) != ZkError::kOk &&
+        !h_.db().GetSession(id).ok()) {
+      ADD_FAILURE() << "could not create session " << id;
+    }
+    return ctx;
+  }
+
+  TempDir dir_;
+  EngineHarness h_;
+};
+
+TEST_F(PrepApplyTest, FreshTreeHasBuiltins) {
+  EXPECT_TRUE(h_.Exists("/"));
+  EXPECT_TRUE(h_.Exists("/zookeeper"));
+  EXPECT_TRUE(h_.Exists("/zookeeper/quota"));
+  EXPECT_TRUE(h_.Exists("/zookeeper/config"));
+  // Root: persisted cversion 0 with one child shows -1 (as ZooKeeper).
+  EXPECT_EQ(ClientStat(h_.Node("/")).cversion(), -1);
+  EXPECT_EQ(*h_.db().CountDescendants("/"), 3);
+  EXPECT_EQ(h_.Node("/zookeeper/config").aversion, -1);
+  auto acl = h_.db().GetAcl(h_.Node("/zookeeper/config").acl_id);
+  ASSERT_TRUE(acl.ok());
+  ASSERT_EQ(acl->size(), 1u);
+  EXPECT_EQ((*acl)[0].perms(), perms::kRead);
+}
+
+TEST_F(PrepApplyTest, CreateSetsEveryStat) {
+  ASSERT_EQ(h_.Err(Create("/a", "xyz")), ZkError::kOk);
+  const int64_t zxid = h_.next_zxid() - 1;
+  Znode a = h_.Node("/a");
+  EXPECT_EQ(a.czxid, zxid);
+  EXPECT_EQ(a.mzxid, zxid);
+  EXPECT_EQ(a.pzxid, zxid);
+  EXPECT_EQ(a.ctime_ms, 1000 + zxid);
+  EXPECT_EQ(a.mtime_ms, a.ctime_ms);
+  EXPECT_EQ(a.version, 0);
+  EXPECT_EQ(a.cversion, 0);
+  EXPECT_EQ(a.aversion, 0);
+  EXPECT_EQ(a.ephemeral_owner, 0);
+  EXPECT_EQ(a.data, "xyz");
+  EXPECT_EQ(ClientStat(a).data_length(), 3);
+  Znode root = h_.Node("/");
+  EXPECT_EQ(root.num_children, 2);
+  EXPECT_EQ(root.cversion, 1);
+  EXPECT_EQ(root.pzxid, zxid);
+  EXPECT_EQ(root.data, "");  // patch left the rest alone
+  EXPECT_EQ(h_.db().last_applied_zxid(), zxid);
+  EXPECT_THAT(h_.triggers,
+              ElementsAre(::testing::Field(&WatchTrigger::type,
+                                           WatchEventType::kNodeCreated),
+                          ::testing::Field(&WatchTrigger::type,
+                                           WatchEventType::kNodeChildrenChanged)));
+}
+
+TEST_F(PrepApplyTest, CreateErrorsInZooKeeperOrder) {
+  ASSERT_EQ(h_.Err(Create("/p")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(Create("/p")), ZkError::kNodeExists);
+  EXPECT_EQ(h_.Err(Create("/")), ZkError::kNodeExists);
+  EXPECT_EQ(h_.Err(Create("/missing/child")), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(Create("noslash")), ZkError::kBadArguments);
+  EXPECT_EQ(h_.Err(Create(std::string("/a\0b", 4))), ZkError::kBadArguments);
+  // The parent "/p/" does not exist: ZooKeeper checks it before the path.
+  EXPECT_EQ(h_.Err(Create("/p//x")), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(Create("/p/./x")), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(Create("/p/.")), ZkError::kBadArguments);
+  // Parent checked before the full path: "/q/" with no /q is NONODE.
+  EXPECT_EQ(h_.Err(Create("/q/")), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(Create("/p/")), ZkError::kBadArguments);
+  EXPECT_EQ(h_.Err(Create("/p/x", "", 7)), ZkError::kBadArguments);
+  EXPECT_EQ(h_.Err(Create("/p/x", "", -1)), ZkError::kBadArguments);
+  CreateRequest bad_acl = Create("/p/x");
+  bad_acl.acl = {};
+  EXPECT_EQ(h_.Err(bad_acl), ZkError::kInvalidAcl);
+  bad_acl.acl = {MakeAcl(31, "world", "nobody")};
+  EXPECT_EQ(h_.Err(bad_acl), ZkError::kInvalidAcl);
+  bad_acl.acl = {MakeAcl(31, "auth", "")};
+  EXPECT_EQ(h_.Err(bad_acl), ZkError::kInvalidAcl);
+  // INVALIDACL is decided before NONODE.
+  bad_acl.path = "/missing/x";
+  EXPECT_EQ(h_.Err(bad_acl), ZkError::kInvalidAcl);
+  // TTL without extended types: UNIMPLEMENTED first.
+  CreateRequest ttl = Create("/p/t", "", kPersistentWithTtl);
+  ttl.ttl_ms = 1000;
+  EXPECT_EQ(h_.Err(ttl), ZkError::kUnimplemented);
+  // A ttl on a non-TTL mode.
+  CreateRequest plain_ttl = Create("/p/t");
+  plain_ttl.ttl_ms = 5;
+  EXPECT_EQ(h_.Err(plain_ttl), ZkError::kBadArguments);
+  // Nothing above consumed a zxid or changed the parent.
+  EXPECT_EQ(h_.Node("/p").cversion, 0);
+  EXPECT_EQ(h_.txns().size(), 1u);
+}
+
+TEST_F(PrepApplyTest, CreateNoAuthOnParent) {
+  CreateRequest locked = Create("/locked");
+  locked.acl = {MakeAcl(perms::kRead, "world", "anyone")};
+  ASSERT_EQ(h_.Err(locked), ZkError::kOk);
+  EXPECT_EQ(h_.Err(Create("/locked/x")), ZkError::kNoAuth);
+  // NONODE of the parent beats NOAUTH; NOAUTH beats NODEEXISTS.
+  RequestContext super;
+  super.auth_ids = {{"super", ""}};
+  EXPECT_EQ(h_.Err(Create("/locked/x"), super), ZkError::kOk);
+  EXPECT_EQ(h_.Err(Create("/locked/x")), ZkError::kNoAuth);
+}
+
+TEST_F(PrepApplyTest, SequentialNamesFromParentCversion) {
+  ASSERT_EQ(h_.Err(Create("/q")), ZkError::kOk);
+  auto r1 = h_.Run(Create("/q/n-", "", kPersistentSequential));
+  ASSERT_EQ(r1.err, ZkError::kOk);
+  EXPECT_EQ(r1.txn->create().path(), "/q/n-0000000000");
+  ASSERT_EQ(h_.Err(Create("/q/other")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(DeleteRequest{"/q/other", -1}), ZkError::kOk);
+  // Deletes do not lower the persisted cversion.
+  auto r2 = h_.Run(Create("/q/", "", kPersistentSequential));
+  ASSERT_EQ(r2.err, ZkError::kOk);
+  EXPECT_EQ(r2.txn->create().path(), "/q/0000000002");
+  Znode q = h_.Node("/q");
+  EXPECT_EQ(q.cversion, 3);
+  EXPECT_EQ(q.num_children, 2);
+  EXPECT_EQ(ClientStat(q).cversion(), 4);  // 3 creates + 1 delete
+}
+
+TEST_F(PrepApplyTest, EphemeralsAndSessions) {
+  CreateRequest eph = Create("/e", "", kEphemeral);
+  EXPECT_EQ(h_.Err(eph), ZkError::kBadArguments);  // sessionless
+  RequestContext ghost;
+  ghost.session_id = 99;
+  EXPECT_EQ(h_.Err(eph, ghost), ZkError::kSessionExpired);
+  RequestContext s = SessionCtx(0x42);
+  ASSERT_EQ(h_.Err(eph, s), ZkError::kOk);
+  EXPECT_EQ(h_.Node("/e").ephemeral_owner, 0x42);
+  EXPECT_EQ(ClientStat(h_.Node("/e")).ephemeral_owner(), 0x42);
+  EXPECT_EQ(h_.Err(Create("/e/child")), ZkError::kNoChildrenForEphemerals);
+  ASSERT_EQ(h_.Err(Create("/d")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/d/e2", "", kEphemeralSequential), s), ZkError::kOk);
+  std::vector<std::string> paths;
+  ASSERT_TRUE(h_.db().ListEphemerals(0x42, &paths).ok());
+  EXPECT_THAT(paths, ElementsAre("/d/e20000000000", "/e"));
+  // Creating the same session twice is refused.
+  EXPECT_EQ(h_.Err(CreateSessionRequest{30000, "pw"}, s), ZkError::kBadArguments);
+
+  h_.triggers.clear();
+  auto close = h_.Run(CloseSessionRequest{}, s);
+  ASSERT_EQ(close.err, ZkError::kOk);
+  EXPECT_EQ(close.txn->close_session().deletes_size(), 2);
+  EXPECT_FALSE(h_.Exists("/e"));
+  EXPECT_FALSE(h_.Exists("/d/e20000000000"));
+  EXPECT_EQ(h_.Node("/d").num_children, 0);
+  paths.clear();
+  ASSERT_TRUE(h_.db().ListEphemerals(0x42, &paths).ok());
+  EXPECT_TRUE(paths.empty());
+  EXPECT_FALSE(h_.db().GetSession(0x42).ok());
+  EXPECT_EQ(h_.triggers.size(), 4u);  // 2 x (deleted + children changed)
+  EXPECT_EQ(h_.Err(CloseSessionRequest{}, s), ZkError::kSessionExpired);
+  EXPECT_EQ(h_.Err(eph, s), ZkError::kSessionExpired);
+}
+
+TEST_F(PrepApplyTest, ContainerAndTtl) {
+  EngineHarness ext(dir_.Sub("ext"), PrepOptions{.extended_types_enabled = true});
+  ASSERT_EQ(ext.Err(Create("/c", "", kContainer)), ZkError::kOk);
+  EXPECT_EQ(ext.Node("/c").ephemeral_owner, kContainerOwner);
+  EXPECT_EQ(ClientStat(ext.Node("/c")).ephemeral_owner(), 0);
+  ASSERT_EQ(ext.Err(Create("/c/kid")), ZkError::kOk);  // containers take kids
+  CreateRequest ttl = Create("/t", "", kPersistentWithTtl);
+  ttl.ttl_ms = 0;
+  EXPECT_EQ(ext.Err(ttl), ZkError::kBadArguments);
+  ttl.ttl_ms = int64_t{1} << 40;
+  EXPECT_EQ(ext.Err(ttl), ZkError::kBadArguments);
+  ttl.ttl_ms = 5000;
+  ASSERT_EQ(ext.Err(ttl), ZkError::kOk);
+  EXPECT_TRUE(IsTtlOwner(ext.Node("/t").ephemeral_owner));
+  EXPECT_EQ(TtlOfOwner(ext.Node("/t").ephemeral_owner), 5000);
+  EXPECT_EQ(ClientStat(ext.Node("/t")).ephemeral_owner(), 0);
+  // deleteContainer: only childless containers/TTL nodes.
+  EXPECT_EQ(ext.Err(DeleteContainerRequest{"/c"}), ZkError::kNotEmpty);
+  ASSERT_EQ(ext.Err(Create("/plain")), ZkError::kOk);
+  EXPECT_EQ(ext.Err(DeleteContainerRequest{"/plain"}), ZkError::kBadArguments);
+  EXPECT_EQ(ext.Err(DeleteContainerRequest{"/nope"}), ZkError::kNoNode);
+  ASSERT_EQ(ext.Err(DeleteRequest{"/c/kid", -1}), ZkError::kOk);
+  EXPECT_EQ(ext.Err(DeleteContainerRequest{"/c"}), ZkError::kOk);
+  EXPECT_EQ(ext.Err(DeleteContainerRequest{"/t"}), ZkError::kOk);
+  EXPECT_FALSE(ext.Exists("/c"));
+}
+
+TEST_F(PrepApplyTest, DeleteErrorsAndEffects) {
+  for (const char* p : {"/", "/zookeeper", "/zookeeper/quota",
+                        "/zookeeper/config", "bad", "/a/"}) {
+    EXPECT_EQ(h_.Err(DeleteRequest{p, -1}), ZkError::kBadArguments) << p;
+  }
+  EXPECT_EQ(h_.Err(DeleteRequest{"/no/such", -1}), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(DeleteRequest{"/nosuch", -1}), ZkError::kNoNode);
+  ASSERT_EQ(h_.Err(Create("/a")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/a/b")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(DeleteRequest{"/a", 5}), ZkError::kBadVersion);
+  EXPECT_EQ(h_.Err(DeleteRequest{"/a", 0}), ZkError::kNotEmpty);
+  const int32_t cversion_before = h_.Node("/a").cversion;
+  ASSERT_EQ(h_.Err(DeleteRequest{"/a/b", 0}), ZkError::kOk);
+  const int64_t zxid = h_.next_zxid() - 1;
+  Znode a = h_.Node("/a");
+  EXPECT_EQ(a.num_children, 0);
+  EXPECT_EQ(a.pzxid, zxid);
+  EXPECT_EQ(a.cversion, cversion_before);  // deletes leave cversion alone
+  EXPECT_LT(a.mzxid, zxid);
+  // NOAUTH: no DELETE permission on the parent.
+  CreateRequest locked = Create("/l");
+  locked.acl = {MakeAcl(perms::kAll & ~perms::kDelete, "world", "anyone")};
+  ASSERT_EQ(h_.Err(locked), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/l/x")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(DeleteRequest{"/l/x", -1}), ZkError::kNoAuth);
+  // NOAUTH on the parent is decided before NONODE of the node.
+  EXPECT_EQ(h_.Err(DeleteRequest{"/l/missing", -1}), ZkError::kNoAuth);
+}
+
+TEST_F(PrepApplyTest, SetDataErrorsAndEffects) {
+  EXPECT_EQ(h_.Err(SetDataRequest{"bad", "", -1}), ZkError::kBadArguments);
+  EXPECT_EQ(h_.Err(SetDataRequest{"/none", "", -1}), ZkError::kNoNode);
+  ASSERT_EQ(h_.Err(Create("/s", "v0")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/s/kid")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(SetDataRequest{"/s", "v1", 3}), ZkError::kBadVersion);
+  auto r = h_.Run(SetDataRequest{"/s", "value-1", 0});
+  ASSERT_EQ(r.err, ZkError::kOk);
+  const int64_t zxid = h_.next_zxid() - 1;
+  Znode s = h_.Node("/s");
+  EXPECT_EQ(s.data, "value-1");
+  EXPECT_EQ(s.version, 1);
+  EXPECT_EQ(s.mzxid, zxid);
+  EXPECT_EQ(s.mtime_ms, 1000 + zxid);
+  EXPECT_LT(s.czxid, zxid);
+  EXPECT_EQ(s.num_children, 1);  // untouched by the data patch
+  EXPECT_LT(s.pzxid, zxid);
+  // The txn carries the Stat a client gets back, equal to a fresh read.
+  EXPECT_EQ(r.txn->set_data().stat().SerializeAsString(),
+            ClientStat(s).SerializeAsString());
+  ASSERT_EQ(h_.Err(SetDataRequest{"/s", "", -1}), ZkError::kOk);
+  EXPECT_EQ(h_.Node("/s").version, 2);
+  CreateRequest ro = Create("/ro");
+  ro.acl = {MakeAcl(perms::kRead, "world", "anyone")};
+  ASSERT_EQ(h_.Err(ro), ZkError::kOk);
+  EXPECT_EQ(h_.Err(SetDataRequest{"/ro", "x", 99}), ZkError::kNoAuth);
+  EXPECT_EQ(h_.Err(SetDataRequest{"/zookeeper/config", "x", -1}),
+            ZkError::kNoAuth);
+}
+
+TEST_F(PrepApplyTest, VersionWrapsLikeJavaInt) {
+  ASSERT_EQ(h_.Err(Create("/w")), ZkError::kOk);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h_.Err(SetDataRequest{"/w", "", -1}), ZkError::kOk);
+  }
+  EXPECT_EQ(h_.Node("/w").version, 3);
+}
+
+TEST_F(PrepApplyTest, SetAclErrorsAndEffects) {
+  ASSERT_EQ(h_.Err(Create("/x", "d")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(SetAclRequest{"/x", {}, -1}), ZkError::kInvalidAcl);
+  EXPECT_EQ(h_.Err(SetAclRequest{"/none", OpenAclUnsafe(), -1}),
+            ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(SetAclRequest{"/none", {}, -1}), ZkError::kInvalidAcl);
+  EXPECT_EQ(h_.Err(SetAclRequest{"/x", OpenAclUnsafe(), 1}),
+            ZkError::kBadVersion);
+  const Znode before = h_.Node("/x");
+  const AclVector bob = {MakeAcl(perms::kAll, "digest", "bob:x")};
+  ASSERT_EQ(h_.Err(SetAclRequest{"/x", bob, 0}), ZkError::kOk);
+  Znode after = h_.Node("/x");
+  EXPECT_EQ(after.aversion, 1);
+  EXPECT_EQ(after.mzxid, before.mzxid);  // setACL does not touch mzxid
+  EXPECT_EQ(after.version, before.version);
+  EXPECT_EQ(after.data, "d");
+  auto acl = h_.db().GetAcl(after.acl_id);
+  ASSERT_TRUE(acl.ok());
+  ASSERT_EQ(acl->size(), 1u);
+  EXPECT_EQ((*acl)[0].id(), "bob:x");
+  // Now only bob may administer it.
+  EXPECT_EQ(h_.Err(SetAclRequest{"/x", OpenAclUnsafe(), -1}), ZkError::kNoAuth);
+  RequestContext as_bob;
+  as_bob.auth_ids = {{"digest", "bob:x"}};
+  EXPECT_EQ(h_.Err(SetAclRequest{"/x", OpenAclUnsafe(), -1}, as_bob),
+            ZkError::kOk);
+  // Identical ACL lists share one stored id.
+  ASSERT_EQ(h_.Err(Create("/y")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(SetAclRequest{"/y", bob, -1}), ZkError::kOk);
+  ASSERT_EQ(h_.Err(SetAclRequest{"/x", bob, -1}, as_bob), ZkError::kOk);
+  EXPECT_EQ(h_.Node("/x").acl_id, h_.Node("/y").acl_id);
+}
+
+TEST_F(PrepApplyTest, CheckErrors) {
+  ASSERT_EQ(h_.Err(Create("/c")), ZkError::kOk);
+  EXPECT_EQ(h_.Err(CheckRequest{"/none", -1}), ZkError::kNoNode);
+  EXPECT_EQ(h_.Err(CheckRequest{"/c", 1}), ZkError::kBadVersion);
+  EXPECT_EQ(h_.Err(CheckRequest{"/c", 0}), ZkError::kOk);
+  EXPECT_EQ(h_.Err(CheckRequest{"bad", 0}), ZkError::kBadArguments);
+  CreateRequest secret = Create("/sec");
+  secret.acl = {MakeAcl(perms::kAll, "digest", "bob:x")};
+  ASSERT_EQ(h_.Err(secret), ZkError::kOk);
+  EXPECT_EQ(h_.Err(CheckRequest{"/sec", 0}), ZkError::kNoAuth);
+}
+
+TEST_F(PrepApplyTest, MultiIsAllOrNothing) {
+  ASSERT_EQ(h_.Err(Create("/m", "0")), ZkError::kOk);
+  MultiRequest bad;
+  bad.ops = {SetDataRequest{"/m", "1", -1}, Create("/m"),
+             DeleteRequest{"/gone", -1}};
+  auto r = h_.Run(bad);
+  EXPECT_EQ(r.err, ZkError::kNodeExists);
+  EXPECT_FALSE(r.txn.has_value());
+  EXPECT_THAT(r.multi_errors,
+              ElementsAre(ZkError::kOk, ZkError::kNodeExists,
+                          ZkError::kRuntimeInconsistency));
+  EXPECT_EQ(h_.Node("/m").data, "0");
+  EXPECT_EQ(h_.prep().pending_count(), 0u);
+
+  // Ops see the effects of earlier ops of the same multi.
+  MultiRequest good;
+  good.ops = {Create("/m/a"), Create("/m/a/b", "x"), SetDataRequest{"/m/a/b", "y", 0},
+              CheckRequest{"/m/a/b", 1}, DeleteRequest{"/m/a/b", 1},
+              Create("/m/s-", "", kPersistentSequential),
+              Create("/m/s-", "", kPersistentSequential)};
+  auto g = h_.Run(good);
+  ASSERT_EQ(g.err, ZkError::kOk);
+  ASSERT_TRUE(g.txn.has_value());
+  EXPECT_EQ(g.txn->multi().ops(5).create().path(), "/m/s-0000000001");
+  EXPECT_EQ(g.txn->multi().ops(6).create().path(), "/m/s-0000000002");
+  EXPECT_TRUE(h_.Exists("/m/a"));
+  EXPECT_FALSE(h_.Exists("/m/a/b"));
+  EXPECT_EQ(h_.Node("/m").num_children, 3);
+  EXPECT_EQ(h_.Node("/m/a").num_children, 0);
+  EXPECT_EQ(h_.Node("/m/a").cversion, 1);
+  // All sub-ops share one zxid.
+  EXPECT_EQ(h_.Node("/m/a").czxid, h_.Node("/m/s-0000000002").czxid);
+}
+
+TEST_F(PrepApplyTest, PipelinedPrepSeesPendingChanges) {
+  // Prepare three dependent txns before applying any: the overlay must make
+  // each see its predecessors, and applying them later in order must work.
+  RequestContext ctx;
+  auto& prep = h_.prep();
+  const int64_t z = h_.next_zxid();
+  auto a = prep.Prepare(ctx, Create("/p"), z, 1);
+  auto b = prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 1, 2);
+  auto c = prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 2, 3);
+  auto dup = prep.Prepare(ctx, Create("/p"), z + 3, 4);
+  auto del = prep.Prepare(ctx, DeleteRequest{"/p", -1}, z + 3, 4);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && dup.ok() && del.ok());
+  EXPECT_EQ(dup->err, ZkError::kNodeExists);
+  EXPECT_EQ(del->err, ZkError::kNotEmpty);
+  EXPECT_EQ(b->txn->create().path(), "/p/q0000000000");
+  EXPECT_EQ(c->txn->create().path(), "/p/q0000000001");
+  EXPECT_FALSE(h_.Exists("/p"));  // nothing applied yet
+  ASSERT_TRUE(h_.db().Apply({*a->txn, *b->txn}, nullptr).ok());
+  prep.OnApplied(z + 1);
+  EXPECT_GT(prep.pending_count(), 0u);
+  ASSERT_TRUE(h_.db().Apply({*c->txn}, nullptr).ok());
+  prep.OnApplied(z + 2);
+  EXPECT_EQ(prep.pending_count(), 0u);
+  EXPECT_EQ(h_.Node("/p").num_children, 2);
+  EXPECT_EQ(h_.Node("/p").cversion, 2);
+  // Reset drops pending state of abandoned proposals.
+  auto x = prep.Prepare(ctx, Create("/abandoned"), z + 3, 5);
+  ASSERT_TRUE(x.ok() && x->txn);
+  prep.Reset();
+  auto again = prep.Prepare(ctx, Create("/abandoned"), z + 3, 5);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->err, ZkError::kOk);
+}
+
+TEST_F(PrepApplyTest, ApplyRejectsOldZxid) {
+  ASSERT_EQ(h_.Err(Create("/z")), ZkError::kOk);
+  Txn old = h_.txns().back();
+  EXPECT_FALSE(h_.db().Apply({old}, nullptr).ok());
+}
+
+TEST_F(PrepApplyTest, ReadsChildrenDescendantsAndReopen) {
+  ASSERT_EQ(h_.Err(Create("/r")), ZkError::kOk);
+  for (const char* p : {"/r/b", "/r/a", "/r/c", "/r/a/x", "/r/a/x/y", "/rr"}) {
+    ASSERT_EQ(h_.Err(Create(p)), ZkError::kOk) << p;
+  }
+  std::vector<std::string> kids;
+  ASSERT_TRUE(h_.db().ListChildren("/r", &kids).ok());
+  EXPECT_THAT(kids, ElementsAre("a", "b", "c"));
+  kids.clear();
+  ASSERT_TRUE(h_.db().ListChildren("/", &kids).ok());
+  EXPECT_THAT(kids, ElementsAre("r", "rr", "zookeeper"));
+  EXPECT_EQ(*h_.db().CountDescendants("/r"), 5);
+  EXPECT_EQ(*h_.db().CountDescendants("/r/a/x/y"), 0);
+  const int64_t applied = h_.db().last_applied_zxid();
+  h_.Reopen();
+  EXPECT_EQ(h_.db().last_applied_zxid(), applied);
+  EXPECT_EQ(h_.Node("/r").num_children, 3);
+  EXPECT_EQ(*h_.db().CountDescendants("/"), 3 + 7);
+}
+
+}  // namespace
+}  // namespace rockeeper::engine
