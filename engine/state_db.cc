@@ -547,6 +547,62 @@ absl::Status StateDb::SetEpochs(int64_t current_epoch, int64_t accepted_epoch) {
 int64_t StateDb::current_epoch() const { return current_epoch_.load(); }
 int64_t StateDb::accepted_epoch() const { return accepted_epoch_.load(); }
 
+namespace {
+
+// FNV-1a, 64 bit: stable across processes and builds.
+void HashBytes(uint64_t* h, absl::string_view bytes) {
+  for (unsigned char c : bytes) {
+    *h ^= c;
+    *h *= 0x100000001b3ULL;
+  }
+  // Separator so that ("ab","c") and ("a","bc") differ.
+  *h ^= 0xFF;
+  *h *= 0x100000001b3ULL;
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> StateDb::ComputeDigest() const {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (rocksdb::ColumnFamilyHandle* cf :
+       {znodes_, sessions_, ephemerals_, acls_}) {
+    HashBytes(&h, cf->GetName());
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      HashBytes(&h, absl::string_view(it->key().data(), it->key().size()));
+      absl::string_view value(it->value().data(), it->value().size());
+      if (cf == znodes_) {
+        // Normalize: the same node may be stored as a record or as a record
+        // plus merge patches, serialized in different field orders.
+        ZnodeRecord rec;
+        if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          return absl::DataLossError("bad znode record in digest");
+        }
+        HashBytes(&h, absl::StrCat(FromRecord(rec).czxid, "/",
+                                   rec.mzxid(), "/", rec.pzxid(), "/",
+                                   rec.ctime_ms(), "/", rec.mtime_ms(), "/",
+                                   rec.version(), "/", rec.cversion(), "/",
+                                   rec.aversion(), "/", rec.ephemeral_owner(),
+                                   "/", rec.num_children(), "/",
+                                   rec.acl_id()));
+        HashBytes(&h, rec.data());
+      } else {
+        HashBytes(&h, value);
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "digest");
+  }
+  for (const char* key : {kMetaNextAclId, kMetaLastAppliedZxid}) {
+    std::string v;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, key, &v);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "digest meta");
+    HashBytes(&h, key);
+    HashBytes(&h, v);
+  }
+  return h;
+}
+
 absl::Status StateDb::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;

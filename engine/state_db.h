@@ -133,6 +133,12 @@ class StateDb {
   int64_t accepted_epoch() const;
   std::string db_id() const { return db_id_; }
 
+  // A digest of the replicated state: every znode (decoded record), session,
+  // ephemeral, ACL list, next_acl_id and last_applied_zxid; not db_id or
+  // epochs. Two servers that applied the same txns have equal digests.
+  // Scans everything: for tests and verification tools, not hot paths.
+  absl::StatusOr<uint64_t> ComputeDigest() const;
+
   // Flushes memtables of all column families (atomically) to SST files.
   absl::Status Flush();
   rocksdb::DB* rocksdb() const { return db_.get(); }
