@@ -1,10 +1,12 @@
 #include "engine/prep.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "engine/path_utils.h"
+#include "engine/quota.h"
 
 namespace rockeeper::engine {
 namespace {
@@ -87,6 +89,14 @@ struct OpEnv {
   const PrepOptions& options;
   int64_t zxid;
   int64_t time_ms;
+  // Charges a change of node count / data bytes at `path` to its quota
+  // root; QUOTAEXCEEDED if that breaks an enforced hard limit.
+  std::function<OpResult(const std::string& path, int64_t count_delta,
+                         int64_t bytes_delta)>
+      charge;
+  // StatsTrack text of the current usage of the subtree at a quota root.
+  std::function<absl::StatusOr<std::string>(const std::string& root)>
+      initial_stats;
 
   bool Allowed(const AclVector& acl, int32_t perm) const {
     return options.skip_acl || HasPermission(acl, perm, ctx.auth_ids);
@@ -199,6 +209,14 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
   if (IsSessionOwner(parent->node.ephemeral_owner)) {
     return ZkError::kNoChildrenForEphemerals;
   }
+  OpResult charged = env.charge(path, 1, static_cast<int64_t>(req.data.size()));
+  if (!charged.ok() || *charged != ZkError::kOk) return charged;
+  std::string data = req.data;
+  if (auto root = QuotaRootOf(path, kQuotaStatsNode)) {
+    absl::StatusOr<std::string> usage = env.initial_stats(*root);
+    if (!usage.ok()) return usage.status();
+    data = *std::move(usage);
+  }
 
   int64_t owner = 0;
   if (ephemeral) owner = env.ctx.session_id;
@@ -216,11 +234,11 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
   child.node.czxid = child.node.mzxid = child.node.pzxid = env.zxid;
   child.node.ctime_ms = child.node.mtime_ms = env.time_ms;
   child.node.ephemeral_owner = owner;
-  child.node.data = req.data;
+  child.node.data = data;
   child.acl = acl;
 
   out->set_path(path);
-  out->set_data(req.data);
+  out->set_data(data);
   for (Acl& a : acl) *out->add_acl() = std::move(a);
   out->set_ephemeral_owner(owner);
   out->set_parent_cversion(parent_after.node.cversion);
@@ -240,6 +258,9 @@ OpResult RemoveNode(const OpEnv& env, const std::string& path,
   auto parent = scratch.Get(parent_path);
   if (!parent.ok()) return parent.status();
   if (!parent->exists) return ZkError::kNoNode;
+  OpResult charged =
+      env.charge(path, -1, -static_cast<int64_t>(node.data.size()));
+  if (!charged.ok()) return charged;
   auto parent_after = *std::move(parent);
   parent_after.node.num_children -= 1;
   parent_after.node.pzxid = env.zxid;
@@ -297,6 +318,11 @@ OpResult PrepSetData(const OpEnv& env, const SetDataRequest& req,
   if (!node.ok()) return node.status();
   if (!node->exists) return ZkError::kNoNode;
   if (!env.Allowed(node->acl, perms::kWrite)) return ZkError::kNoAuth;
+  OpResult charged = env.charge(
+      req.path, 0,
+      static_cast<int64_t>(req.data.size()) -
+          static_cast<int64_t>(node->node.data.size()));
+  if (!charged.ok() || *charged != ZkError::kOk) return charged;
   if (req.version != -1 && req.version != node->node.version) {
     return ZkError::kBadVersion;
   }
@@ -381,8 +407,24 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
                                           const WriteRequest& request,
                                           int64_t zxid, int64_t time_ms) {
   absl::MutexLock lock(&mu_);
-  const OpEnv env{ctx, options_, zxid, time_ms};
+  if (!quota_roots_loaded_) {
+    if (absl::Status s = LoadQuotaRoots(); !s.ok()) return s;
+  }
   Scratch scratch(this);
+  absl::flat_hash_set<std::string> touched_stats;
+  auto charge = [&](const std::string& path, int64_t count_delta,
+                    int64_t bytes_delta) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      -> OpResult {
+    return ChargeQuota(path, count_delta, bytes_delta, scratch, touched_stats);
+  };
+  auto initial_stats = [&](const std::string& root)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::string> {
+    absl::StatusOr<StateDb::Usage> usage = PendingAwareUsage(root);
+    if (absl::IsNotFound(usage.status())) return FormatStatsTrack({0, 0});
+    if (!usage.ok()) return usage.status();
+    return FormatStatsTrack({usage->count, usage->bytes});
+  };
+  const OpEnv env{ctx, options_, zxid, time_ms, charge, initial_stats};
   PrepOutcome outcome;
   Txn txn;
   auto* header = txn.mutable_header();
@@ -473,7 +515,19 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
     outcome.err = *result;
     return outcome;
   }
+  for (const std::string& stats_path : touched_stats) {
+    auto* update = txn.add_quota_updates();
+    update->set_path(stats_path);
+    update->set_data(scratch.nodes().at(stats_path).node.data);
+  }
   for (const auto& [path, view] : scratch.nodes()) {
+    if (auto root = QuotaRootOf(path, kQuotaLimitsNode)) {
+      if (view.exists) {
+        quota_roots_.insert(*root);
+      } else {
+        quota_roots_.erase(*root);
+      }
+    }
     pending_[path] = {zxid, view};
     pending_order_.emplace_back(zxid, path);
   }
@@ -483,6 +537,109 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
   }
   outcome.txn = std::move(txn);
   return outcome;
+}
+
+absl::Status Prep::LoadQuotaRoots() {
+  quota_roots_.clear();
+  // Walk /zookeeper/quota (small: one node per quota'd path component).
+  std::vector<std::string> stack = {kQuotaRootPath};
+  while (!stack.empty()) {
+    const std::string path = std::move(stack.back());
+    stack.pop_back();
+    std::vector<std::string> kids;
+    if (absl::Status s = db_->ListChildren(path, &kids); !s.ok()) return s;
+    for (const std::string& kid : kids) {
+      std::string child = absl::StrCat(path, "/", kid);
+      if (auto root = QuotaRootOf(child, kQuotaLimitsNode)) {
+        quota_roots_.insert(*root);
+      }
+      stack.push_back(std::move(child));
+    }
+  }
+  // Pending creates/deletes of limits nodes override the committed view.
+  for (const auto& [path, entry] : pending_) {
+    if (auto root = QuotaRootOf(path, kQuotaLimitsNode)) {
+      if (entry.second.exists) {
+        quota_roots_.insert(*root);
+      } else {
+        quota_roots_.erase(*root);
+      }
+    }
+  }
+  quota_roots_loaded_ = true;
+  return absl::OkStatus();
+}
+
+std::string Prep::MaxQuotaRoot(absl::string_view path) const {
+  if (quota_roots_.empty() || IsSameOrDescendant(path, kQuotaRootPath)) {
+    return "";
+  }
+  for (absl::string_view p = path; p.size() > 1; p = ParentPath(p)) {
+    if (quota_roots_.contains(p)) return std::string(p);
+  }
+  return "";
+}
+
+absl::StatusOr<StateDb::Usage> Prep::PendingAwareUsage(
+    absl::string_view root) const {
+  absl::StatusOr<StateDb::Usage> usage = db_->SubtreeUsage(root);
+  StateDb::Usage u;
+  if (usage.ok()) {
+    u = *usage;
+  } else if (!absl::IsNotFound(usage.status())) {
+    return usage.status();
+  }
+  for (const auto& [path, entry] : pending_) {
+    if (!IsSameOrDescendant(path, root)) continue;
+    absl::StatusOr<Znode> committed = db_->GetZnode(path);
+    if (committed.ok()) {
+      u.count -= 1;
+      u.bytes -= static_cast<int64_t>(committed->data.size());
+    } else if (!absl::IsNotFound(committed.status())) {
+      return committed.status();
+    }
+    if (entry.second.exists) {
+      u.count += 1;
+      u.bytes += static_cast<int64_t>(entry.second.node.data.size());
+    }
+  }
+  if (u.count == 0) return absl::NotFoundError(root);
+  return u;
+}
+
+absl::StatusOr<ZkError> Prep::ChargeQuota(
+    const std::string& path, int64_t count_delta, int64_t bytes_delta,
+    Scratch& scratch, absl::flat_hash_set<std::string>& touched_stats) {
+  const std::string root = MaxQuotaRoot(path);
+  if (root.empty()) return ZkError::kOk;
+  const std::string stats_path = QuotaStatsPath(root);
+  absl::StatusOr<NodeView> stats = scratch.Get(stats_path);
+  if (!stats.ok()) return stats.status();
+  if (!stats->exists) return ZkError::kOk;
+  StatsTrack usage = ParseStatsTrack(stats->node.data).value_or(StatsTrack{0, 0});
+  if (options_.enforce_quota && (count_delta > 0 || bytes_delta > 0)) {
+    absl::StatusOr<NodeView> limits = scratch.Get(QuotaLimitsPath(root));
+    if (!limits.ok()) return limits.status();
+    const StatsTrack limit = limits->exists
+                                 ? ParseStatsTrack(limits->node.data)
+                                       .value_or(StatsTrack{})
+                                 : StatsTrack{};
+    if (count_delta > 0 && limit.count_hard_limit >= 0 &&
+        usage.count + count_delta > limit.count_hard_limit) {
+      return ZkError::kQuotaExceeded;
+    }
+    if (bytes_delta > 0 && limit.byte_hard_limit >= 0 &&
+        usage.bytes + bytes_delta > limit.byte_hard_limit) {
+      return ZkError::kQuotaExceeded;
+    }
+  }
+  usage.count += count_delta;
+  usage.bytes += bytes_delta;
+  NodeView after = *std::move(stats);
+  after.node.data = FormatStatsTrack({usage.count, usage.bytes});
+  scratch.Put(stats_path, std::move(after));
+  touched_stats.insert(stats_path);
+  return ZkError::kOk;
 }
 
 void Prep::OnApplied(int64_t zxid) {
@@ -504,6 +661,8 @@ void Prep::OnApplied(int64_t zxid) {
 
 void Prep::Reset() {
   absl::MutexLock lock(&mu_);
+  quota_roots_.clear();
+  quota_roots_loaded_ = false;
   pending_.clear();
   pending_sessions_.clear();
   pending_order_.clear();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -38,6 +39,10 @@ struct PrepOptions {
   bool extended_types_enabled = false;
   // zookeeper.skipACL: no permission checks at all. Default: false.
   bool skip_acl = false;
+  // zookeeper.enforceQuota: reject creates and setData that would exceed a
+  // hard quota limit with QUOTAEXCEEDED. Default: false (usage is still
+  // tracked in the zookeeper_stats nodes).
+  bool enforce_quota = false;
 };
 
 struct PrepOutcome {
@@ -78,6 +83,22 @@ class Prep {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<std::string>> EphemeralsOf(int64_t session_id)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Quota roots: paths that have a zookeeper_limits node (committed or
+  // pending). Loaded from the DB on first use and after Reset().
+  absl::Status LoadQuotaRoots() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The deepest quota root at or above `path`; empty if none.
+  std::string MaxQuotaRoot(absl::string_view path) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Usage of the subtree at `root`: committed state plus pending changes.
+  absl::StatusOr<StateDb::Usage> PendingAwareUsage(absl::string_view root)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Charges a count/bytes change at `path` to its deepest quota root's
+  // zookeeper_stats node (in `scratch`); QUOTAEXCEEDED if enforced hard
+  // limits would be broken.
+  absl::StatusOr<ZkError> ChargeQuota(
+      const std::string& path, int64_t count_delta, int64_t bytes_delta,
+      Scratch& scratch, absl::flat_hash_set<std::string>& touched_stats)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StateDb* db_;
   const PrepOptions options_;
@@ -91,6 +112,8 @@ class Prep {
       ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<int64_t, int64_t>> pending_session_order_
       ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> quota_roots_ ABSL_GUARDED_BY(mu_);
+  bool quota_roots_loaded_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // The Stat of a node right after `create` (for create2 responses).

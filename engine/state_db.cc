@@ -336,6 +336,36 @@ absl::StatusOr<int64_t> StateDb::CountDescendants(absl::string_view path) const 
   }
 }
 
+absl::StatusOr<StateDb::Usage> StateDb::SubtreeUsage(
+    absl::string_view path) const {
+  absl::StatusOr<Znode> self = GetZnode(path);
+  if (!self.ok()) return self.status();
+  Usage usage{1, static_cast<int64_t>(self->data.size())};
+  const int base_depth = PathDepth(path);
+  for (int level = 1;; ++level) {
+    const std::string prefix = DescendantPrefix(path, level);
+    std::string upper = prefix;
+    upper.back() = static_cast<char>(upper.back() + 1);  // prefix ends in '/'
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, znodes_));
+    int64_t at_level = 0;
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      ZnodeRecord rec;
+      if (!rec.ParseFromArray(it->value().data(),
+                              static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("bad znode record");
+      }
+      ++at_level;
+      usage.bytes += static_cast<int64_t>(rec.data().size());
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "subtree usage");
+    if (at_level == 0 || base_depth + level > 0xFFFF) return usage;
+    usage.count += at_level;
+  }
+}
+
 absl::Status StateDb::ListEphemerals(int64_t session_id,
                                      std::vector<std::string>* paths) const {
   const std::string prefix = EphemeralPrefix(session_id);
@@ -386,6 +416,11 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
     }
     last = txn.header().zxid();
     if (absl::Status s = ApplyOne(txn, &batch, triggers); !s.ok()) return s;
+    for (const auto& q : txn.quota_updates()) {
+      ZnodeRecord patch;
+      patch.set_data(q.data());
+      batch.Merge(znodes_, ZnodeKey(q.path()), patch.SerializeAsString());
+    }
   }
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(last));
   rocksdb::WriteOptions wo;

@@ -107,6 +107,14 @@ class StateDb {
                             std::vector<std::string>* names) const;
   // Number of descendants at any depth (getAllChildrenNumber).
   absl::StatusOr<int64_t> CountDescendants(absl::string_view path) const;
+  // Node count (the node itself plus all descendants) and total data bytes
+  // of the subtree at `path` (NotFound if it does not exist). Scans the
+  // subtree: for quota setup, not hot paths.
+  struct Usage {
+    int64_t count = 0;
+    int64_t bytes = 0;
+  };
+  absl::StatusOr<Usage> SubtreeUsage(absl::string_view path) const;
   // Full paths of the ephemerals owned by `session_id`, in byte order.
   absl::Status ListEphemerals(int64_t session_id,
                               std::vector<std::string>* paths) const;

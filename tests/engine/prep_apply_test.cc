@@ -2,7 +2,10 @@
 // effect on every stat field.
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "engine/prep.h"
+#include "engine/quota.h"
 #include "engine/state_db.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -385,6 +388,106 @@ TEST_F(PrepApplyTest, PipelinedPrepSeesPendingChanges) {
   auto again = prep.Prepare(ctx, Create("/abandoned"), z + 3, 5);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->err, ZkError::kOk);
+}
+
+// setquota as zkCli does it: the quota path nodes, then stats, then limits.
+void SetQuota(EngineHarness& h, const std::string& path,
+              const std::string& limits) {
+  std::string at = "/zookeeper/quota";
+  for (absl::string_view part : absl::StrSplit(path.substr(1), '/')) {
+    at += "/" + std::string(part);
+    ZkError e = h.Err(Create(at));
+    ASSERT_TRUE(e == ZkError::kOk || e == ZkError::kNodeExists);
+  }
+  ASSERT_EQ(h.Err(Create(at + "/zookeeper_stats", "count=0,bytes=0")),
+            ZkError::kOk);
+  ASSERT_EQ(h.Err(Create(at + "/zookeeper_limits", limits)), ZkError::kOk);
+}
+
+TEST_F(PrepApplyTest, QuotaStatsFollowEveryChange) {
+  ASSERT_EQ(h_.Err(Create("/app", "12345")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/app/a", "xy")), ZkError::kOk);
+  SetQuota(h_, "/app", "count=10,bytes=-1");
+  auto stats = [&] { return h_.Node("/zookeeper/quota/app/zookeeper_stats").data; };
+  // Initial usage counts the subtree, root included.
+  EXPECT_EQ(stats(), "count=2,bytes=7");
+  ASSERT_EQ(h_.Err(Create("/app/a/b", "abc")), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=3,bytes=10");
+  ASSERT_EQ(h_.Err(SetDataRequest{"/app", "1", -1}), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=3,bytes=6");
+  ASSERT_EQ(h_.Err(DeleteRequest{"/app/a/b", -1}), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=2,bytes=3");
+  // Outside the quota'd subtree: unchanged.
+  ASSERT_EQ(h_.Err(Create("/other", "zzzz")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/apple", "zzzz")), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=2,bytes=3");
+  // A multi charges every op; a failed multi charges nothing.
+  MultiRequest m;
+  m.ops = {Create("/app/m1", "a"), Create("/app/m2", "bb")};
+  ASSERT_EQ(h_.Err(m), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=4,bytes=6");
+  m.ops = {Create("/app/m3", "a"), Create("/app/m1")};
+  EXPECT_EQ(h_.Err(m), ZkError::kNodeExists);
+  EXPECT_EQ(stats(), "count=4,bytes=6");
+  // The stats node changes data only: no version bump.
+  EXPECT_EQ(h_.Node("/zookeeper/quota/app/zookeeper_stats").version, 0);
+  // Soft limits are not enforced.
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(h_.Err(Create(absl::StrCat("/app/s", i))), ZkError::kOk);
+  }
+  EXPECT_EQ(stats(), "count=12,bytes=6");
+  // Deleting the limits node ends tracking.
+  ASSERT_EQ(h_.Err(DeleteRequest{"/zookeeper/quota/app/zookeeper_limits", -1}),
+            ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/app/after")), ZkError::kOk);
+  EXPECT_EQ(stats(), "count=12,bytes=6");
+}
+
+TEST_F(PrepApplyTest, QuotaNestedRootsChargeTheDeepest) {
+  ASSERT_EQ(h_.Err(Create("/a")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/a/b")), ZkError::kOk);
+  SetQuota(h_, "/a", "count=100,bytes=-1");
+  SetQuota(h_, "/a/b", "count=100,bytes=-1");
+  ASSERT_EQ(h_.Err(Create("/a/b/c", "1234")), ZkError::kOk);
+  EXPECT_EQ(h_.Node("/zookeeper/quota/a/b/zookeeper_stats").data,
+            "count=2,bytes=4");
+  EXPECT_EQ(h_.Node("/zookeeper/quota/a/zookeeper_stats").data,
+            "count=2,bytes=0");
+}
+
+TEST_F(PrepApplyTest, HardQuotaEnforcedWhenEnabled) {
+  EngineHarness h(dir_.Sub("enforced"), PrepOptions{.enforce_quota = true});
+  ASSERT_EQ(h.Err(Create("/q")), ZkError::kOk);
+  SetQuota(h, "/q", "count=-1,bytes=-1,countHardLimit=3,byteHardLimit=10");
+  ASSERT_EQ(h.Err(Create("/q/1", "12345")), ZkError::kOk);
+  ASSERT_EQ(h.Err(Create("/q/2", "12345")), ZkError::kOk);
+  EXPECT_EQ(h.Err(Create("/q/3")), ZkError::kQuotaExceeded);
+  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", -1}), ZkError::kQuotaExceeded);
+  // QUOTAEXCEEDED comes before BADVERSION for setData.
+  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", 42}), ZkError::kQuotaExceeded);
+  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "1", -1}), ZkError::kOk);
+  ASSERT_EQ(h.Err(DeleteRequest{"/q/2", -1}), ZkError::kOk);
+  EXPECT_EQ(h.Err(Create("/q/3")), ZkError::kOk);
+  // Quota roots survive a restart of Prep (loaded from the DB).
+  h.Reopen();
+  EXPECT_EQ(h.Err(Create("/q/4")), ZkError::kQuotaExceeded);
+  EXPECT_EQ(h.Node("/zookeeper/quota/q/zookeeper_stats").data, "count=3,bytes=1");
+}
+
+TEST(StatsTrackTest, ParseAndFormat) {
+  auto s = ParseStatsTrack("count=5,bytes=-1,countHardLimit=9");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->count, 5);
+  EXPECT_EQ(s->bytes, -1);
+  EXPECT_EQ(s->count_hard_limit, 9);
+  EXPECT_EQ(s->byte_hard_limit, -1);
+  EXPECT_EQ(FormatStatsTrack(*s), "count=5,bytes=-1,countHardLimit=9");
+  EXPECT_FALSE(ParseStatsTrack("count=x").has_value());
+  EXPECT_FALSE(ParseStatsTrack("").has_value());
+  EXPECT_EQ(QuotaRootOf("/zookeeper/quota/a/b/zookeeper_limits", kQuotaLimitsNode),
+            "/a/b");
+  EXPECT_FALSE(QuotaRootOf("/zookeeper/quota/zookeeper_limits", kQuotaLimitsNode));
+  EXPECT_FALSE(QuotaRootOf("/a/zookeeper_limits", kQuotaLimitsNode));
 }
 
 TEST_F(PrepApplyTest, ApplyRejectsOldZxid) {
