@@ -130,4 +130,19 @@ absl::Status SnapshotStore::Restore(const std::string& snapshot_dir,
   return absl::OkStatus();
 }
 
+SnapshotScheduler::SnapshotScheduler(int64_t snap_count, uint64_t seed)
+    : snap_count_(std::max<int64_t>(snap_count, 2)) {
+  const int64_t half = snap_count_ / 2;
+  threshold_ = half + static_cast<int64_t>(seed % static_cast<uint64_t>(
+                                                       snap_count_ - half + 1));
+}
+
+bool SnapshotScheduler::OnApplied(int64_t txns) {
+  since_last_ += txns;
+  if (since_last_ < threshold_) return false;
+  since_last_ = 0;
+  threshold_ = snap_count_;
+  return true;
+}
+
 }  // namespace rockeeper::engine

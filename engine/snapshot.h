@@ -55,6 +55,24 @@ class SnapshotStore {
   std::string dir_;
 };
 
+// Decides when the apply thread takes a snapshot: every `snap_count` txns
+// (zoo.cfg snapCount, default 100000), with the first threshold drawn from
+// [snap_count/2, snap_count] as ZooKeeper does, so that servers of an
+// ensemble do not all snapshot at the same moment. Not thread-safe.
+class SnapshotScheduler {
+ public:
+  SnapshotScheduler(int64_t snap_count, uint64_t seed);
+  // Counts `txns` applied; true when a snapshot is due (the counter then
+  // restarts with a full snap_count).
+  bool OnApplied(int64_t txns);
+  int64_t threshold() const { return threshold_; }
+
+ private:
+  int64_t snap_count_;
+  int64_t threshold_;
+  int64_t since_last_ = 0;
+};
+
 }  // namespace rockeeper::engine
 
 #endif  // ROCKEEPER_ENGINE_SNAPSHOT_H_

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/keys.h"
@@ -93,6 +94,91 @@ bool IsSessionOwner(int64_t raw) {
   return raw != 0 && !IsContainerOwner(raw) && !IsTtlOwner(raw);
 }
 int64_t TtlOfOwner(int64_t raw) { return raw & ~kTtlOwnerMask; }
+
+namespace {
+
+absl::Status CheckPath(absl::string_view path, bool allow_root) {
+  if (!IsValidPath(path) || (!allow_root && path == "/")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("txn has invalid path \"", absl::CHexEscape(path), "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCreate(const record::v1::CreateTxn& c) {
+  if (absl::Status s = CheckPath(c.path(), false); !s.ok()) return s;
+  if (c.parent_num_children() < 1) {
+    return absl::InvalidArgumentError("create txn with parent_num_children < 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDelete(const record::v1::DeleteTxn& d) {
+  if (absl::Status s = CheckPath(d.path(), false); !s.ok()) return s;
+  if (d.parent_num_children() < 0) {
+    return absl::InvalidArgumentError("delete txn with parent_num_children < 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateTxn(const Txn& txn) {
+  if (txn.header().zxid() <= 0) {
+    return absl::InvalidArgumentError("txn zxid must be positive");
+  }
+  for (const auto& q : txn.quota_updates()) {
+    if (absl::Status s = CheckPath(q.path(), false); !s.ok()) return s;
+  }
+  switch (txn.body_case()) {
+    case Txn::kCreate:
+      return CheckCreate(txn.create());
+    case Txn::kDelete:
+      return CheckDelete(txn.delete_());
+    case Txn::kSetData:
+      return CheckPath(txn.set_data().path(), true);
+    case Txn::kSetAcl:
+      return CheckPath(txn.set_acl().path(), true);
+    case Txn::kCheck:
+      return CheckPath(txn.check().path(), true);
+    case Txn::kCreateSession:
+    case Txn::kError:
+      return absl::OkStatus();
+    case Txn::kCloseSession:
+      for (const auto& d : txn.close_session().deletes()) {
+        if (absl::Status s = CheckDelete(d); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    case Txn::kMulti:
+      for (const auto& op : txn.multi().ops()) {
+        absl::Status s = absl::OkStatus();
+        switch (op.body_case()) {
+          case record::v1::MultiOp::kCreate:
+            s = CheckCreate(op.create());
+            break;
+          case record::v1::MultiOp::kDelete:
+            s = CheckDelete(op.delete_());
+            break;
+          case record::v1::MultiOp::kSetData:
+            s = CheckPath(op.set_data().path(), true);
+            break;
+          case record::v1::MultiOp::kCheck:
+            s = CheckPath(op.check().path(), true);
+            break;
+          case record::v1::MultiOp::kError:
+            break;
+          case record::v1::MultiOp::BODY_NOT_SET:
+            s = absl::InvalidArgumentError("multi op without body");
+            break;
+        }
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    case Txn::BODY_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("txn without body");
+}
 
 Stat ClientStat(const Znode& n) {
   Stat s;
@@ -253,6 +339,7 @@ int64_t StateDb::InternAcl(const AclVector& acl, rocksdb::WriteBatch* batch) {
     return it->second;
   }
   const int64_t id = next_acl_id_++;
+  acl_ids_in_batch_.push_back(id);
   record::v1::AclList list;
   for (const Acl& a : acl) *list.add_acls() = a;
   batch->Put(acls_, AclKey(id), list.SerializeAsString());
@@ -260,6 +347,16 @@ int64_t StateDb::InternAcl(const AclVector& acl, rocksdb::WriteBatch* batch) {
   acl_id_by_fingerprint_[fp] = id;
   acl_by_id_[id] = acl;
   return id;
+}
+
+void StateDb::RollBackAcls() {
+  absl::MutexLock lock(&acl_mu_);
+  for (int64_t id : acl_ids_in_batch_) {
+    acl_id_by_fingerprint_.erase(AclListFingerprint(acl_by_id_[id]));
+    acl_by_id_.erase(id);
+    next_acl_id_ = std::min(next_acl_id_, id);
+  }
+  acl_ids_in_batch_.clear();
 }
 
 absl::StatusOr<AclVector> StateDb::GetAcl(int64_t acl_id) const {
@@ -409,13 +506,26 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   if (txns.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   int64_t last = last_applied_zxid();
+  {
+    absl::MutexLock lock(&acl_mu_);
+    acl_ids_in_batch_.clear();
+  }
+  const size_t triggers_before = triggers ? triggers->size() : 0;
+  auto fail = [&](absl::Status s) {
+    RollBackAcls();
+    if (triggers != nullptr) triggers->resize(triggers_before);
+    return s;
+  };
   for (const Txn& txn : txns) {
     if (txn.header().zxid() <= last) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "txn zxid ", txn.header().zxid(), " not after ", last));
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "txn zxid ", txn.header().zxid(), " not after ", last)));
     }
     last = txn.header().zxid();
-    if (absl::Status s = ApplyOne(txn, &batch, triggers); !s.ok()) return s;
+    if (absl::Status s = ValidateTxn(txn); !s.ok()) return fail(s);
+    if (absl::Status s = ApplyOne(txn, &batch, triggers); !s.ok()) {
+      return fail(s);
+    }
     for (const auto& q : txn.quota_updates()) {
       ZnodeRecord patch;
       patch.set_data(q.data());
@@ -426,7 +536,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;  // the txn log is the WAL
   rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) return FromRocks(s, "apply");
+  if (!s.ok()) return fail(FromRocks(s, "apply"));
   last_applied_zxid_.store(last, std::memory_order_release);
   return absl::OkStatus();
 }

@@ -63,6 +63,11 @@ struct Znode {
   std::string data;
 };
 
+// Checks that a Txn from the log or the network is well formed (body set,
+// valid paths, sane counts) before Apply touches the DB. InvalidArgument
+// names the problem. Semantics (does the parent exist?) are Prep's job.
+absl::Status ValidateTxn(const Txn& txn);
+
 // The Stat a client sees: cversion = 2*persisted - numChildren, and
 // ephemeralOwner 0 for container and TTL nodes.
 Stat ClientStat(const Znode& node);
@@ -157,7 +162,11 @@ class StateDb {
   absl::Status InitializeEmpty();
   absl::Status LoadAcls();
   // Returns the id of `acl`, allocating one (and adding it to `batch`) if new.
+  // New ids are recorded in `acl_ids_in_batch_` until the batch is written:
+  // a failed Apply forgets them (RollBackAcls) so no id stays cached that
+  // was never persisted.
   int64_t InternAcl(const AclVector& acl, rocksdb::WriteBatch* batch);
+  void RollBackAcls();
   absl::Status ApplyOne(const Txn& txn, rocksdb::WriteBatch* batch,
                         std::vector<WatchTrigger>* triggers);
   void ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
@@ -190,6 +199,7 @@ class StateDb {
   absl::flat_hash_map<std::string, int64_t> acl_id_by_fingerprint_
       ABSL_GUARDED_BY(acl_mu_);
   int64_t next_acl_id_ ABSL_GUARDED_BY(acl_mu_) = 1;
+  std::vector<int64_t> acl_ids_in_batch_ ABSL_GUARDED_BY(acl_mu_);
 };
 
 // Built-in nodes of a fresh tree, in creation order.

@@ -33,9 +33,9 @@ constexpr size_t kScanWindow = 1u << 20;
 constexpr size_t kIteratorWindow = 256u << 10;
 // At most this many candidate record positions are checksummed while looking
 // for a valid record after a bad one (a few seconds of work for adversarial
-// data; random garbage yields ~1 candidate per 100 bytes). Past it the damage
-// is conservatively classified as corruption: Open refuses rather than risks
-// dropping acknowledged records.
+// data; random garbage yields ~1 candidate per 100-200 bytes). Past it the
+// damage is conservatively classified as corruption: Open refuses rather than
+// risks dropping acknowledged records.
 constexpr uint64_t kResyncMaxCandidates = 4u << 20;
 // Checkpoint spacing of RegionCrc.
 constexpr uint64_t kCrcCheckpointBytes = 64;
@@ -244,7 +244,10 @@ class FileReader {
           path_, ": offset ", off,
           ": unexpected end of file (file shrank while reading?)"));
     }
-    if (buf_.size() > 4 * window_ && n <= window_) buf_.resize(window_);
+    if (buf_.size() > 4 * window_ && n <= window_) {  // after a big record
+      buf_.resize(window_);
+      buf_.shrink_to_fit();
+    }
     return std::string_view(buf_.data(), n);
   }
 
@@ -352,14 +355,8 @@ absl::StatusOr<Parsed> ParseRecord(FileReader& r, uint64_t off, uint64_t limit,
   const uint64_t avail = limit - off - kTxnLogRecordHeaderSize;
   p.zxid = zxid;
   p.length = length;
-  if (length == 0 && masked_crc == 0) {
-    if (zxid == 0) return p;  // kEnd: start of the zero-filled tail
-    p.kind = Parsed::kBad;
-    p.detail = absl::StrCat(
-        "corrupt record header (zero length and checksum, "
-        "zxid field ",
-        Zxid(zxid), ")");
-    return p;
+  if (length == 0 && masked_crc == 0 && zxid == 0) {
+    return p;  // kEnd: the start of the zero-filled tail
   }
   const uint32_t header_crc = Crc32c(header + 8, 8);
   if (length > max_record_bytes) {
@@ -493,9 +490,10 @@ absl::StatusOr<ResyncResult> FindValidRecordAfter(FileReader& r, uint64_t bad,
   res.nonzero_end = *nz_end;
   absl::StatusOr<uint64_t> first_nz = FirstNonZero(r, bad + 1, *nz_end);
   if (!first_nz.ok()) return first_nz.status();
-  // A record header has a non-zero byte among its first 8 bytes (length or
-  // checksum), so no record starts more than 7 bytes before a non-zero byte.
-  uint64_t p = std::max<uint64_t>(bad + 1, *first_nz >= 7 ? *first_nz - 7 : 0);
+  // A record header is not all zeros (zxid > 0), so no record starts more
+  // than 15 bytes before the first non-zero byte.
+  uint64_t p =
+      std::max<uint64_t>(bad + 1, *first_nz >= 15 ? *first_nz - 15 : 0);
   if (p >= *nz_end) return res;
   RegionCrc crc(r.fd(), r.path(), bad, *nz_end);
   absl::Status s = crc.Build(r);
@@ -507,7 +505,6 @@ absl::StatusOr<ResyncResult> FindValidRecordAfter(FileReader& r, uint64_t bad,
     const uint32_t length = GetLE32(h->data());
     const uint32_t masked_crc = GetLE32(h->data() + 4);
     const int64_t zxid = static_cast<int64_t>(GetLE64(h->data() + 8));
-    if (length == 0 && masked_crc == 0) continue;
     if (zxid <= prev_zxid || zxid <= 0) continue;
     // Any length that fits counts, even above max_record_bytes: a genuine
     // record must never be mistaken for garbage.

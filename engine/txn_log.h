@@ -29,13 +29,17 @@
 //     i64  zxid          > 0, greater than the previous record's
 //     u8   payload[length]
 //
-// A record header whose length and masked_crc are both 0 marks the end of the
-// segment (it is the start of the zero-filled preallocated tail); so does the
-// end of the file. Segments are extended in chunks of preallocate_bytes
-// (fallocate, or ftruncate where unsupported) so that most appends overwrite
-// already-allocated zeros and fdatasync does not have to update the file size.
-// When a segment is closed (the log rolls to a new one) it is truncated to its
-// last record; a zero tail left by a crash is still accepted.
+// A record header of 16 zero bytes (length 0, masked_crc 0, zxid 0) marks the
+// end of the segment: the start of the zero-filled preallocated tail. So does
+// the end of the file (a record's zxid is never 0, so its header never is).
+// Zeros are accepted as the end only if no valid record follows them.
+//
+// Segments are extended in chunks of preallocate_bytes (fallocate, or
+// ftruncate where unsupported) so that most appends overwrite allocated zeros
+// and fdatasync need not update the file size. A new segment is started when a
+// group commit would take the current one past segment_max_bytes (a larger
+// group still goes into one segment, alone); the finished segment is then
+// truncated to its last record (a zero tail left by a crash is accepted).
 //
 // Durability and recovery
 // -----------------------

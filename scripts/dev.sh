@@ -6,6 +6,8 @@
 #                             the unit tests again under ASan+UBSan (build-asan/)
 #   scripts/dev.sh run        deps + build + what runs today (see README.md)
 #   scripts/dev.sh bench      deps + build + the engine benchmarks
+#   scripts/dev.sh fuzz [s]   libFuzzer (clang) on every fuzz target, s seconds
+#                             each (default 60); crashes land in build-fuzz/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +16,14 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev)
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+FUZZ_TARGETS=(txn_log_fuzz record_fuzz)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 deps() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$p")
   done
@@ -58,5 +62,16 @@ case "${1:-test}" in
     deps; build build
     ./build/tests/bench/engine_bench
     ./build/tests/bench/txn_log_bench ;;
-  *) echo "usage: $0 deps|build|test|run|bench" >&2; exit 2 ;;
+  fuzz)
+    deps "${FUZZ_PACKAGES[@]}"
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROCKEEPER_FUZZ=ON \
+      -DROCKEEPER_BENCHMARKS=OFF >/dev/null
+    ninja -C build-fuzz -j "$JOBS" "${FUZZ_TARGETS[@]}"
+    for t in "${FUZZ_TARGETS[@]}"; do
+      mkdir -p "build-fuzz/corpus/$t"
+      (cd build-fuzz && "./tests/fuzz/$t" -max_total_time="${2:-60}" \
+        "corpus/$t" "../tests/fuzz/corpus/$t")
+    done ;;
+  *) echo "usage: $0 deps|build|test|run|bench|fuzz" >&2; exit 2 ;;
 esac

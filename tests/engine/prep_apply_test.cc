@@ -490,6 +490,63 @@ TEST(StatsTrackTest, ParseAndFormat) {
   EXPECT_FALSE(QuotaRootOf("/a/zookeeper_limits", kQuotaLimitsNode));
 }
 
+TEST_F(PrepApplyTest, FailedApplyLeavesNoTrace) {
+  RequestContext ctx;
+  CreateRequest f = Create("/f");
+  f.acl = {MakeAcl(perms::kAll, "digest", "new:acl")};  // a new ACL list
+  const int64_t z = h_.next_zxid();
+  auto out = h_.prep().Prepare(ctx, f, z, 1);
+  ASSERT_TRUE(out.ok() && out->txn);
+  Txn bad = *out->txn;
+  bad.mutable_header()->set_zxid(z + 1);
+  bad.mutable_create()->set_path("no-slash");
+  std::vector<WatchTrigger> triggers;
+  EXPECT_TRUE(absl::IsInvalidArgument(h_.db().Apply({*out->txn, bad}, &triggers)));
+  EXPECT_TRUE(triggers.empty());
+  EXPECT_EQ(h_.db().last_applied_zxid(), z - 1);
+  EXPECT_FALSE(h_.Exists("/f"));
+  // A different new ACL list now gets the id the failed batch had used, and
+  // the original list still gets a persisted id of its own.
+  CreateRequest g = Create("/g");
+  g.acl = {MakeAcl(perms::kAll, "digest", "other:acl")};
+  h_.prep().Reset();
+  ASSERT_EQ(h_.Err(g), ZkError::kOk);
+  ASSERT_EQ(h_.Err(f), ZkError::kOk);
+  h_.Reopen();
+  auto acl_f = h_.db().GetAcl(h_.Node("/f").acl_id);
+  auto acl_g = h_.db().GetAcl(h_.Node("/g").acl_id);
+  ASSERT_TRUE(acl_f.ok()) << acl_f.status();
+  ASSERT_TRUE(acl_g.ok()) << acl_g.status();
+  EXPECT_EQ((*acl_f)[0].id(), "new:acl");
+  EXPECT_EQ((*acl_g)[0].id(), "other:acl");
+}
+
+TEST(ValidateTxnTest, RejectsMalformedTxns) {
+  Txn t;
+  EXPECT_FALSE(ValidateTxn(t).ok());  // zxid 0, no body
+  t.mutable_header()->set_zxid(5);
+  EXPECT_FALSE(ValidateTxn(t).ok());  // no body
+  t.mutable_create()->set_path("/a");
+  t.mutable_create()->set_parent_num_children(1);
+  EXPECT_TRUE(ValidateTxn(t).ok());
+  t.mutable_create()->set_path("/");
+  EXPECT_FALSE(ValidateTxn(t).ok());
+  t.mutable_create()->set_path("/a/../b");
+  EXPECT_FALSE(ValidateTxn(t).ok());
+  t.mutable_create()->set_path("/a");
+  t.mutable_create()->set_parent_num_children(0);
+  EXPECT_FALSE(ValidateTxn(t).ok());
+  Txn m;
+  m.mutable_header()->set_zxid(6);
+  m.mutable_multi()->add_ops();
+  EXPECT_FALSE(ValidateTxn(m).ok());  // op without body
+  Txn d;
+  d.mutable_header()->set_zxid(7);
+  d.mutable_delete_()->set_path("/zookeeper");
+  d.mutable_delete_()->set_parent_num_children(-1);
+  EXPECT_FALSE(ValidateTxn(d).ok());
+}
+
 TEST_F(PrepApplyTest, ApplyRejectsOldZxid) {
   ASSERT_EQ(h_.Err(Create("/z")), ZkError::kOk);
   Txn old = h_.txns().back();

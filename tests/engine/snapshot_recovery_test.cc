@@ -93,6 +93,22 @@ TEST(SnapshotTest, CreateListRestorePurge) {
   EXPECT_EQ(list->front().zxid, zxids[2]);
 }
 
+TEST(SnapshotSchedulerTest, FirstThresholdIsRandomizedThenFull) {
+  for (uint64_t seed : {0u, 1u, 7u, 12345u}) {
+    SnapshotScheduler s(1000, seed);
+    EXPECT_GE(s.threshold(), 500);
+    EXPECT_LE(s.threshold(), 1000);
+    const int64_t first = s.threshold();
+    EXPECT_FALSE(s.OnApplied(first - 1));
+    EXPECT_TRUE(s.OnApplied(1));
+    EXPECT_EQ(s.threshold(), 1000);
+    EXPECT_FALSE(s.OnApplied(999));
+    EXPECT_TRUE(s.OnApplied(5));
+  }
+  EXPECT_NE(SnapshotScheduler(1000, 1).threshold(),
+            SnapshotScheduler(1000, 2).threshold());
+}
+
 TEST(RecoveryTest, ReplaysTheLogTailAfterLastApplied) {
   TempDir dir;
   std::vector<Txn> txns;
