@@ -1,0 +1,212 @@
+#include "replication/commit_pipeline.h"
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace rockeeper::replication {
+
+CommitPipeline::CommitPipeline(engine::TxnLog* log, engine::StateDb* db,
+                               engine::Prep* prep,
+                               engine::SnapshotStore* snapshots,
+                               CommitPipelineOptions options)
+    : log_(log),
+      db_(db),
+      prep_(prep),
+      snapshots_(snapshots),
+      options_(options),
+      scheduler_(options.snap_count > 0 ? options.snap_count : 2,
+                 std::random_device{}()) {
+  log_thread_ = std::thread([this] { LogLoop(); });
+  apply_thread_ = std::thread([this] { ApplyLoop(); });
+}
+
+CommitPipeline::~CommitPipeline() { Stop(); }
+
+void CommitPipeline::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (log_thread_.joinable()) log_thread_.join();
+  if (apply_thread_.joinable()) apply_thread_.join();
+}
+
+absl::Status CommitPipeline::health() const {
+  absl::MutexLock lock(&mu_);
+  return health_;
+}
+
+CommitPipeline::Stats CommitPipeline::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void CommitPipeline::Propose(Txn txn, CommitCallback done) {
+  Enqueue({std::move(txn), std::move(done), false});
+}
+
+void CommitPipeline::ProposeNoop(CommitCallback done) {
+  Enqueue({Txn(), std::move(done), true});
+}
+
+void CommitPipeline::Enqueue(Pending pending) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!health_.ok()) {
+      refused = health_;
+    } else if (stopping_) {
+      refused = absl::UnavailableError("commit pipeline stopped");
+    } else {
+      to_log_.push_back(std::move(pending));
+      return;
+    }
+  }
+  pending.done(refused, {});
+}
+
+void CommitPipeline::Poison(const absl::Status& error) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!health_.ok()) return;
+    health_ = error;
+  }
+  std::fprintf(stderr, "ERROR commit pipeline stopped: %s\n",
+               error.ToString().c_str());
+  // Proposals after the failure will never commit: forget their overlay.
+  prep_->Reset();
+}
+
+void CommitPipeline::LogLoop() {
+  std::vector<Pending> batch;
+  std::vector<std::string> payloads;
+  std::vector<engine::LogRecord> records;
+  for (;;) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return !p->to_log_.empty() || p->stopping_;
+          },
+          this));
+      if (to_log_.empty()) {
+        log_done_ = true;
+        return;
+      }
+      while (!to_log_.empty() && batch.size() < options_.max_batch_txns) {
+        batch.push_back(std::move(to_log_.front()));
+        to_log_.pop_front();
+      }
+    }
+    absl::Status status = health();
+    if (status.ok()) {
+      payloads.clear();
+      records.clear();
+      for (const Pending& p : batch) {
+        if (!p.noop) payloads.push_back(p.txn.SerializeAsString());
+      }
+      size_t next = 0;
+      for (const Pending& p : batch) {
+        if (!p.noop) records.push_back({p.txn.header().zxid(), payloads[next++]});
+      }
+      if (!records.empty()) status = log_->AppendBatch(records);
+      if (!status.ok()) Poison(status);
+    }
+    if (!status.ok()) {
+      for (Pending& p : batch) p.done(status, {});
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    ++stats_.log_batches;
+    for (Pending& p : batch) to_apply_.push_back(std::move(p));
+  }
+}
+
+void CommitPipeline::ApplyLoop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return !p->to_apply_.empty() || p->log_done_;
+          },
+          this));
+      if (to_apply_.empty()) return;
+      while (!to_apply_.empty() && batch.size() < options_.max_batch_txns) {
+        batch.push_back(std::move(to_apply_.front()));
+        to_apply_.pop_front();
+      }
+    }
+    ApplyBatch(batch);
+  }
+}
+
+void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
+  std::vector<Txn> txns;
+  txns.reserve(batch.size());
+  for (Pending& p : batch) {
+    if (!p.noop) txns.push_back(std::move(p.txn));
+  }
+  std::vector<WatchTrigger> triggers;
+  // Durable txns are applied even after a later append failed: they are
+  // acknowledged by the log and recovery would apply them anyway.
+  absl::Status status =
+      txns.empty() ? absl::OkStatus() : db_->Apply(txns, &triggers);
+  if (!status.ok()) {
+    Poison(status);
+    for (Pending& p : batch) p.done(status, {});
+    return;
+  }
+  if (!txns.empty()) prep_->OnApplied(txns.back().header().zxid());
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.txns_applied += txns.size();
+    if (!txns.empty()) ++stats_.apply_batches;
+  }
+  absl::flat_hash_map<int64_t, std::vector<WatchTrigger>> by_zxid;
+  for (WatchTrigger& t : triggers) by_zxid[t.zxid].push_back(std::move(t));
+  static const std::vector<WatchTrigger> kNone;
+  size_t next = 0;
+  for (Pending& p : batch) {
+    if (p.noop) {
+      p.done(absl::OkStatus(), kNone);
+      continue;
+    }
+    auto it = by_zxid.find(txns[next++].header().zxid());
+    p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second);
+  }
+  MaybeSnapshot(txns.size());
+}
+
+void CommitPipeline::MaybeSnapshot(size_t applied) {
+  if (snapshots_ == nullptr || options_.snap_count <= 0) return;
+  if (!scheduler_.OnApplied(static_cast<int64_t>(applied))) return;
+  // Between two applies on the apply thread: the checkpoint is exact.
+  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
+  if (!snap.ok()) {
+    std::fprintf(stderr, "WARN snapshot failed: %s\n",
+                 snap.status().ToString().c_str());
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.snapshots;
+  }
+  absl::StatusOr<int64_t> oldest = snapshots_->Purge(options_.snap_retain_count);
+  if (oldest.ok()) {
+    absl::StatusOr<int> purged = log_->PurgeBefore(*oldest + 1);
+    if (!purged.ok()) {
+      std::fprintf(stderr, "WARN log purge failed: %s\n",
+                   purged.status().ToString().c_str());
+    }
+  }
+}
+
+}  // namespace rockeeper::replication

@@ -1,0 +1,125 @@
+// CommitPipeline: the standalone write path after Prep (a quorum of one).
+//
+//   Propose(txn) --> [log thread]  AppendBatch: one write + one fdatasync for
+//                                   every txn that arrived during the previous
+//                                   sync (group commit)
+//                --> [apply thread] StateDb::Apply of every durable txn in one
+//                                   WriteBatch, Prep::OnApplied, snapshots
+//                --> done(status, watch triggers) per txn, in zxid order
+//
+// Under ZAB the same two stages remain; between them the leader waits for a
+// quorum of ACKs (the log thread's durability is this server's ACK).
+//
+// Failure: a failed append or apply poisons the pipeline: the txn and every
+// later one complete with the error, Prep's overlay is reset, and later
+// Propose calls fail at once (the server must restart; recovery replays the
+// log). Acknowledged (done with OK) txns are durable in the log.
+//
+// Thread safety: Propose may be called from any thread, but the caller must
+// serialize Prep::Prepare + Propose so that txns arrive in zxid order.
+#ifndef ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
+#define ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/prep.h"
+#include "engine/snapshot.h"
+#include "engine/state_db.h"
+#include "engine/txn_log.h"
+
+namespace rockeeper::replication {
+
+using engine::Txn;
+using engine::WatchTrigger;
+
+// Called once per proposed txn, on the apply thread, after it is applied
+// (status OK) or failed. `triggers` are the watch events it fired.
+using CommitCallback =
+    std::function<void(const absl::Status& status,
+                       const std::vector<WatchTrigger>& triggers)>;
+
+struct CommitPipelineOptions {
+  // Most txns written with one fsync / applied in one WriteBatch.
+  // Default: 1000.
+  size_t max_batch_txns = 1000;
+  // Take a snapshot every snap_count applied txns (0 = never). Default:
+  // 100000, as ZooKeeper's snapCount.
+  int64_t snap_count = 100000;
+  // Snapshots kept by the purge after each snapshot (minimum 3). Default: 3.
+  int snap_retain_count = 3;
+};
+
+class CommitPipeline {
+ public:
+  // All pointers must outlive the pipeline. `snapshots` may be null.
+  CommitPipeline(engine::TxnLog* log, engine::StateDb* db, engine::Prep* prep,
+                 engine::SnapshotStore* snapshots,
+                 CommitPipelineOptions options);
+  // Stops (see Stop).
+  ~CommitPipeline();
+  CommitPipeline(const CommitPipeline&) = delete;
+  CommitPipeline& operator=(const CommitPipeline&) = delete;
+
+  // Queues `txn` (zxid greater than every earlier one). `done` runs later on
+  // the apply thread, or at once if the pipeline is stopped or poisoned.
+  void Propose(Txn txn, CommitCallback done);
+  // Queues a completion without a txn (a request that Prep refused): `done`
+  // runs after every txn proposed before it, so a session's requests
+  // complete in the order they were submitted.
+  void ProposeNoop(CommitCallback done);
+
+  // Completes everything already proposed, then stops both threads.
+  void Stop();
+
+  // OK, or the error that poisoned the pipeline.
+  absl::Status health() const;
+
+  struct Stats {
+    uint64_t txns_applied = 0;
+    uint64_t log_batches = 0;    // = fsync groups
+    uint64_t apply_batches = 0;  // = WriteBatches
+    uint64_t snapshots = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Pending {
+    Txn txn;
+    CommitCallback done;
+    bool noop = false;
+  };
+  void Enqueue(Pending pending);
+  void LogLoop();
+  void ApplyLoop();
+  void ApplyBatch(std::vector<Pending>& batch);
+  void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
+  void MaybeSnapshot(size_t applied);
+
+  engine::TxnLog* const log_;
+  engine::StateDb* const db_;
+  engine::Prep* const prep_;
+  engine::SnapshotStore* const snapshots_;
+  const CommitPipelineOptions options_;
+  engine::SnapshotScheduler scheduler_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> to_log_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> to_apply_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool log_done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status health_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread log_thread_;
+  std::thread apply_thread_;
+};
+
+}  // namespace rockeeper::replication
+
+#endif  // ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_

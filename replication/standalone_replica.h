@@ -1,0 +1,94 @@
+// StandaloneReplica: one server's whole write path with a quorum of one.
+// Opens (and recovers) the txn log, the state DB and the snapshots under the
+// data dirs, and turns submitted write requests into applied txns:
+//
+//   Submit --> zxid + Prep (under one mutex, so zxid order = prep order)
+//          --> CommitPipeline (group-committed log, batched apply)
+//          --> done(result) in submission order
+//
+// A request Prep refuses completes through the pipeline too (as a no-op), so
+// completions are in submission order whatever their outcome.
+//
+// Thread safety: Submit and the read accessors are thread-safe.
+#ifndef ROCKEEPER_REPLICATION_STANDALONE_REPLICA_H_
+#define ROCKEEPER_REPLICATION_STANDALONE_REPLICA_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/prep.h"
+#include "engine/snapshot.h"
+#include "engine/state_db.h"
+#include "engine/txn_log.h"
+#include "replication/commit_pipeline.h"
+
+namespace rockeeper::replication {
+
+struct StandaloneReplicaOptions {
+  // ZooKeeper's dataDir: the state DB (state/) and snapshots (snapshots/).
+  std::string data_dir;
+  // ZooKeeper's dataLogDir: txn log segments. Default (empty): data_dir.
+  std::string data_log_dir;
+  engine::PrepOptions prep;
+  CommitPipelineOptions pipeline;
+  // RocksDB tuning (path is set from data_dir).
+  engine::StateDbOptions state_db;
+  // Txn log preallocation chunk. Default: 64 MiB (preAllocSize).
+  uint64_t log_preallocate_bytes = 64u << 20;
+  // fdatasync the log before acknowledging (forceSync). Default: true.
+  bool force_sync = true;
+};
+
+struct SubmitResult {
+  // Non-OK: the txn could not be made durable or applied (I/O failure); the
+  // request's fate is unknown to the client (ZooKeeper: connection loss).
+  absl::Status status;
+  // Prep's verdict: err == kOk with the applied txn, or the ZooKeeper error
+  // (and per-op codes for a failed multi).
+  engine::PrepOutcome outcome;
+  // Watch events the txn fired.
+  std::vector<engine::WatchTrigger> triggers;
+};
+
+class StandaloneReplica {
+ public:
+  static absl::StatusOr<std::unique_ptr<StandaloneReplica>> Open(
+      const StandaloneReplicaOptions& options);
+  ~StandaloneReplica();
+
+  using Done = std::function<void(SubmitResult)>;
+  // `done` runs on the pipeline's apply thread (or at once when the replica
+  // is failed or stopped). Keep it short.
+  void Submit(const engine::RequestContext& ctx,
+              const engine::WriteRequest& request, Done done);
+
+  const engine::StateDb& db() const { return *db_; }
+  engine::StateDb& mutable_db() { return *db_; }
+  int64_t last_proposed_zxid() const;
+  CommitPipeline::Stats pipeline_stats() const { return pipeline_->stats(); }
+  absl::Status health() const { return pipeline_->health(); }
+  // Txns replayed from the log at Open.
+  int64_t recovered_txns() const { return recovered_txns_; }
+
+ private:
+  StandaloneReplica() = default;
+
+  std::unique_ptr<engine::TxnLog> log_;
+  std::unique_ptr<engine::StateDb> db_;
+  std::unique_ptr<engine::Prep> prep_;
+  std::unique_ptr<engine::SnapshotStore> snapshots_;
+  std::unique_ptr<CommitPipeline> pipeline_;
+  int64_t recovered_txns_ = 0;
+
+  mutable absl::Mutex submit_mu_;
+  int64_t next_zxid_ ABSL_GUARDED_BY(submit_mu_) = 1;
+};
+
+}  // namespace rockeeper::replication
+
+#endif  // ROCKEEPER_REPLICATION_STANDALONE_REPLICA_H_
