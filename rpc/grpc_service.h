@@ -1,0 +1,113 @@
+// The rockeeper.v1.Rockeeper gRPC service (proto/rockeeper/v1/rockeeper.proto)
+// over a StandaloneReplica: writes go through the replica's write path and
+// wait for their txn to apply; reads run on the state DB with ZooKeeper's
+// ACL checks. Sessions live in a SessionTracker; an expiry thread closes
+// sessions whose clients stopped heartbeating.
+//
+// Thread safety: gRPC calls handlers from its thread pool; all state is in
+// thread-safe members.
+#ifndef ROCKEEPER_RPC_GRPC_SERVICE_H_
+#define ROCKEEPER_RPC_GRPC_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "replication/standalone_replica.h"
+#include "rockeeper/v1/rockeeper.grpc.pb.h"
+#include "rpc/session_tracker.h"
+
+namespace rockeeper::rpc {
+
+struct ServiceOptions {
+  // This server's id (myid); 0 standalone. Default: 0.
+  int64_t server_id = 0;
+  // Negotiated session timeouts are clamped into [min, max]. Defaults: 2 and
+  // 20 ticks of 2000 ms.
+  int32_t min_session_timeout_ms = 4000;
+  int32_t max_session_timeout_ms = 40000;
+  // "super:<base64 sha1>": AddAuth digest with this identity becomes super.
+  // Default: empty (no super user).
+  std::string super_digest;
+  // Largest accepted znode data (jute.maxbuffer). Default: 1 MiB - 1.
+  size_t max_data_bytes = 0xFFFFF;
+  // How often expired sessions are looked for. Default: 500 ms.
+  absl::Duration expiry_interval = absl::Milliseconds(500);
+};
+
+class RockeeperService final : public v1::Rockeeper::Service {
+ public:
+  RockeeperService(replication::StandaloneReplica* replica,
+                   ServiceOptions options);
+  ~RockeeperService() override;
+
+  grpc::Status Connect(grpc::ServerContext*, const v1::ConnectRequest*,
+                       v1::ConnectResponse*) override;
+  grpc::Status Close(grpc::ServerContext*, const v1::CloseRequest*,
+                     v1::CloseResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override;
+  grpc::Status Create(grpc::ServerContext*, const v1::CreateRequest*,
+                      v1::CreateResponse*) override;
+  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
+                      v1::DeleteResponse*) override;
+  grpc::Status SetData(grpc::ServerContext*, const v1::SetDataRequest*,
+                       v1::SetDataResponse*) override;
+  grpc::Status SetAcl(grpc::ServerContext*, const v1::SetAclRequest*,
+                      v1::SetAclResponse*) override;
+  grpc::Status Multi(grpc::ServerContext*, const v1::MultiRequest*,
+                     v1::MultiResponse*) override;
+  grpc::Status Exists(grpc::ServerContext*, const v1::ExistsRequest*,
+                      v1::ExistsResponse*) override;
+  grpc::Status GetData(grpc::ServerContext*, const v1::GetDataRequest*,
+                       v1::GetDataResponse*) override;
+  grpc::Status GetChildren(grpc::ServerContext*, const v1::GetChildrenRequest*,
+                           v1::GetChildrenResponse*) override;
+  grpc::Status GetAcl(grpc::ServerContext*, const v1::GetAclRequest*,
+                      v1::GetAclResponse*) override;
+  grpc::Status MultiRead(grpc::ServerContext*, const v1::MultiReadRequest*,
+                         v1::MultiReadResponse*) override;
+  grpc::Status GetEphemerals(grpc::ServerContext*,
+                             const v1::GetEphemeralsRequest*,
+                             v1::GetEphemeralsResponse*) override;
+  grpc::Status GetAllChildrenNumber(grpc::ServerContext*,
+                                    const v1::GetAllChildrenNumberRequest*,
+                                    v1::GetAllChildrenNumberResponse*) override;
+  grpc::Status Sync(grpc::ServerContext*, const v1::SyncRequest*,
+                    v1::SyncResponse*) override;
+  grpc::Status AddAuth(grpc::ServerContext*, const v1::AddAuthRequest*,
+                       v1::AddAuthResponse*) override;
+  grpc::Status WhoAmI(grpc::ServerContext*, const v1::WhoAmIRequest*,
+                      v1::WhoAmIResponse*) override;
+
+  SessionTracker& sessions() { return sessions_; }
+
+ private:
+  struct Caller;
+  Caller ResolveCaller(grpc::ServerContext* context);
+  replication::SubmitResult SubmitAndWait(const engine::RequestContext& ctx,
+                                          const engine::WriteRequest& request);
+  // Fills `header` and returns the gRPC status for a write's result.
+  grpc::Status FinishWrite(const replication::SubmitResult& result,
+                           v1::ResponseHeader* header);
+  void FillHeader(engine::ZkError err, int64_t zxid,
+                  v1::ResponseHeader* header) const;
+  // NONODE / NOAUTH / BADARGUMENTS for a read of `path` needing `perm`.
+  engine::ZkError CheckRead(const std::string& path, int32_t perm,
+                            const engine::RequestContext& ctx,
+                            engine::Znode* node);
+  void ExpiryLoop();
+
+  replication::StandaloneReplica* const replica_;
+  const ServiceOptions options_;
+  SessionTracker sessions_;
+  absl::Notification stop_;
+  std::thread expiry_thread_;
+};
+
+}  // namespace rockeeper::rpc
+
+#endif  // ROCKEEPER_RPC_GRPC_SERVICE_H_

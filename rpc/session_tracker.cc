@@ -1,0 +1,84 @@
+#include "rpc/session_tracker.h"
+
+#include <random>
+
+#include "absl/time/clock.h"
+
+namespace rockeeper::rpc {
+
+SessionTracker::SessionTracker(int64_t server_id) {
+  const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  next_id_ = static_cast<int64_t>(((ms << 24) >> 8) |
+                                  (static_cast<uint64_t>(server_id) << 56));
+}
+
+int64_t SessionTracker::NextSessionId() {
+  absl::MutexLock lock(&mu_);
+  int64_t id = next_id_++;
+  if (id == INT64_MIN || id == 0) id = next_id_++;  // reserved markers
+  return id;
+}
+
+std::string SessionTracker::NewPassword() {
+  std::random_device rd;
+  std::string pw(16, '\0');
+  for (char& c : pw) c = static_cast<char>(rd());
+  return pw;
+}
+
+void SessionTracker::Add(int64_t id, int32_t timeout_ms, std::string password) {
+  absl::MutexLock lock(&mu_);
+  SessionInfo& s = sessions_[id];
+  s.id = id;
+  s.timeout_ms = timeout_ms;
+  s.password = std::move(password);
+  s.expires_at = absl::Now() + absl::Milliseconds(timeout_ms);
+}
+
+void SessionTracker::Remove(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  sessions_.erase(id);
+}
+
+bool SessionTracker::Touch(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  const absl::Time now = absl::Now();
+  if (now > it->second.expires_at) return false;  // already expired
+  it->second.expires_at = now + absl::Milliseconds(it->second.timeout_ms);
+  return true;
+}
+
+std::optional<SessionInfo> SessionTracker::Get(int64_t id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second;
+}
+
+void SessionTracker::AddAuth(int64_t id, engine::AuthId auth) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  for (const auto& a : it->second.auth_ids) {
+    if (a == auth) return;
+  }
+  it->second.auth_ids.push_back(std::move(auth));
+}
+
+std::vector<int64_t> SessionTracker::Expired(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<int64_t> out;
+  for (const auto& [id, s] : sessions_) {
+    if (now > s.expires_at) out.push_back(id);
+  }
+  return out;
+}
+
+size_t SessionTracker::size() const {
+  absl::MutexLock lock(&mu_);
+  return sessions_.size();
+}
+
+}  // namespace rockeeper::rpc

@@ -1,0 +1,204 @@
+// rockeeper: the server process.
+//
+//   rockeeper                      standalone, ./data, default ports
+//   rockeeper --config zoo.cfg     (or: rockeeper zoo.cfg)
+//   rockeeper status [--config zoo.cfg]
+//
+// Today the server speaks the gRPC API (rockeeper.v1) on grpcPort; the
+// ZooKeeper wire protocol on clientPort and quorum mode arrive with the
+// [wire] and [zab] issues.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "replication/standalone_replica.h"
+#include "rockeeper/v1/rockeeper.grpc.pb.h"
+#include "rpc/grpc_service.h"
+#include "server/config.h"
+
+namespace rockeeper::server {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+void Log(const char* level, const std::string& msg) {
+  const std::string ts =
+      absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::UTCTimeZone());
+  std::fprintf(stderr, "%s %s %s\n", ts.c_str(), level, msg.c_str());
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: rockeeper [--config zoo.cfg | zoo.cfg]\n"
+               "       rockeeper status [--config zoo.cfg | zoo.cfg]\n"
+               "       rockeeper version\n");
+  return 2;
+}
+
+// Parses [--config path | path]; empty path = defaults.
+bool ConfigPathFromArgs(int argc, char** argv, int first, std::string* path) {
+  for (int i = first; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" || arg == "-c") {
+      if (i + 1 >= argc) return false;
+      *path = argv[++i];
+    } else if (!arg.empty() && arg[0] != '-' && path->empty()) {
+      *path = arg;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
+  if (path.empty()) return DefaultStandaloneConfig();
+  absl::StatusOr<ServerConfig> cfg = LoadZooCfg(path);
+  if (!cfg.ok()) return cfg.status();
+  for (const std::string& w : cfg->warnings) Log("WARN", w);
+  return cfg;
+}
+
+std::string ConnectAddress(const ServerConfig& cfg) {
+  const std::string& a = cfg.grpc_port_address;
+  const std::string host = (a.empty() || a == "0.0.0.0") ? "127.0.0.1"
+                           : (a == "::")                 ? "[::1]"
+                                                         : a;
+  return absl::StrCat(host, ":", cfg.grpc_port);
+}
+
+int Status(const ServerConfig& cfg) {
+  std::printf("rockeeper %s\n", kVersion);
+  const std::string target = ConnectAddress(cfg);
+  std::printf("Client port found: %d. Client address: %s.\n", cfg.grpc_port,
+              target.substr(0, target.rfind(':')).c_str());
+  auto channel =
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = v1::Rockeeper::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ExistsRequest req;
+  req.set_path("/");
+  v1::ExistsResponse resp;
+  grpc::Status st = stub->Exists(&ctx, req, &resp);
+  if (!st.ok()) {
+    std::printf("Error contacting service. It is probably not running.\n");
+    std::fprintf(stderr, "%s\n", st.error_message().c_str());
+    return 1;
+  }
+  std::printf("Mode: standalone\n");
+  std::printf("Zxid: 0x%llx\n",
+              static_cast<unsigned long long>(resp.header().zxid()));
+  return 0;
+}
+
+int Serve(const ServerConfig& cfg) {
+  if (!cfg.standalone()) {
+    Log("ERROR",
+        "quorum configurations (server.N lines) need ZAB replication, which "
+        "is not implemented yet; remove the server.N lines to run standalone");
+    return 2;
+  }
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  replication::StandaloneReplicaOptions ro;
+  ro.data_dir = cfg.data_dir;
+  ro.data_log_dir = cfg.data_log_dir == cfg.data_dir ? "" : cfg.data_log_dir;
+  ro.prep.extended_types_enabled = cfg.extended_types_enabled;
+  ro.prep.skip_acl = cfg.skip_acl;
+  ro.prep.enforce_quota = cfg.enforce_quota;
+  ro.pipeline.snap_count = cfg.snap_count;
+  ro.pipeline.snap_retain_count =
+      static_cast<int>(cfg.autopurge_snap_retain_count);
+  ro.state_db.block_cache_bytes = static_cast<size_t>(cfg.block_cache_size_bytes);
+  ro.state_db.write_buffer_bytes =
+      static_cast<size_t>(cfg.write_buffer_size_bytes);
+  ro.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
+  ro.force_sync = cfg.force_sync;
+  absl::StatusOr<std::unique_ptr<replication::StandaloneReplica>> replica =
+      replication::StandaloneReplica::Open(ro);
+  if (!replica.ok()) {
+    Log("ERROR", absl::StrCat("cannot open data dir ", cfg.data_dir, ": ",
+                              replica.status().ToString()));
+    return 1;
+  }
+  Log("INFO", absl::StrFormat("data dir %s: zxid 0x%x, %d txns replayed",
+                              cfg.data_dir, (*replica)->db().last_applied_zxid(),
+                              (*replica)->recovered_txns()));
+
+  rpc::ServiceOptions so;
+  so.server_id = cfg.my_id;
+  so.min_session_timeout_ms = static_cast<int32_t>(cfg.min_session_timeout_ms);
+  so.max_session_timeout_ms = static_cast<int32_t>(cfg.max_session_timeout_ms);
+  so.super_digest = cfg.super_digest;
+  so.max_data_bytes = static_cast<size_t>(cfg.jute_max_buffer_bytes);
+  so.expiry_interval = absl::Milliseconds(std::max<int64_t>(cfg.tick_time_ms / 2, 10));
+  auto service = std::make_unique<rpc::RockeeperService>(replica->get(), so);
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string listen =
+      absl::StrCat(cfg.grpc_port_address == "::" ? "[::]" : cfg.grpc_port_address,
+                   ":", cfg.grpc_port);
+  int bound_port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
+                           &bound_port);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(cfg.jute_max_buffer_bytes + (64 << 10)));
+  builder.RegisterService(service.get());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    Log("ERROR", absl::StrCat("cannot listen on ", listen));
+    return 1;
+  }
+  Log("INFO", absl::StrCat("rockeeper ", kVersion,
+                           " standalone: gRPC on ", listen));
+  Log("WARN", absl::StrCat("the ZooKeeper wire protocol (clientPort ",
+                           cfg.client_port, ") is not implemented yet"));
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  Log("INFO", absl::StrCat("signal ", sig, ": shutting down"));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  service.reset();
+  replica->reset();
+  Log("INFO", "stopped");
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::string config_path;
+  if (argc >= 2 && std::strcmp(argv[1], "version") == 0) {
+    std::printf("rockeeper %s\n", kVersion);
+    return 0;
+  }
+  const bool status = argc >= 2 && std::strcmp(argv[1], "status") == 0;
+  if (!ConfigPathFromArgs(argc, argv, status ? 2 : 1, &config_path)) {
+    return Usage();
+  }
+  absl::StatusOr<ServerConfig> cfg = LoadConfig(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "rockeeper: %s\n", cfg.status().ToString().c_str());
+    return 2;
+  }
+  return status ? Status(*cfg) : Serve(*cfg);
+}
+
+}  // namespace
+}  // namespace rockeeper::server
+
+int main(int argc, char** argv) { return rockeeper::server::Main(argc, argv); }

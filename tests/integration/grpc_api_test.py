@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""Integration test: a real `rockeeper` process on loopback, driven through
+its gRPC API from Python (Debian's python3-grpcio; stubs generated here from
+proto/rockeeper/v1/rockeeper.proto with protoc and grpc_python_plugin).
+
+Usage: grpc_api_test.py --bin build/server/rockeeper --proto-dir proto
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ARGS = None
+pb = None
+rpc = None
+
+OK, NONODE, NOAUTH, BADVERSION, NOTEMPTY, NODEEXISTS = 0, -101, -102, -103, -111, -110
+BADARGUMENTS, SESSIONEXPIRED, NOCHILDRENFOREPHEMERALS = -8, -112, -108
+RUNTIMEINCONSISTENCY, AUTHFAILED, INVALIDACL = -2, -115, -114
+
+
+def generate_stubs(proto_dir, out_dir):
+    subprocess.run(
+        ["protoc", f"-I{proto_dir}", f"--python_out={out_dir}",
+         f"--grpc_python_out={out_dir}",
+         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+         os.path.join(proto_dir, "rockeeper/v1/rockeeper.proto")],
+        check=True)
+    sys.path.insert(0, out_dir)
+    global pb, rpc
+    from rockeeper.v1 import rockeeper_pb2, rockeeper_pb2_grpc  # noqa
+    pb, rpc = rockeeper_pb2, rockeeper_pb2_grpc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One rockeeper process with its own data dir and ports."""
+
+    def __init__(self, root, extra=""):
+        self.dir = root
+        self.port = free_port()
+        self.cfg = os.path.join(root, "zoo.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(f"tickTime=200\ndataDir={root}/data\n"
+                    f"clientPort={free_port()}\nclientPortAddress=127.0.0.1\n"
+                    f"grpcPort={self.port}\ngrpcPortAddress=127.0.0.1\n"
+                    f"admin.serverPort={free_port()}\n"
+                    f"admin.serverAddress=127.0.0.1\n"
+                    "snapCount=200\n" + extra)
+        self.proc = None
+        self.log = open(os.path.join(root, "server.log"), "ab")
+
+    def start(self):
+        self.proc = subprocess.Popen([ARGS.bin, "--config", self.cfg],
+                                     stdout=self.log, stderr=self.log)
+        channel = __import__("grpc").insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = rpc.RockeeperStub(channel)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("rockeeper exited: " + self.tail())
+            try:
+                self.stub.Exists(pb.ExistsRequest(path="/"), timeout=1)
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("rockeeper did not start: " + self.tail())
+
+    def tail(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Session:
+    def __init__(self, stub, timeout_ms=10000):
+        self.stub = stub
+        r = stub.Connect(pb.ConnectRequest(timeout_ms=timeout_ms))
+        assert r.header.err == OK, r
+        self.id, self.password, self.timeout_ms = r.session_id, r.password, r.timeout_ms
+        self.md = (("rk-session-id", str(self.id)),)
+
+    def __getattr__(self, name):
+        method = getattr(self.stub, name)
+        return lambda req: method(req, metadata=self.md, timeout=10)
+
+
+def poll(predicate, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class GrpcApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="rk-it-")
+        cls.server = Server(cls.root)
+        cls.server.start()
+        cls.s = cls.server.stub
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert rc == 0, f"clean shutdown expected, got {rc}"
+
+    def create(self, path, data=b"", mode=0, stub=None, **kw):
+        return (stub or self.s).Create(pb.CreateRequest(path=path, data=data, mode=mode, **kw))
+
+    def test_crud_versions_and_errors(self):
+        r = self.create("/crud", b"v0")
+        self.assertEqual(r.header.err, OK)
+        self.assertEqual(r.path, "/crud")
+        self.assertEqual(r.stat.czxid, r.header.zxid)
+        self.assertEqual(self.create("/crud").header.err, NODEEXISTS)
+        self.assertEqual(self.create("/nope/x").header.err, NONODE)
+        g = self.s.GetData(pb.GetDataRequest(path="/crud"))
+        self.assertEqual((g.data, g.stat.version, g.stat.data_length), (b"v0", 0, 2))
+        self.assertEqual(self.s.SetData(pb.SetDataRequest(path="/crud", data=b"v1", version=5)).header.err, BADVERSION)
+        sd = self.s.SetData(pb.SetDataRequest(path="/crud", data=b"v1", version=0))
+        self.assertEqual((sd.header.err, sd.stat.version), (OK, 1))
+        self.assertEqual(sd.stat.mzxid, sd.header.zxid)
+        self.create("/crud/kid")
+        self.assertEqual(self.s.Delete(pb.DeleteRequest(path="/crud")).header.err, NOTEMPTY)
+        ch = self.s.GetChildren(pb.GetChildrenRequest(path="/crud"))
+        self.assertEqual(list(ch.children), ["kid"])
+        self.assertEqual(ch.stat.num_children, 1)
+        self.assertEqual(self.s.Delete(pb.DeleteRequest(path="/crud/kid", version=0)).header.err, OK)
+        self.assertEqual(self.s.Delete(pb.DeleteRequest(path="/crud")).header.err, OK)
+        e = self.s.Exists(pb.ExistsRequest(path="/crud"))
+        self.assertEqual((e.header.err, e.header.err_name), (NONODE, "NONODE"))
+
+    def test_bad_input_is_rejected_and_server_keeps_serving(self):
+        self.create("/ok")
+        # ZooKeeper checks the parent before the full path: a missing parent
+        # ("/a/." has parent "/a") is NONODE, an invalid name BADARGUMENTS.
+        for p in ["rel", "", "/a\x00b", "/.", "/..", "/ok/", "/ok/.", "/ok/.."]:
+            self.assertEqual(self.create(p).header.err, BADARGUMENTS, repr(p))
+        for p in ["/trail/", "/a//b", "/a/./b", "/a/../b"]:
+            self.assertEqual(self.create(p).header.err, NONODE, repr(p))
+        for p in ["rel", "/trail/", "/a//b", "/a/./b", "/a/../b", "/a\x00b", ""]:
+            self.assertEqual(self.s.GetData(pb.GetDataRequest(path=p)).header.err, BADARGUMENTS, repr(p))
+            self.assertEqual(self.s.Delete(pb.DeleteRequest(path=p)).header.err, BADARGUMENTS, repr(p))
+        grpc = __import__("grpc")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.create("/big", b"x" * (1 << 20))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.s.Multi(pb.MultiRequest(ops=[pb.MultiRequest.Op()]))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        r = self.s.Create(pb.CreateRequest(path="/x"), metadata=(("rk-session-id", "12345"),))
+        self.assertEqual(r.header.err, SESSIONEXPIRED)
+        self.assertEqual(self.s.Exists(pb.ExistsRequest(path="/x")).header.err, NONODE)
+        self.assertEqual(self.create("/after-bad-input").header.err, OK)
+
+    def test_sequential_names(self):
+        self.create("/seq")
+        names = [self.create("/seq/n-", mode=pb.PERSISTENT_SEQUENTIAL).path for _ in range(3)]
+        self.assertEqual(names, ["/seq/n-0000000000", "/seq/n-0000000001", "/seq/n-0000000002"])
+
+    def test_ephemerals_removed_on_close_and_on_expiry(self):
+        s = Session(self.s)
+        self.create("/eph")
+        r = s.Create(pb.CreateRequest(path="/eph/e1", mode=pb.EPHEMERAL))
+        self.assertEqual(r.header.err, OK)
+        self.assertEqual(r.stat.ephemeral_owner, s.id)
+        self.assertEqual(s.Create(pb.CreateRequest(path="/eph/e1/x")).header.err, NOCHILDRENFOREPHEMERALS)
+        self.assertEqual(list(s.GetEphemerals(pb.GetEphemeralsRequest()).paths), ["/eph/e1"])
+        self.assertEqual(self.create("/eph/e2", mode=pb.EPHEMERAL).header.err, BADARGUMENTS)  # sessionless
+        self.assertEqual(s.Close(pb.CloseRequest()).header.err, OK)
+        self.assertEqual(self.s.Exists(pb.ExistsRequest(path="/eph/e1")).header.err, NONODE)
+        self.assertEqual(s.Heartbeat(pb.HeartbeatRequest()).header.err, SESSIONEXPIRED)
+        # Expiry: minSessionTimeout is 2 ticks = 400 ms; stop heartbeating.
+        short = Session(self.s, timeout_ms=1)
+        self.assertEqual(short.timeout_ms, 400)
+        self.assertEqual(short.Create(pb.CreateRequest(path="/eph/e3", mode=pb.EPHEMERAL)).header.err, OK)
+        self.assertTrue(poll(lambda: self.s.Exists(pb.ExistsRequest(path="/eph/e3")).header.err == NONODE))
+        self.assertEqual(short.Heartbeat(pb.HeartbeatRequest()).header.err, SESSIONEXPIRED)
+        # Heartbeats keep a session alive well past its timeout.
+        live = Session(self.s, timeout_ms=400)
+        live.Create(pb.CreateRequest(path="/eph/live", mode=pb.EPHEMERAL))
+        end = time.time() + 1.5
+        while time.time() < end:
+            self.assertEqual(live.Heartbeat(pb.HeartbeatRequest()).header.err, OK)
+            time.sleep(0.1)
+        self.assertEqual(self.s.Exists(pb.ExistsRequest(path="/eph/live")).header.err, OK)
+        # Resume with id + password; a wrong password is refused.
+        r = self.s.Connect(pb.ConnectRequest(session_id=live.id, password=live.password))
+        self.assertEqual((r.header.err, r.session_id), (OK, live.id))
+        r = self.s.Connect(pb.ConnectRequest(session_id=live.id, password=b"wrong"))
+        self.assertEqual(r.header.err, SESSIONEXPIRED)
+
+    def test_multi_is_atomic(self):
+        self.create("/m", b"0")
+        bad = pb.MultiRequest(ops=[
+            pb.MultiRequest.Op(set_data=pb.SetDataRequest(path="/m", data=b"1")),
+            pb.MultiRequest.Op(create=pb.CreateRequest(path="/m")),
+            pb.MultiRequest.Op(delete=pb.DeleteRequest(path="/m/none"))])
+        r = self.s.Multi(bad)
+        self.assertEqual(r.header.err, NODEEXISTS)
+        self.assertEqual([x.err for x in r.results], [OK, NODEEXISTS, RUNTIMEINCONSISTENCY])
+        self.assertEqual(self.s.GetData(pb.GetDataRequest(path="/m")).data, b"0")
+        good = pb.MultiRequest(ops=[
+            pb.MultiRequest.Op(create=pb.CreateRequest(path="/m/a", data=b"x")),
+            pb.MultiRequest.Op(check=pb.CheckRequest(path="/m", version=0)),
+            pb.MultiRequest.Op(set_data=pb.SetDataRequest(path="/m", data=b"2", version=0))])
+        r = self.s.Multi(good)
+        self.assertEqual(r.header.err, OK)
+        self.assertEqual(r.results[0].path, "/m/a")
+        self.assertEqual(r.results[2].stat.version, 1)
+        self.assertEqual(r.results[0].stat.czxid, r.header.zxid)
+
+    def test_acl_denial_and_digest_auth(self):
+        s = Session(self.s)
+        self.assertEqual(s.AddAuth(pb.AddAuthRequest(scheme="digest", auth=b"bob:secret")).header.err, OK)
+        r = s.Create(pb.CreateRequest(path="/secret", data=b"s",
+                                      acl=[pb.Acl(perms=31, scheme="auth", id="")]))
+        self.assertEqual(r.header.err, OK)
+        self.assertEqual(self.s.GetData(pb.GetDataRequest(path="/secret")).header.err, NOAUTH)
+        self.assertEqual(self.s.SetData(pb.SetDataRequest(path="/secret", data=b"x")).header.err, NOAUTH)
+        self.assertEqual(s.GetData(pb.GetDataRequest(path="/secret")).data, b"s")
+        acl = self.s.GetAcl(pb.GetAclRequest(path="/secret"))
+        self.assertEqual(acl.header.err, NOAUTH)
+        acl = s.GetAcl(pb.GetAclRequest(path="/secret"))
+        self.assertEqual([(a.scheme, a.id) for a in acl.acl], [("digest", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=")])
+        self.assertEqual(s.AddAuth(pb.AddAuthRequest(scheme="kerberos", auth=b"x")).header.err, AUTHFAILED)
+        who = s.WhoAmI(pb.WhoAmIRequest())
+        self.assertIn(("digest", "bob"), [(c.auth_scheme, c.user) for c in who.client_info])
+        self.assertIn(("ip", "127.0.0.1"), [(c.auth_scheme, c.user) for c in who.client_info])
+        self.assertEqual(self.create("/w", acl=[pb.Acl(perms=31, scheme="world", id="x")]).header.err, INVALIDACL)
+
+    def test_counts_and_quota(self):
+        self.create("/q")
+        for i in range(5):
+            self.create(f"/q/{i}", b"ab")
+        self.assertEqual(self.s.GetAllChildrenNumber(pb.GetAllChildrenNumberRequest(path="/q")).total_number, 5)
+        self.create("/zookeeper/quota/q")
+        self.create("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0")
+        self.create("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1")
+        self.create("/q/5", b"abcd")
+        st = self.s.GetData(pb.GetDataRequest(path="/zookeeper/quota/q/zookeeper_stats"))
+        self.assertEqual(st.data, b"count=7,bytes=14")
+
+    def test_status_command(self):
+        out = subprocess.run([ARGS.bin, "status", "--config", self.server.cfg],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Mode: standalone", out.stdout)
+        self.assertIn(f"Client port found: {self.server.port}", out.stdout)
+
+
+class DurabilityTest(unittest.TestCase):
+    def test_acknowledged_writes_survive_kill9(self):
+        root = tempfile.mkdtemp(prefix="rk-kill-")
+        try:
+            server = Server(root)
+            for round_ in range(3):
+                server.start()
+                acked = {}
+                stop_after = 150 + 70 * round_
+                for i in range(stop_after):
+                    path = f"/k{round_}-{i}"
+                    r = server.stub.Create(pb.CreateRequest(path=path, data=str(i).encode()))
+                    self.assertEqual(r.header.err, OK)
+                    acked[path] = (str(i).encode(), r.stat.czxid)
+                    if i % 3 == 0:
+                        s = server.stub.SetData(pb.SetDataRequest(path=path, data=b"set"))
+                        acked[path] = (b"set", r.stat.czxid)
+                server.stop(signal.SIGKILL)
+                server.start()
+                for path, (data, czxid) in acked.items():
+                    g = server.stub.GetData(pb.GetDataRequest(path=path))
+                    self.assertEqual((g.header.err, g.data, g.stat.czxid), (OK, data, czxid), path)
+                    self.assertEqual(g.stat.version, 1 if data == b"set" else 0)
+                server.stop(signal.SIGKILL)
+            server.start()
+            self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--proto-dir", required=True)
+    ARGS, rest = parser.parse_known_args()
+    stubs = tempfile.mkdtemp(prefix="rk-stubs-")
+    try:
+        generate_stubs(ARGS.proto_dir, stubs)
+        unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    finally:
+        shutil.rmtree(stubs, ignore_errors=True)
