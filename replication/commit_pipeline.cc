@@ -12,12 +12,14 @@ namespace rockeeper::replication {
 CommitPipeline::CommitPipeline(engine::TxnLog* log, engine::StateDb* db,
                                engine::Prep* prep,
                                engine::SnapshotStore* snapshots,
-                               CommitPipelineOptions options)
+                               CommitPipelineOptions options,
+                               absl::Mutex* visibility_mu)
     : log_(log),
       db_(db),
       prep_(prep),
       snapshots_(snapshots),
       options_(options),
+      visibility_mu_(visibility_mu),
       scheduler_(options.snap_count > 0 ? options.snap_count : 2,
                  std::random_device{}()) {
   log_thread_ = std::thread([this] { LogLoop(); });
@@ -155,6 +157,13 @@ void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
     if (!p.noop) txns.push_back(std::move(p.txn));
   }
   std::vector<WatchTrigger> triggers;
+  if (visibility_mu_ != nullptr) visibility_mu_->Lock();
+  struct Unlock {
+    absl::Mutex* mu;
+    ~Unlock() {
+      if (mu != nullptr) mu->Unlock();
+    }
+  } unlock{visibility_mu_};
   // Durable txns are applied even after a later append failed: they are
   // acknowledged by the log and recovery would apply them anyway.
   absl::Status status =
@@ -181,6 +190,10 @@ void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
     }
     auto it = by_zxid.find(txns[next++].header().zxid());
     p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second);
+  }
+  if (unlock.mu != nullptr) {
+    unlock.mu->Unlock();
+    unlock.mu = nullptr;
   }
   MaybeSnapshot(txns.size());
 }

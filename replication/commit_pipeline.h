@@ -59,9 +59,13 @@ struct CommitPipelineOptions {
 class CommitPipeline {
  public:
   // All pointers must outlive the pipeline. `snapshots` may be null.
+  // `visibility_mu`, if not null, is held exclusively from the start of each
+  // Apply until the batch's callbacks have run: readers holding it shared
+  // never see a txn's effects without the callbacks' (watch events') effects.
   CommitPipeline(engine::TxnLog* log, engine::StateDb* db, engine::Prep* prep,
                  engine::SnapshotStore* snapshots,
-                 CommitPipelineOptions options);
+                 CommitPipelineOptions options,
+                 absl::Mutex* visibility_mu = nullptr);
   // Stops (see Stop).
   ~CommitPipeline();
   CommitPipeline(const CommitPipeline&) = delete;
@@ -107,6 +111,7 @@ class CommitPipeline {
   engine::Prep* const prep_;
   engine::SnapshotStore* const snapshots_;
   const CommitPipelineOptions options_;
+  absl::Mutex* const visibility_mu_;
   engine::SnapshotScheduler scheduler_;
 
   mutable absl::Mutex mu_;

@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<StandaloneReplica>> StandaloneReplica::Open(
       (fs::path(options.data_dir) / "snapshots").string());
   r->pipeline_ = std::make_unique<CommitPipeline>(
       r->log_.get(), r->db_.get(), r->prep_.get(), r->snapshots_.get(),
-      options.pipeline);
+      options.pipeline, &r->visibility_mu_);
   {
     absl::MutexLock lock(&r->submit_mu_);
     r->next_zxid_ =

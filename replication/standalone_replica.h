@@ -68,6 +68,10 @@ class StandaloneReplica {
               const engine::WriteRequest& request, Done done);
 
   const engine::StateDb& db() const { return *db_; }
+  // Held exclusively while a batch is applied and its Done callbacks run;
+  // hold it shared to read a state and the callbacks' side effects (watch
+  // events) consistently.
+  absl::Mutex& visibility_mutex() const { return visibility_mu_; }
   engine::StateDb& mutable_db() { return *db_; }
   int64_t last_proposed_zxid() const;
   CommitPipeline::Stats pipeline_stats() const { return pipeline_->stats(); }
@@ -85,6 +89,7 @@ class StandaloneReplica {
   std::unique_ptr<CommitPipeline> pipeline_;
   int64_t recovered_txns_ = 0;
 
+  mutable absl::Mutex visibility_mu_;
   mutable absl::Mutex submit_mu_;
   int64_t next_zxid_ ABSL_GUARDED_BY(submit_mu_) = 1;
 };

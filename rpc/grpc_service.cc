@@ -1,6 +1,9 @@
 #include "rpc/grpc_service.h"
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <cstdio>
 #include <memory>
 #include <utility>
@@ -104,6 +107,7 @@ void RockeeperService::ExpiryLoop() {
       sessions_.Remove(id);
       replication::SubmitResult r =
           SubmitAndWait(ctx, engine::CloseSessionRequest{});
+      EndSession(id, EventHub::End::kExpired);
       if (!r.status.ok()) {
         std::fprintf(stderr, "WARN expiring session 0x%llx: %s\n",
                      static_cast<unsigned long long>(id),
@@ -142,7 +146,14 @@ replication::SubmitResult RockeeperService::SubmitAndWait(
     replication::SubmitResult result;
   };
   auto waiter = std::make_shared<Waiter>();
-  replica_->Submit(ctx, request, [waiter](replication::SubmitResult r) {
+  replica_->Submit(ctx, request, [this, waiter](replication::SubmitResult r) {
+    // On the apply thread, under the replica's visibility mutex: events are
+    // queued before any reader can see the change.
+    for (const engine::WatchTrigger& t : r.triggers) {
+      for (const Notification& n : watches_.Trigger(t)) {
+        events_.Publish(n.session_id, n.type, n.path, t.zxid);
+      }
+    }
     waiter->result = std::move(r);
     waiter->done.Notify();
   });
@@ -150,9 +161,16 @@ replication::SubmitResult RockeeperService::SubmitAndWait(
   return std::move(waiter->result);
 }
 
+void RockeeperService::EndSession(int64_t session_id, EventHub::End why) {
+  watches_.RemoveSession(session_id);
+  events_.Close(session_id, why);
+}
+
 void RockeeperService::FillHeader(ZkError err, int64_t zxid,
+                                  int64_t session_id,
                                   v1::ResponseHeader* header) const {
   header->set_zxid(zxid);
+  if (session_id != 0) header->set_event_seq(events_.LastSeq(session_id));
   header->set_server_id(options_.server_id);
   header->set_err(static_cast<int32_t>(err));
   if (err != ZkError::kOk) {
@@ -161,7 +179,8 @@ void RockeeperService::FillHeader(ZkError err, int64_t zxid,
 }
 
 grpc::Status RockeeperService::FinishWrite(
-    const replication::SubmitResult& result, v1::ResponseHeader* header) {
+    const replication::SubmitResult& result, int64_t session_id,
+    v1::ResponseHeader* header) {
   if (!result.status.ok()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         std::string(result.status.message()));
@@ -169,7 +188,7 @@ grpc::Status RockeeperService::FinishWrite(
   const int64_t zxid = result.outcome.txn
                            ? result.outcome.txn->header().zxid()
                            : replica_->db().last_applied_zxid();
-  FillHeader(result.outcome.err, zxid, header);
+  FillHeader(result.outcome.err, zxid, session_id, header);
   return grpc::Status::OK;
 }
 
@@ -202,33 +221,35 @@ grpc::Status RockeeperService::Connect(grpc::ServerContext* context,
   const int32_t timeout =
       std::clamp(req->timeout_ms(), options_.min_session_timeout_ms,
                  options_.max_session_timeout_ms);
+  Caller caller;  // Connect names its session in the request, not metadata
+  caller.ctx.session_id = req->session_id();
   if (req->session_id() != 0) {  // resume
     std::optional<SessionInfo> s = sessions_.Get(req->session_id());
     if (!s || s->password != req->password() ||
         !sessions_.Touch(req->session_id())) {
-      FillHeader(ZkError::kSessionExpired, applied, resp->mutable_header());
+      FillHeader(ZkError::kSessionExpired, applied, caller.ctx.session_id, resp->mutable_header());
       return grpc::Status::OK;
     }
     resp->set_session_id(s->id);
     resp->set_password(s->password);
     resp->set_timeout_ms(s->timeout_ms);
-    FillHeader(ZkError::kOk, applied, resp->mutable_header());
+    FillHeader(ZkError::kOk, applied, caller.ctx.session_id, resp->mutable_header());
     return grpc::Status::OK;
   }
-  Caller caller = ResolveCaller(context);
+  (void)context;
   engine::RequestContext ctx;
   ctx.session_id = sessions_.NextSessionId();
+  caller.ctx.session_id = ctx.session_id;
   const std::string password = SessionTracker::NewPassword();
   replication::SubmitResult r =
       SubmitAndWait(ctx, engine::CreateSessionRequest{timeout, password});
-  grpc::Status st = FinishWrite(r, resp->mutable_header());
+  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (st.ok() && r.outcome.err == ZkError::kOk) {
     sessions_.Add(ctx.session_id, timeout, password);
     resp->set_session_id(ctx.session_id);
     resp->set_password(password);
     resp->set_timeout_ms(timeout);
   }
-  (void)caller;
   return st;
 }
 
@@ -238,12 +259,15 @@ grpc::Status RockeeperService::Close(grpc::ServerContext* context,
   Caller caller = ResolveCaller(context);
   if (caller.ctx.session_id == 0) {
     FillHeader(caller.err == ZkError::kOk ? ZkError::kBadArguments : caller.err,
-               replica_->db().last_applied_zxid(), resp->mutable_header());
+               replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
     return grpc::Status::OK;
   }
   sessions_.Remove(caller.ctx.session_id);
-  return FinishWrite(SubmitAndWait(caller.ctx, engine::CloseSessionRequest{}),
-                     resp->mutable_header());
+  grpc::Status st =
+      FinishWrite(SubmitAndWait(caller.ctx, engine::CloseSessionRequest{}),
+                  caller.ctx.session_id, resp->mutable_header());
+  EndSession(caller.ctx.session_id, EventHub::End::kClosed);
+  return st;
 }
 
 grpc::Status RockeeperService::Heartbeat(grpc::ServerContext* context,
@@ -254,7 +278,7 @@ grpc::Status RockeeperService::Heartbeat(grpc::ServerContext* context,
   if (err == ZkError::kOk && caller.ctx.session_id == 0) {
     err = ZkError::kBadArguments;
   }
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -263,7 +287,7 @@ grpc::Status RockeeperService::Heartbeat(grpc::ServerContext* context,
 #define RK_RESOLVE_OR_RETURN(caller, context, resp)                      \
   Caller caller = ResolveCaller(context);                                \
   if (caller.err != ZkError::kOk) {                                      \
-    FillHeader(caller.err, replica_->db().last_applied_zxid(),           \
+    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0,        \
                (resp)->mutable_header());                                \
     return grpc::Status::OK;                                             \
   }
@@ -277,7 +301,7 @@ grpc::Status RockeeperService::Create(grpc::ServerContext* context,
   }
   RK_RESOLVE_OR_RETURN(caller, context, resp);
   replication::SubmitResult r = SubmitAndWait(caller.ctx, ToCreate(*req));
-  grpc::Status st = FinishWrite(r, resp->mutable_header());
+  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (st.ok() && r.outcome.txn) {
     resp->set_path(r.outcome.txn->create().path());
     ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
@@ -295,8 +319,7 @@ grpc::Status RockeeperService::Delete(grpc::ServerContext* context,
       SubmitAndWait(caller.ctx,
                     engine::DeleteRequest{req->path(),
                                           VersionOrAny(req->has_version(),
-                                                       req->version())}),
-      resp->mutable_header());
+                                                       req->version())}), caller.ctx.session_id, resp->mutable_header());
 }
 
 grpc::Status RockeeperService::SetData(grpc::ServerContext* context,
@@ -311,7 +334,7 @@ grpc::Status RockeeperService::SetData(grpc::ServerContext* context,
       caller.ctx,
       engine::SetDataRequest{req->path(), req->data(),
                              VersionOrAny(req->has_version(), req->version())});
-  grpc::Status st = FinishWrite(r, resp->mutable_header());
+  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (st.ok() && r.outcome.txn) {
     ToApiStat(r.outcome.txn->set_data().stat(), resp->mutable_stat());
   }
@@ -329,7 +352,7 @@ grpc::Status RockeeperService::SetAcl(grpc::ServerContext* context,
   }
   set.version = VersionOrAny(req->has_version(), req->version());
   replication::SubmitResult r = SubmitAndWait(caller.ctx, set);
-  grpc::Status st = FinishWrite(r, resp->mutable_header());
+  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (st.ok() && r.outcome.txn) {
     ToApiStat(r.outcome.txn->set_acl().stat(), resp->mutable_stat());
   }
@@ -368,7 +391,7 @@ grpc::Status RockeeperService::Multi(grpc::ServerContext* context,
   }
   RK_RESOLVE_OR_RETURN(caller, context, resp);
   replication::SubmitResult r = SubmitAndWait(caller.ctx, multi);
-  grpc::Status st = FinishWrite(r, resp->mutable_header());
+  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (!st.ok()) return st;
   if (!r.outcome.txn) {
     for (ZkError e : r.outcome.multi_errors) {
@@ -392,20 +415,26 @@ grpc::Status RockeeperService::Multi(grpc::ServerContext* context,
 
 // --- Reads ----------------------------------------------------------------
 
-#define RK_NO_WATCH(req)                                                   \
-  if ((req)->watch()) {                                                    \
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,                   \
-                        "watches are not implemented yet");                \
+// Watches belong to a session: a sessionless read cannot set one.
+#define RK_WATCH_NEEDS_SESSION(req, caller)                                \
+  if ((req)->watch() && (caller).ctx.session_id == 0) {                    \
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,             \
+                        "watches need a session (metadata rk-session-id)"); \
   }
 
 grpc::Status RockeeperService::Exists(grpc::ServerContext* context,
                                       const v1::ExistsRequest* req,
                                       v1::ExistsResponse* resp) {
-  RK_NO_WATCH(req);
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  RK_WATCH_NEEDS_SESSION(req, caller);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   engine::Znode node;
   const ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  if (req->watch() && (err == ZkError::kOk || err == ZkError::kNoNode)) {
+    watches_.Add(caller.ctx.session_id, req->path(),
+                 err == ZkError::kOk ? WatchKind::kData : WatchKind::kExist);
+  }
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   if (err == ZkError::kOk) ToApiStat(engine::ClientStat(node), resp->mutable_stat());
   return grpc::Status::OK;
 }
@@ -413,11 +442,15 @@ grpc::Status RockeeperService::Exists(grpc::ServerContext* context,
 grpc::Status RockeeperService::GetData(grpc::ServerContext* context,
                                        const v1::GetDataRequest* req,
                                        v1::GetDataResponse* resp) {
-  RK_NO_WATCH(req);
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  RK_WATCH_NEEDS_SESSION(req, caller);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   engine::Znode node;
   const ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  if (req->watch() && err == ZkError::kOk) {
+    watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
+  }
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   if (err == ZkError::kOk) {
     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
     resp->set_data(std::move(node.data));
@@ -428,16 +461,20 @@ grpc::Status RockeeperService::GetData(grpc::ServerContext* context,
 grpc::Status RockeeperService::GetChildren(grpc::ServerContext* context,
                                            const v1::GetChildrenRequest* req,
                                            v1::GetChildrenResponse* resp) {
-  RK_NO_WATCH(req);
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  RK_WATCH_NEEDS_SESSION(req, caller);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   engine::Znode node;
   ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+  if (req->watch() && err == ZkError::kOk) {
+    watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
+  }
   std::vector<std::string> names;
   if (err == ZkError::kOk &&
       !replica_->db().ListChildren(req->path(), &names).ok()) {
     err = ZkError::kSystemError;
   }
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   if (err == ZkError::kOk) {
     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
     for (auto& n : names) resp->add_children(std::move(n));
@@ -449,11 +486,12 @@ grpc::Status RockeeperService::GetAcl(grpc::ServerContext* context,
                                       const v1::GetAclRequest* req,
                                       v1::GetAclResponse* resp) {
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   engine::Znode node;
   const ZkError err =
       CheckRead(req->path(), engine::perms::kRead | engine::perms::kAdmin,
                 caller.ctx, &node);
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   if (err != ZkError::kOk) return grpc::Status::OK;
   absl::StatusOr<engine::AclVector> acl = replica_->db().GetAcl(node.acl_id);
   if (!acl.ok()) {
@@ -479,6 +517,7 @@ grpc::Status RockeeperService::MultiRead(grpc::ServerContext* context,
                                          const v1::MultiReadRequest* req,
                                          v1::MultiReadResponse* resp) {
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   for (const auto& op : req->ops()) {
     auto* result = resp->add_results();
     engine::Znode node;
@@ -497,8 +536,7 @@ grpc::Status RockeeperService::MultiRead(grpc::ServerContext* context,
     result->set_err(static_cast<int32_t>(err));
     if (err == ZkError::kOk) ToApiStat(engine::ClientStat(node), result->mutable_stat());
   }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-             resp->mutable_header());
+  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -506,6 +544,7 @@ grpc::Status RockeeperService::GetEphemerals(
     grpc::ServerContext* context, const v1::GetEphemeralsRequest* req,
     v1::GetEphemeralsResponse* resp) {
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   std::vector<std::string> paths;
   if (caller.ctx.session_id != 0 &&
       !replica_->db().ListEphemerals(caller.ctx.session_id, &paths).ok()) {
@@ -517,8 +556,7 @@ grpc::Status RockeeperService::GetEphemerals(
       resp->add_paths(std::move(p));
     }
   }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-             resp->mutable_header());
+  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -526,6 +564,7 @@ grpc::Status RockeeperService::GetAllChildrenNumber(
     grpc::ServerContext* context, const v1::GetAllChildrenNumberRequest* req,
     v1::GetAllChildrenNumberResponse* resp) {
   RK_RESOLVE_OR_RETURN(caller, context, resp);
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
   engine::Znode node;
   ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
   if (err == ZkError::kOk) {
@@ -536,7 +575,7 @@ grpc::Status RockeeperService::GetAllChildrenNumber(
       err = ZkError::kSystemError;
     }
   }
-  FillHeader(err, replica_->db().last_applied_zxid(), resp->mutable_header());
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -549,7 +588,7 @@ grpc::Status RockeeperService::Sync(grpc::ServerContext* context,
   resp->set_path(req->path());
   FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
                                               : ZkError::kBadArguments,
-             replica_->db().last_applied_zxid(), resp->mutable_header());
+             replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -563,15 +602,13 @@ grpc::Status RockeeperService::AddAuth(grpc::ServerContext* context,
   }
   if (req->scheme() != "digest" ||
       req->auth().find(':') == std::string::npos) {
-    FillHeader(ZkError::kAuthFailed, replica_->db().last_applied_zxid(),
-               resp->mutable_header());
+    FillHeader(ZkError::kAuthFailed, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
     return grpc::Status::OK;
   }
   for (auto& id : engine::DigestAuthIds(req->auth(), options_.super_digest)) {
     sessions_.AddAuth(caller.ctx.session_id, std::move(id));
   }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-             resp->mutable_header());
+  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
   return grpc::Status::OK;
 }
 
@@ -585,8 +622,199 @@ grpc::Status RockeeperService::WhoAmI(grpc::ServerContext* context,
     info->set_user(id.scheme == "digest" ? id.id.substr(0, id.id.find(':'))
                                          : id.id);
   }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+// --- Watches ----------------------------------------------------------------
+
+grpc::Status RockeeperService::AddWatch(grpc::ServerContext* context,
+                                        const v1::AddWatchRequest* req,
+                                        v1::AddWatchResponse* resp) {
+  RK_RESOLVE_OR_RETURN(caller, context, resp);
+  if (caller.ctx.session_id == 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "watches need a session (metadata rk-session-id)");
+  }
+  ZkError err = ZkError::kOk;
+  if (!engine::IsValidPath(req->path())) {
+    err = ZkError::kBadArguments;
+  } else {
+    watches_.Add(caller.ctx.session_id, req->path(),
+                 req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
+                     ? WatchKind::kPersistentRecursive
+                     : WatchKind::kPersistent);
+  }
+  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
              resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status RockeeperService::RemoveWatches(
+    grpc::ServerContext* context, const v1::RemoveWatchesRequest* req,
+    v1::RemoveWatchesResponse* resp) {
+  RK_RESOLVE_OR_RETURN(caller, context, resp);
+  std::vector<WatchKind> kinds;
+  switch (req->type()) {
+    case v1::WATCHER_CHILDREN:
+      kinds = {WatchKind::kChild};
+      break;
+    case v1::WATCHER_DATA:
+      kinds = {WatchKind::kData, WatchKind::kExist};
+      break;
+    case v1::WATCHER_ANY:
+      kinds = {WatchKind::kChild, WatchKind::kData, WatchKind::kExist,
+               WatchKind::kPersistent, WatchKind::kPersistentRecursive};
+      break;
+    case v1::WATCHER_PERSISTENT:
+      kinds = {WatchKind::kPersistent};
+      break;
+    case v1::WATCHER_PERSISTENT_RECURSIVE:
+      kinds = {WatchKind::kPersistentRecursive};
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "unknown watcher type");
+  }
+  const int removed =
+      caller.ctx.session_id == 0
+          ? 0
+          : watches_.Remove(caller.ctx.session_id, req->path(), kinds);
+  FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
+             replica_->db().last_applied_zxid(), caller.ctx.session_id,
+             resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status RockeeperService::SetWatches(grpc::ServerContext* context,
+                                          const v1::SetWatchesRequest* req,
+                                          v1::SetWatchesResponse* resp) {
+  RK_RESOLVE_OR_RETURN(caller, context, resp);
+  const int64_t sid = caller.ctx.session_id;
+  if (sid == 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "watches need a session (metadata rk-session-id)");
+  }
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+  const int64_t rel = req->relative_zxid();
+  const engine::StateDb& db = replica_->db();
+  using engine::WatchEventType;
+  // As ZooKeeper's DataTree.setWatches: fire at once what changed after
+  // `rel`, register the rest. Made-up events carry zxid -1.
+  for (const std::string& path : req->data_watches()) {
+    absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+    if (!n.ok()) {
+      events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+    } else if (n->mzxid > rel) {
+      events_.Publish(sid, WatchEventType::kNodeDataChanged, path, -1);
+    } else {
+      watches_.Add(sid, path, WatchKind::kData);
+    }
+  }
+  for (const std::string& path : req->exist_watches()) {
+    if (db.GetZnode(path).ok()) {
+      events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
+    } else {
+      watches_.Add(sid, path, WatchKind::kExist);
+    }
+  }
+  for (const std::string& path : req->child_watches()) {
+    absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+    if (!n.ok()) {
+      events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+    } else if (n->pzxid > rel) {
+      events_.Publish(sid, WatchEventType::kNodeChildrenChanged, path, -1);
+    } else {
+      watches_.Add(sid, path, WatchKind::kChild);
+    }
+  }
+  for (const std::string& path : req->persistent_watches()) {
+    watches_.Add(sid, path, WatchKind::kPersistent);
+  }
+  for (const std::string& path : req->persistent_recursive_watches()) {
+    watches_.Add(sid, path, WatchKind::kPersistentRecursive);
+  }
+  FillHeader(ZkError::kOk, db.last_applied_zxid(), sid, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+namespace {
+
+v1::EventType ToApiEventType(engine::WatchEventType t) {
+  return static_cast<v1::EventType>(static_cast<int>(t));
+}
+
+v1::SessionMessage::State ToApiState(EventHub::End end) {
+  switch (end) {
+    case EventHub::End::kReplaced: return v1::SessionMessage::REPLACED;
+    case EventHub::End::kClosed: return v1::SessionMessage::CLOSED;
+    case EventHub::End::kExpired: return v1::SessionMessage::EXPIRED;
+    case EventHub::End::kNone: break;
+  }
+  return v1::SessionMessage::STATE_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::Status RockeeperService::Session(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::SessionMessage, v1::SessionRequest>* stream) {
+  v1::SessionRequest first;
+  if (!stream->Read(&first)) return grpc::Status::OK;
+  const int64_t sid = first.session_id();
+  std::optional<SessionInfo> info = sessions_.Get(sid);
+  v1::SessionMessage msg;
+  if (!info || info->password != first.password() || !sessions_.Touch(sid)) {
+    msg.set_state(v1::SessionMessage::EXPIRED);
+    stream->Write(msg);
+    return grpc::Status::OK;
+  }
+  const uint64_t token = events_.Attach(sid);
+  msg.set_state(v1::SessionMessage::CONNECTED);
+  if (!stream->Write(msg)) {
+    events_.Detach(sid, token);
+    return grpc::Status::OK;
+  }
+  // Pings arrive on their own thread; this one writes.
+  std::atomic<bool> reader_done{false};
+  std::thread reader([&] {
+    v1::SessionRequest req;
+    while (stream->Read(&req)) {
+      sessions_.Touch(sid);
+      if (req.ping()) events_.Ping(sid, token);
+    }
+    reader_done = true;
+    events_.Ping(sid, token);  // wake the writer
+  });
+  for (;;) {
+    EventHub::Batch batch = events_.Wait(sid, token, absl::Seconds(1));
+    bool ok = true;
+    for (const QueuedEvent& e : batch.events) {
+      v1::SessionMessage m;
+      auto* ev = m.mutable_event();
+      ev->set_seq(e.seq);
+      ev->set_type(ToApiEventType(e.type));
+      ev->set_path(e.path);
+      ev->set_zxid(e.zxid);
+      if (!(ok = stream->Write(m))) break;
+      events_.Ack(sid, e.seq);
+    }
+    if (ok && batch.pong && !reader_done) {
+      v1::SessionMessage m;
+      m.set_pong(true);
+      ok = stream->Write(m);
+    }
+    if (ok && batch.end != EventHub::End::kNone) {
+      v1::SessionMessage m;
+      m.set_state(ToApiState(batch.end));
+      stream->Write(m);
+      break;
+    }
+    if (!ok || reader_done || context->IsCancelled()) break;
+  }
+  context->TryCancel();  // unblocks the reader's Read
+  reader.join();
+  events_.Detach(sid, token);
   return grpc::Status::OK;
 }
 

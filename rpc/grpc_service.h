@@ -18,7 +18,9 @@
 #include "absl/time/time.h"
 #include "replication/standalone_replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
+#include "rpc/event_hub.h"
 #include "rpc/session_tracker.h"
+#include "rpc/watch_manager.h"
 
 namespace rockeeper::rpc {
 
@@ -82,8 +84,20 @@ class RockeeperService final : public v1::Rockeeper::Service {
                        v1::AddAuthResponse*) override;
   grpc::Status WhoAmI(grpc::ServerContext*, const v1::WhoAmIRequest*,
                       v1::WhoAmIResponse*) override;
+  grpc::Status AddWatch(grpc::ServerContext*, const v1::AddWatchRequest*,
+                        v1::AddWatchResponse*) override;
+  grpc::Status RemoveWatches(grpc::ServerContext*,
+                             const v1::RemoveWatchesRequest*,
+                             v1::RemoveWatchesResponse*) override;
+  grpc::Status SetWatches(grpc::ServerContext*, const v1::SetWatchesRequest*,
+                          v1::SetWatchesResponse*) override;
+  grpc::Status Session(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::SessionMessage, v1::SessionRequest>*)
+      override;
 
   SessionTracker& sessions() { return sessions_; }
+  const WatchManager& watches() const { return watches_; }
 
  private:
   struct Caller;
@@ -92,9 +106,11 @@ class RockeeperService final : public v1::Rockeeper::Service {
                                           const engine::WriteRequest& request);
   // Fills `header` and returns the gRPC status for a write's result.
   grpc::Status FinishWrite(const replication::SubmitResult& result,
-                           v1::ResponseHeader* header);
-  void FillHeader(engine::ZkError err, int64_t zxid,
+                           int64_t session_id, v1::ResponseHeader* header);
+  void FillHeader(engine::ZkError err, int64_t zxid, int64_t session_id,
                   v1::ResponseHeader* header) const;
+  // Forgets a closed or expired session's watches and ends its stream.
+  void EndSession(int64_t session_id, EventHub::End why);
   // NONODE / NOAUTH / BADARGUMENTS for a read of `path` needing `perm`.
   engine::ZkError CheckRead(const std::string& path, int32_t perm,
                             const engine::RequestContext& ctx,
@@ -104,6 +120,8 @@ class RockeeperService final : public v1::Rockeeper::Service {
   replication::StandaloneReplica* const replica_;
   const ServiceOptions options_;
   SessionTracker sessions_;
+  WatchManager watches_;
+  EventHub events_;
   absl::Notification stop_;
   std::thread expiry_thread_;
 };

@@ -578,11 +578,11 @@ absl::StatusOr<int64_t> Parser::Int(const Entry& e, int64_t min,
                                     int64_t max) const {
   const std::optional<int64_t> v = ParseInt64(e.value);
   if (!v) return BadValue(e, "not an integer");
-  if (*v < min || *v > max) {
-    if (min == 1 && max >= kInt32Max) return BadValue(e, "must be > 0");
-    if (min == 0 && max >= kInt32Max) return BadValue(e, "must be >= 0");
-    return BadValue(e, absl::StrCat("must be between ", min, " and ", max));
+  if (*v < min) {
+    return BadValue(e, min == 1 ? std::string("must be > 0")
+                                : absl::StrCat("must be >= ", min));
   }
+  if (*v > max) return BadValue(e, absl::StrCat("must be at most ", max));
   return *v;
 }
 
@@ -1201,19 +1201,27 @@ std::string FormatServerLine(const ServerLine& s) {
 }  // namespace
 
 std::string FormatZooCfg(const ServerConfig& cfg) {
-  // What ParseZooCfg would derive if a key were left out.
-  ServerConfig derived;
+  // A key is written if it was set, or if its value differs from what
+  // ParseZooCfg would use without it: the plain default, or for the keys of
+  // FillDerivedDefaults() the value derived from cfg's other fields.
+  const ServerConfig plain = DefaultStandaloneConfig();
+  ServerConfig derived = plain;
   derived.tick_time_ms = cfg.tick_time_ms;
   derived.data_dir = cfg.data_dir;
   derived.client_port_address = cfg.client_port_address;
   FillDerivedDefaults(derived);
+  auto is_derived = [](absl::string_view name) {
+    return name == "minSessionTimeout" || name == "maxSessionTimeout" ||
+           name == "dataLogDir" || name == "grpcPortAddress";
+  };
 
   std::string out = "# Written by rockeeper (FormatZooCfg).\n";
   for (const KeyDef& def : kKeys) {
     const std::string value = FormatValue(def, cfg);
+    const ServerConfig& reference = is_derived(def.name) ? derived : plain;
     const bool needed = cfg.IsSet(def.name) ||
-                        value != FormatValue(def, derived) ||
-                        def.name == std::string("dataDir");
+                        value != FormatValue(def, reference) ||
+                        def.name == absl::string_view("dataDir");
     if (needed) absl::StrAppend(&out, def.name, "=", EscapeValue(value), "\n");
   }
   for (const ServerLine& s : cfg.servers) {

@@ -274,6 +274,152 @@ class GrpcApiTest(unittest.TestCase):
         self.assertIn(f"Client port found: {self.server.port}", out.stdout)
 
 
+class EventStream:
+    """A session's Session stream, read on a background thread."""
+
+    def __init__(self, session):
+        import queue
+        import threading
+        self.requests = queue.Queue()
+        self.requests.put(pb.SessionRequest(session_id=session.id, password=session.password))
+        self.messages = []
+        self.lock = threading.Lock()
+        self.call = session.stub.Session(self._gen())
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _gen(self):
+        while True:
+            item = self.requests.get()
+            if item is None:
+                return
+            yield item
+
+    def _read(self):
+        try:
+            for m in self.call:
+                with self.lock:
+                    self.messages.append(m)
+        except Exception:
+            pass
+
+    def events(self):
+        with self.lock:
+            return [(m.event.seq, m.event.type, m.event.path) for m in self.messages
+                    if m.WhichOneof("message") == "event"]
+
+    def states(self):
+        with self.lock:
+            return [m.state for m in self.messages if m.WhichOneof("message") == "state"]
+
+    def close(self):
+        self.requests.put(None)
+        self.call.cancel()
+
+
+class WatchTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="rk-watch-")
+        cls.server = Server(cls.root)
+        cls.server.start()
+        cls.s = cls.server.stub
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def setUp(self):
+        self.a = Session(self.s)
+        self.stream = EventStream(self.a)
+        self.assertTrue(poll(lambda: pb.SessionMessage.CONNECTED in self.stream.states()))
+
+    def tearDown(self):
+        self.stream.close()
+
+    def wait_events(self, n):
+        self.assertTrue(poll(lambda: len(self.stream.events()) >= n), self.stream.events())
+        return self.stream.events()
+
+    def test_one_shot_watches_fire_once_in_order(self):
+        self.s.Create(pb.CreateRequest(path="/w1", data=b"0"))
+        g = self.a.GetData(pb.GetDataRequest(path="/w1", watch=True))
+        self.assertEqual(g.header.err, OK)
+        e = self.a.Exists(pb.ExistsRequest(path="/w1/new", watch=True))
+        self.assertEqual(e.header.err, NONODE)
+        c = self.a.GetChildren(pb.GetChildrenRequest(path="/w1", watch=True))
+        self.assertEqual(c.header.err, OK)
+        r = self.s.SetData(pb.SetDataRequest(path="/w1", data=b"1"))
+        self.s.SetData(pb.SetDataRequest(path="/w1", data=b"2"))  # no second event
+        self.s.Create(pb.CreateRequest(path="/w1/new"))
+        ev = self.wait_events(3)
+        self.assertEqual(ev[0], (1, pb.NODE_DATA_CHANGED, "/w1"))
+        self.assertEqual(sorted(ev[1:3]), sorted([(2, pb.NODE_CREATED, "/w1/new"),
+                                                   (3, pb.NODE_CHILDREN_CHANGED, "/w1")]) if ev[1][1] == pb.NODE_CREATED
+                         else sorted([(2, pb.NODE_CHILDREN_CHANGED, "/w1"), (3, pb.NODE_CREATED, "/w1/new")]))
+        # A later read by the watching session reports event_seq >= 3: the
+        # client must have seen the events before this data.
+        g = self.a.GetData(pb.GetDataRequest(path="/w1"))
+        self.assertEqual(g.data, b"2")
+        self.assertGreaterEqual(g.header.event_seq, 3)
+        self.s.SetData(pb.SetDataRequest(path="/w1", data=b"3"))
+        self.s.Create(pb.CreateRequest(path="/w1/other"))
+        time_limit = time.time() + 0.5
+        while time.time() < time_limit:  # bounded check that nothing else arrives
+            self.assertEqual(len(self.stream.events()), 3)
+            time.sleep(0.05)
+
+    def test_delete_fires_one_event_for_data_and_child_watch(self):
+        self.s.Create(pb.CreateRequest(path="/w2"))
+        self.a.GetData(pb.GetDataRequest(path="/w2", watch=True))
+        self.a.GetChildren(pb.GetChildrenRequest(path="/w2", watch=True))
+        d = self.s.Delete(pb.DeleteRequest(path="/w2"))
+        self.assertEqual(d.header.err, OK)
+        self.assertEqual(self.wait_events(1), [(1, pb.NODE_DELETED, "/w2")])
+
+    def test_persistent_recursive_and_remove(self):
+        self.s.Create(pb.CreateRequest(path="/w3"))
+        self.assertEqual(self.a.AddWatch(pb.AddWatchRequest(path="/w3", mode=pb.PERSISTENT_RECURSIVE_WATCH)).header.err, OK)
+        self.s.Create(pb.CreateRequest(path="/w3/a"))
+        self.s.Create(pb.CreateRequest(path="/w3/a/b"))
+        self.s.SetData(pb.SetDataRequest(path="/w3/a/b", data=b"x"))
+        self.s.SetData(pb.SetDataRequest(path="/w3/a/b", data=b"y"))
+        ev = self.wait_events(4)
+        self.assertEqual([e[1:] for e in ev], [(pb.NODE_CREATED, "/w3/a"), (pb.NODE_CREATED, "/w3/a/b"),
+                                                (pb.NODE_DATA_CHANGED, "/w3/a/b"), (pb.NODE_DATA_CHANGED, "/w3/a/b")])
+        self.assertEqual(self.a.RemoveWatches(pb.RemoveWatchesRequest(path="/w3", type=pb.WATCHER_PERSISTENT_RECURSIVE)).header.err, OK)
+        self.assertEqual(self.a.RemoveWatches(pb.RemoveWatchesRequest(path="/w3", type=pb.WATCHER_ANY)).header.err, -121)
+        w = self.s.Create(pb.CreateRequest(path="/w3/after"))
+        self.assertEqual(w.header.err, OK)
+        g = self.a.GetData(pb.GetDataRequest(path="/w3/after"))
+        self.assertEqual(g.header.event_seq, 4)
+        self.assertEqual(len(self.stream.events()), 4)
+
+    def test_set_watches_fires_missed_changes_and_close_ends_stream(self):
+        self.s.Create(pb.CreateRequest(path="/w4"))
+        before = self.s.Exists(pb.ExistsRequest(path="/w4")).header.zxid
+        self.s.SetData(pb.SetDataRequest(path="/w4", data=b"changed"))
+        r = self.a.SetWatches(pb.SetWatchesRequest(relative_zxid=before, data_watches=["/w4"],
+                                                   exist_watches=["/w4-missing"]))
+        self.assertEqual(r.header.err, OK)
+        self.assertEqual(self.wait_events(1), [(1, pb.NODE_DATA_CHANGED, "/w4")])
+        self.s.Create(pb.CreateRequest(path="/w4-missing"))
+        self.assertEqual(self.wait_events(2)[1], (2, pb.NODE_CREATED, "/w4-missing"))
+        grpc = __import__("grpc")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.s.GetData(pb.GetDataRequest(path="/w4", watch=True))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.a.Close(pb.CloseRequest())
+        self.assertTrue(poll(lambda: pb.SessionMessage.CLOSED in self.stream.states()))
+
+    def test_ephemeral_expiry_notifies_other_session(self):
+        short = Session(self.s, timeout_ms=400)
+        short.Create(pb.CreateRequest(path="/w5", mode=pb.EPHEMERAL))
+        self.a.Exists(pb.ExistsRequest(path="/w5", watch=True))
+        self.assertEqual(self.wait_events(1), [(1, pb.NODE_DELETED, "/w5")])
+
+
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill9(self):
         root = tempfile.mkdtemp(prefix="rk-kill-")

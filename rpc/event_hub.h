@@ -1,0 +1,84 @@
+// EventHub: per-session queues of watch events with sequence numbers, and
+// the attachment of each session's `Session` stream.
+//
+// Publish assigns the next seq (1, 2, ...) and queues the event; the
+// session's stream handler takes events with Wait and removes them with Ack
+// once written, so events survive a broken stream and go out on the next
+// one. A new Attach replaces the previous stream (its Wait reports
+// kReplaced). Close ends the stream with a final state and forgets the
+// session.
+//
+// Thread safety: all methods are thread-safe.
+#ifndef ROCKEEPER_RPC_EVENT_HUB_H_
+#define ROCKEEPER_RPC_EVENT_HUB_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/state_db.h"
+
+namespace rockeeper::rpc {
+
+struct QueuedEvent {
+  uint64_t seq;
+  engine::WatchEventType type;
+  std::string path;
+  int64_t zxid;
+};
+
+class EventHub {
+ public:
+  enum class End { kNone, kReplaced, kClosed, kExpired };
+
+  // Most events kept for a session with no stream reading them; beyond it
+  // the oldest are dropped (the client then sees a gap in seq and must treat
+  // its watches as lost). Default: 100000.
+  explicit EventHub(size_t max_queued_per_session = 100000)
+      : max_queued_(max_queued_per_session) {}
+
+  void Publish(int64_t session_id, engine::WatchEventType type,
+               const std::string& path, int64_t zxid);
+  // Seq of the last event published for the session (0 if none).
+  uint64_t LastSeq(int64_t session_id) const;
+
+  // Attaches a new stream; returns its token.
+  uint64_t Attach(int64_t session_id);
+  // The stream `token` ended (client gone); events stay queued.
+  void Detach(int64_t session_id, uint64_t token);
+  // Marks that the stream `token` owes the client a pong.
+  void Ping(int64_t session_id, uint64_t token);
+  struct Batch {
+    std::vector<QueuedEvent> events;  // in seq order, not yet acked
+    bool pong = false;
+    End end = End::kNone;
+  };
+  // Waits up to `timeout` for events, a pong or the end of the stream.
+  Batch Wait(int64_t session_id, uint64_t token, absl::Duration timeout);
+  // Drops events up to `seq` (written to the client).
+  void Ack(int64_t session_id, uint64_t seq);
+  // Ends the session's stream with `end` and forgets the session.
+  void Close(int64_t session_id, End end);
+
+ private:
+  struct SessionQueue {
+    uint64_t last_seq = 0;
+    std::deque<QueuedEvent> events;
+    uint64_t token = 0;
+    bool pong = false;
+    End end = End::kNone;
+  };
+
+  const size_t max_queued_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<int64_t, SessionQueue> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace rockeeper::rpc
+
+#endif  // ROCKEEPER_RPC_EVENT_HUB_H_
