@@ -472,6 +472,23 @@ absl::Status StateDb::ListEphemerals(int64_t session_id,
   });
 }
 
+absl::Status StateDb::ListContainers(std::vector<std::string>* paths) const {
+  return ListEphemerals(kContainerOwner, paths);
+}
+
+absl::Status StateDb::ListTtlNodes(
+    std::vector<std::pair<std::string, int64_t>>* nodes) const {
+  // TTL owners are 0xFF00000000000000 | ttl: their keys start with 0xFF.
+  return ScanPrefix(db_.get(), ephemerals_, std::string(1, '\xFF'),
+                    [&](absl::string_view key) {
+                      const auto owner =
+                          static_cast<int64_t>(DecodeBigEndian64(key));
+                      nodes->emplace_back(std::string(key.substr(8)),
+                                          TtlOfOwner(owner));
+                      return true;
+                    });
+}
+
 absl::StatusOr<SessionRecord> StateDb::GetSession(int64_t session_id) const {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), sessions_,
@@ -622,7 +639,9 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   patch.set_num_children(c.parent_num_children());
   patch.set_pzxid(zxid);
   batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
-  if (IsSessionOwner(c.ephemeral_owner())) {
+  // Ephemerals by session, and containers and TTL nodes by their marker
+  // owner: the reaper lists them without scanning the tree.
+  if (c.ephemeral_owner() != 0) {
     batch->Put(ephemerals_, EphemeralKey(c.ephemeral_owner(), c.path()), "");
   }
   if (triggers != nullptr) {
@@ -641,7 +660,7 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
   patch.set_num_children(d.parent_num_children());
   patch.set_pzxid(zxid);
   batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
-  if (IsSessionOwner(d.ephemeral_owner())) {
+  if (d.ephemeral_owner() != 0) {
     batch->Delete(ephemerals_, EphemeralKey(d.ephemeral_owner(), d.path()));
   }
   if (triggers != nullptr) {

@@ -123,6 +123,12 @@ class StateDb {
   // Full paths of the ephemerals owned by `session_id`, in byte order.
   absl::Status ListEphemerals(int64_t session_id,
                               std::vector<std::string>* paths) const;
+  // Paths of all container nodes (indexed in `ephemerals` under the
+  // container marker owner), for the container reaper.
+  absl::Status ListContainers(std::vector<std::string>* paths) const;
+  // (path, ttl_ms) of all TTL nodes (indexed under their TTL owner).
+  absl::Status ListTtlNodes(
+      std::vector<std::pair<std::string, int64_t>>* nodes) const;
   absl::StatusOr<SessionRecord> GetSession(int64_t session_id) const;
   absl::Status ListSessions(std::vector<SessionRecord>* sessions) const;
   // The ACL list of an acl id (kOpenAclId = OPEN_ACL_UNSAFE).

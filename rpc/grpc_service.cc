@@ -99,8 +99,50 @@ RockeeperService::~RockeeperService() {
   if (expiry_thread_.joinable()) expiry_thread_.join();
 }
 
+int RockeeperService::ReapContainers() {
+  const engine::StateDb& db = replica_->db();
+  std::vector<std::string> candidates;
+  std::vector<std::string> containers;
+  if (db.ListContainers(&containers).ok()) {
+    for (const std::string& path : containers) {
+      absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+      // A container never used (cversion 0) stays, as in ZooKeeper 3.8.
+      if (n.ok() && n->num_children == 0 && n->cversion > 0) {
+        candidates.push_back(path);
+      }
+    }
+  }
+  std::vector<std::pair<std::string, int64_t>> ttl_nodes;
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  if (db.ListTtlNodes(&ttl_nodes).ok()) {
+    for (const auto& [path, ttl_ms] : ttl_nodes) {
+      absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+      if (n.ok() && n->num_children == 0 && now_ms - n->mtime_ms > ttl_ms) {
+        candidates.push_back(path);
+      }
+    }
+  }
+  int deleted = 0;
+  const int64_t budget = std::max<int64_t>(
+      1, options_.container_max_per_minute *
+             absl::ToInt64Milliseconds(options_.container_check_interval) /
+             60000);
+  for (const std::string& path : candidates) {
+    if (deleted >= budget || stop_.HasBeenNotified()) break;
+    replication::SubmitResult r =
+        SubmitAndWait({}, engine::DeleteContainerRequest{path});
+    if (r.status.ok() && r.outcome.err == ZkError::kOk) ++deleted;
+  }
+  return deleted;
+}
+
 void RockeeperService::ExpiryLoop() {
+  absl::Time next_reap = absl::Now() + options_.container_check_interval;
   while (!stop_.WaitForNotificationWithTimeout(options_.expiry_interval)) {
+    if (absl::Now() >= next_reap) {
+      ReapContainers();
+      next_reap = absl::Now() + options_.container_check_interval;
+    }
     for (int64_t id : sessions_.Expired(absl::Now())) {
       engine::RequestContext ctx;
       ctx.session_id = id;

@@ -38,6 +38,12 @@ struct ServiceOptions {
   size_t max_data_bytes = 0xFFFFF;
   // How often expired sessions are looked for. Default: 500 ms.
   absl::Duration expiry_interval = absl::Milliseconds(500);
+  // Container/TTL reaper (znode.container.checkIntervalMs,
+  // znode.container.maxPerMinute): how often empty containers and expired
+  // TTL nodes are looked for, and how many are deleted per minute at most.
+  // Defaults: 60 s, 10000.
+  absl::Duration container_check_interval = absl::Seconds(60);
+  int64_t container_max_per_minute = 10000;
 };
 
 class RockeeperService final : public v1::Rockeeper::Service {
@@ -116,6 +122,8 @@ class RockeeperService final : public v1::Rockeeper::Service {
                             const engine::RequestContext& ctx,
                             engine::Znode* node);
   void ExpiryLoop();
+  // One pass of the container/TTL reaper; returns the number deleted.
+  int ReapContainers();
 
   replication::StandaloneReplica* const replica_;
   const ServiceOptions options_;

@@ -4,7 +4,8 @@
 #   scripts/dev.sh build      configure + build into build/ (Ninja, ccache)
 #   scripts/dev.sh test       deps + build + all default tests (ctest), then
 #                             the unit tests again under ASan+UBSan (build-asan/)
-#   scripts/dev.sh run        deps + build + what runs today (see README.md)
+#   scripts/dev.sh run [args] deps + build + start the server in the foreground
+#                             (no args: standalone, ./data, gRPC on :2281)
 #   scripts/dev.sh bench      deps + build + the engine benchmarks
 #   scripts/dev.sh fuzz [s]   libFuzzer (clang) on every fuzz target, s seconds
 #                             each (default 60); crashes land in build-fuzz/
@@ -55,9 +56,8 @@ case "${1:-test}" in
   test) deps; run_tests ;;
   run)
     deps; build build
-    echo "The network server arrives with the [server] issue; running the"
-    echo "storage engine benchmark on this machine's disk instead."
-    ./build/tests/bench/engine_bench --benchmark_min_time=0.2 ;;
+    shift
+    exec ./build/server/rockeeper "$@" ;;
   bench)
     deps; build build
     ./build/tests/bench/engine_bench

@@ -70,7 +70,6 @@ constexpr const char* kUnsupportedZkKeys[] = {
     "maxCnxns",
     "snapshot.compression.method",
     "digest.enabled",
-    "authProvider.1",
 };
 constexpr const char* kUnsupportedZkPrefixes[] = {
     "quorum.auth.", "metricsProvider.", "ssl.", "authProvider."};
@@ -454,6 +453,10 @@ const KeyDef kKeys[] = {
     {"extendedTypesEnabled", nullptr, true,
      BoolKey{&C::extended_types_enabled}},
     {"enforceQuota", nullptr, true, BoolKey{&C::enforce_quota}},
+    {"znode.container.checkIntervalMs", nullptr, true,
+     IntKey{.field = &C::container_check_interval_ms}},
+    {"znode.container.maxPerMinute", nullptr, true,
+     IntKey{.field = &C::container_max_per_minute}},
     {"superDigest", "DigestAuthenticationProvider.superDigest", true,
      CustomKey{ApplySuperDigest, FormatSuperDigest}},
 };

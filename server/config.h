@@ -193,6 +193,15 @@ struct ServerConfig {
   // Key: enforceQuota or zookeeper.enforceQuota. Reject writes over a hard
   // quota. Default: false.
   bool enforce_quota = false;
+
+  // Key: znode.container.checkIntervalMs (also zookeeper.-prefixed).
+  // How often the reaper looks for empty containers and expired TTL nodes.
+  // Default: 60000. Unit: ms.
+  int64_t container_check_interval_ms = 60000;
+
+  // Key: znode.container.maxPerMinute. Most containers/TTL nodes the reaper
+  // deletes per minute. Default: 10000.
+  int64_t container_max_per_minute = 10000;
   // Key: superDigest, DigestAuthenticationProvider.superDigest or
   // zookeeper.DigestAuthenticationProvider.superDigest. "user:base64(SHA1)"
   // of the digest super user; empty = none. Default: "".

@@ -71,7 +71,9 @@ std::string ConnectAddress(const ServerConfig& cfg) {
   const std::string& a = cfg.grpc_port_address;
   const std::string host = (a.empty() || a == "0.0.0.0") ? "127.0.0.1"
                            : (a == "::")                 ? "[::1]"
-                                                         : a;
+                           : a.find(':') != std::string::npos
+                               ? absl::StrCat("[", a, "]")
+                               : a;
   return absl::StrCat(host, ":", cfg.grpc_port);
 }
 
@@ -146,13 +148,17 @@ int Serve(const ServerConfig& cfg) {
   so.super_digest = cfg.super_digest;
   so.max_data_bytes = static_cast<size_t>(cfg.jute_max_buffer_bytes);
   so.expiry_interval = absl::Milliseconds(std::max<int64_t>(cfg.tick_time_ms / 2, 10));
+  so.container_check_interval =
+      absl::Milliseconds(cfg.container_check_interval_ms);
+  so.container_max_per_minute = cfg.container_max_per_minute;
   auto service = std::make_unique<rpc::RockeeperService>(replica->get(), so);
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  const bool v6 = cfg.grpc_port_address.find(':') != std::string::npos;
   const std::string listen =
-      absl::StrCat(cfg.grpc_port_address == "::" ? "[::]" : cfg.grpc_port_address,
-                   ":", cfg.grpc_port);
+      v6 ? absl::StrCat("[", cfg.grpc_port_address, "]:", cfg.grpc_port)
+         : absl::StrCat(cfg.grpc_port_address, ":", cfg.grpc_port);
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
                            &bound_port);

@@ -199,6 +199,14 @@ TEST_F(PrepApplyTest, ContainerAndTtl) {
   EXPECT_TRUE(IsTtlOwner(ext.Node("/t").ephemeral_owner));
   EXPECT_EQ(TtlOfOwner(ext.Node("/t").ephemeral_owner), 5000);
   EXPECT_EQ(ClientStat(ext.Node("/t")).ephemeral_owner(), 0);
+  // Containers and TTL nodes are indexed for the reaper.
+  std::vector<std::string> containers;
+  ASSERT_TRUE(ext.db().ListContainers(&containers).ok());
+  EXPECT_THAT(containers, ElementsAre("/c"));
+  std::vector<std::pair<std::string, int64_t>> ttls;
+  ASSERT_TRUE(ext.db().ListTtlNodes(&ttls).ok());
+  ASSERT_EQ(ttls.size(), 1u);
+  EXPECT_EQ(ttls[0], std::make_pair(std::string("/t"), int64_t{5000}));
   // deleteContainer: only childless containers/TTL nodes.
   EXPECT_EQ(ext.Err(DeleteContainerRequest{"/c"}), ZkError::kNotEmpty);
   ASSERT_EQ(ext.Err(Create("/plain")), ZkError::kOk);
@@ -208,6 +216,12 @@ TEST_F(PrepApplyTest, ContainerAndTtl) {
   EXPECT_EQ(ext.Err(DeleteContainerRequest{"/c"}), ZkError::kOk);
   EXPECT_EQ(ext.Err(DeleteContainerRequest{"/t"}), ZkError::kOk);
   EXPECT_FALSE(ext.Exists("/c"));
+  containers.clear();
+  ttls.clear();
+  ASSERT_TRUE(ext.db().ListContainers(&containers).ok());
+  ASSERT_TRUE(ext.db().ListTtlNodes(&ttls).ok());
+  EXPECT_TRUE(containers.empty());
+  EXPECT_TRUE(ttls.empty());
 }
 
 TEST_F(PrepApplyTest, DeleteErrorsAndEffects) {

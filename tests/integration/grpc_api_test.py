@@ -420,6 +420,44 @@ class WatchTest(unittest.TestCase):
         self.assertEqual(self.wait_events(1), [(1, pb.NODE_DELETED, "/w5")])
 
 
+class ReaperTest(unittest.TestCase):
+    def test_empty_containers_and_expired_ttl_nodes_are_deleted(self):
+        root = tempfile.mkdtemp(prefix="rk-reap-")
+        server = Server(root, "extendedTypesEnabled=true\n"
+                              "znode.container.checkIntervalMs=100\n")
+        try:
+            server.start()
+            s = server.stub
+            self.assertEqual(s.Create(pb.CreateRequest(path="/c", mode=pb.CONTAINER)).header.err, OK)
+            self.assertEqual(s.Create(pb.CreateRequest(path="/never", mode=pb.CONTAINER)).header.err, OK)
+            self.assertEqual(s.Create(pb.CreateRequest(path="/c/kid")).header.err, OK)
+            r = s.Create(pb.CreateRequest(path="/t", mode=pb.PERSISTENT_WITH_TTL, ttl_ms=300))
+            self.assertEqual(r.header.err, OK)
+            self.assertEqual(r.stat.ephemeral_owner, 0)
+            self.assertEqual(s.Create(pb.CreateRequest(path="/t2", mode=pb.PERSISTENT_WITH_TTL)).header.err, BADARGUMENTS)
+            # A container with a child stays; once emptied it goes.
+            self.assertTrue(poll(lambda: s.Exists(pb.ExistsRequest(path="/t")).header.err == NONODE))
+            self.assertEqual(s.Exists(pb.ExistsRequest(path="/c")).header.err, OK)
+            s.Delete(pb.DeleteRequest(path="/c/kid"))
+            self.assertTrue(poll(lambda: s.Exists(pb.ExistsRequest(path="/c")).header.err == NONODE))
+            # A container never used is kept (ZooKeeper 3.8 default).
+            self.assertEqual(s.Exists(pb.ExistsRequest(path="/never")).header.err, OK)
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_ttl_needs_extended_types(self):
+        root = tempfile.mkdtemp(prefix="rk-ttl-")
+        server = Server(root)
+        try:
+            server.start()
+            r = server.stub.Create(pb.CreateRequest(path="/t", mode=pb.PERSISTENT_WITH_TTL, ttl_ms=1000))
+            self.assertEqual(r.header.err, -6)  # UNIMPLEMENTED
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill9(self):
         root = tempfile.mkdtemp(prefix="rk-kill-")
