@@ -248,6 +248,19 @@ ZkError RockeeperService::CheckRead(const std::string& path, int32_t perm,
   return ZkError::kOk;
 }
 
+#define RK_RESOLVE_OR_RETURN(caller, context, resp)                      \
+  InFlight in_flight(this);                                              \
+  if (!in_flight.ok()) {                                                 \
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,            \
+                        "too many outstanding requests");                \
+  }                                                                      \
+  Caller caller = ResolveCaller(context);                                \
+  if (caller.err != ZkError::kOk) {                                      \
+    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0,        \
+               (resp)->mutable_header());                                \
+    return grpc::Status::OK;                                             \
+  }
+
 // --- Sessions -------------------------------------------------------------
 
 grpc::Status RockeeperService::Connect(grpc::ServerContext* context,
@@ -278,7 +291,16 @@ grpc::Status RockeeperService::Connect(grpc::ServerContext* context,
     FillHeader(ZkError::kOk, applied, caller.ctx.session_id, resp->mutable_header());
     return grpc::Status::OK;
   }
-  (void)context;
+  InFlight in_flight(this);
+  const std::string ip = PeerAddress(context->peer());
+  if (!in_flight.ok() ||
+      (options_.max_sessions_per_ip > 0 &&
+       sessions_.CountForIp(ip) >=
+           static_cast<size_t>(options_.max_sessions_per_ip))) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        in_flight.ok() ? "too many sessions from " + ip
+                                       : "too many outstanding requests");
+  }
   engine::RequestContext ctx;
   ctx.session_id = sessions_.NextSessionId();
   caller.ctx.session_id = ctx.session_id;
@@ -287,7 +309,7 @@ grpc::Status RockeeperService::Connect(grpc::ServerContext* context,
       SubmitAndWait(ctx, engine::CreateSessionRequest{timeout, password});
   grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
   if (st.ok() && r.outcome.err == ZkError::kOk) {
-    sessions_.Add(ctx.session_id, timeout, password);
+    sessions_.Add(ctx.session_id, timeout, password, ip);
     resp->set_session_id(ctx.session_id);
     resp->set_password(password);
     resp->set_timeout_ms(timeout);
@@ -325,14 +347,6 @@ grpc::Status RockeeperService::Heartbeat(grpc::ServerContext* context,
 }
 
 // --- Writes ---------------------------------------------------------------
-
-#define RK_RESOLVE_OR_RETURN(caller, context, resp)                      \
-  Caller caller = ResolveCaller(context);                                \
-  if (caller.err != ZkError::kOk) {                                      \
-    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0,        \
-               (resp)->mutable_header());                                \
-    return grpc::Status::OK;                                             \
-  }
 
 grpc::Status RockeeperService::Create(grpc::ServerContext* context,
                                       const v1::CreateRequest* req,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <atomic>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -36,6 +37,12 @@ struct ServiceOptions {
   std::string super_digest;
   // Largest accepted znode data (jute.maxbuffer). Default: 1 MiB - 1.
   size_t max_data_bytes = 0xFFFFF;
+  // globalOutstandingLimit: requests handled at once; beyond it calls fail
+  // fast with RESOURCE_EXHAUSTED instead of queueing. Default: 1000.
+  int64_t max_outstanding_requests = 1000;
+  // maxClientCnxns: live sessions one client IP may hold (0 = unlimited);
+  // Connect beyond it fails with RESOURCE_EXHAUSTED. Default: 60.
+  int64_t max_sessions_per_ip = 60;
   // How often expired sessions are looked for. Default: 500 ms.
   absl::Duration expiry_interval = absl::Milliseconds(500);
   // Container/TTL reaper (znode.container.checkIntervalMs,
@@ -125,7 +132,23 @@ class RockeeperService final : public v1::Rockeeper::Service {
   // One pass of the container/TTL reaper; returns the number deleted.
   int ReapContainers();
 
+  // Counts a request in flight for its lifetime (see
+  // max_outstanding_requests).
+  class InFlight {
+   public:
+    explicit InFlight(RockeeperService* s) : s_(s) {
+      ok_ = s_->in_flight_.fetch_add(1) < s_->options_.max_outstanding_requests;
+    }
+    ~InFlight() { s_->in_flight_.fetch_sub(1); }
+    bool ok() const { return ok_; }
+
+   private:
+    RockeeperService* s_;
+    bool ok_;
+  };
+
   replication::StandaloneReplica* const replica_;
+  std::atomic<int64_t> in_flight_{0};
   const ServiceOptions options_;
   SessionTracker sessions_;
   WatchManager watches_;

@@ -26,10 +26,12 @@ std::string SessionTracker::NewPassword() {
   return pw;
 }
 
-void SessionTracker::Add(int64_t id, int32_t timeout_ms, std::string password) {
+void SessionTracker::Add(int64_t id, int32_t timeout_ms, std::string password,
+                         std::string client_ip) {
   absl::MutexLock lock(&mu_);
   SessionInfo& s = sessions_[id];
   s.id = id;
+  s.client_ip = std::move(client_ip);
   s.timeout_ms = timeout_ms;
   s.password = std::move(password);
   s.expires_at = absl::Now() + absl::Milliseconds(timeout_ms);
@@ -74,6 +76,13 @@ std::vector<int64_t> SessionTracker::Expired(absl::Time now) const {
     if (now > s.expires_at) out.push_back(id);
   }
   return out;
+}
+
+size_t SessionTracker::CountForIp(const std::string& client_ip) const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, s] : sessions_) n += (s.client_ip == client_ip);
+  return n;
 }
 
 size_t SessionTracker::size() const {

@@ -27,6 +27,7 @@ struct SessionInfo {
   int32_t timeout_ms = 0;
   std::string password;
   std::vector<engine::AuthId> auth_ids;  // from AddAuth
+  std::string client_ip;                 // of the Connect that created it
   absl::Time expires_at;
 };
 
@@ -42,7 +43,10 @@ class SessionTracker {
 
   // Starts tracking (after the createSession txn applied, or at startup for
   // sessions found in the state DB).
-  void Add(int64_t id, int32_t timeout_ms, std::string password);
+  void Add(int64_t id, int32_t timeout_ms, std::string password,
+           std::string client_ip = "");
+  // Live sessions created from `client_ip`.
+  size_t CountForIp(const std::string& client_ip) const;
   void Remove(int64_t id);
   // Extends the deadline; false if the session is unknown here.
   bool Touch(int64_t id);

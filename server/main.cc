@@ -151,6 +151,8 @@ int Serve(const ServerConfig& cfg) {
   so.container_check_interval =
       absl::Milliseconds(cfg.container_check_interval_ms);
   so.container_max_per_minute = cfg.container_max_per_minute;
+  so.max_outstanding_requests = cfg.global_outstanding_limit;
+  so.max_sessions_per_ip = cfg.max_client_cnxns;
   auto service = std::make_unique<rpc::RockeeperService>(replica->get(), so);
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -458,6 +458,25 @@ class ReaperTest(unittest.TestCase):
             shutil.rmtree(root, ignore_errors=True)
 
 
+class LimitsTest(unittest.TestCase):
+    def test_sessions_per_client_ip_are_limited(self):
+        root = tempfile.mkdtemp(prefix="rk-lim-")
+        server = Server(root, "maxClientCnxns=2\n")
+        grpc = __import__("grpc")
+        try:
+            server.start()
+            a, b = Session(server.stub), Session(server.stub)
+            with self.assertRaises(grpc.RpcError) as cm:
+                Session(server.stub)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertEqual(a.Close(pb.CloseRequest()).header.err, OK)
+            c = Session(server.stub)
+            self.assertNotEqual(c.id, b.id)
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill9(self):
         root = tempfile.mkdtemp(prefix="rk-kill-")
