@@ -64,18 +64,22 @@ class Server:
     def start(self):
         self.proc = subprocess.Popen([ARGS.bin, "--config", self.cfg],
                                      stdout=self.log, stderr=self.log)
-        channel = __import__("grpc").insecure_channel(f"127.0.0.1:{self.port}")
-        self.stub = rpc.RockeeperStub(channel)
+        # Wait for the port with plain TCP connects first: a gRPC channel
+        # that fails its first connect backs off for seconds.
         deadline = time.time() + 30
-        while time.time() < deadline:
+        while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("rockeeper exited: " + self.tail())
             try:
-                self.stub.Exists(pb.ExistsRequest(path="/"), timeout=1)
-                return
-            except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("rockeeper did not start: " + self.tail())
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("rockeeper did not listen: " + self.tail())
+                time.sleep(0.02)
+        channel = __import__("grpc").insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = rpc.RockeeperStub(channel)
+        self.stub.Exists(pb.ExistsRequest(path="/"), timeout=10, wait_for_ready=True)
 
     def tail(self):
         self.log.flush()
@@ -503,6 +507,50 @@ class DurabilityTest(unittest.TestCase):
                 server.stop(signal.SIGKILL)
             server.start()
             self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_kill9_during_concurrent_writes(self):
+        """Writers keep writing while the server is killed: every write that
+        was acknowledged before the kill is there after the restart."""
+        import threading
+        root = tempfile.mkdtemp(prefix="rk-kill2-")
+        try:
+            server = Server(root)
+            for round_ in range(3):
+                server.start()
+                acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+                def writer(w):
+                    for i in range(100000):
+                        if stop.is_set():
+                            return
+                        path = f"/r{round_}-w{w}-{i}"
+                        try:
+                            r = server.stub.Create(pb.CreateRequest(path=path, data=path.encode()), timeout=5)
+                        except Exception:
+                            return  # the server is gone
+                        if r.header.err == OK:
+                            with lock:
+                                acked[path] = r.stat.czxid
+
+                threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+                for t in threads:
+                    t.start()
+                target = 100 + 150 * round_
+                self.assertTrue(poll(lambda: len(acked) >= target, 60))
+                server.stop(signal.SIGKILL)
+                stop.set()
+                for t in threads:
+                    t.join(timeout=30)
+                server.start()
+                with lock:
+                    snapshot = dict(acked)
+                self.assertGreaterEqual(len(snapshot), target)
+                for path, czxid in snapshot.items():
+                    g = server.stub.GetData(pb.GetDataRequest(path=path))
+                    self.assertEqual((g.header.err, g.data, g.stat.czxid), (OK, path.encode(), czxid), path)
+                server.stop(signal.SIGKILL)
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
