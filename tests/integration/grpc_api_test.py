@@ -462,6 +462,31 @@ class ReaperTest(unittest.TestCase):
             shutil.rmtree(root, ignore_errors=True)
 
 
+class QuotaEnforcementTest(unittest.TestCase):
+    def test_hard_quota_rejects_writes_when_enforced(self):
+        root = tempfile.mkdtemp(prefix="rk-quota-")
+        server = Server(root, "enforceQuota=true\n")
+        try:
+            server.start()
+            s = server.stub
+            s.Create(pb.CreateRequest(path="/app"))
+            s.Create(pb.CreateRequest(path="/zookeeper/quota/app"))
+            s.Create(pb.CreateRequest(path="/zookeeper/quota/app/zookeeper_stats", data=b"count=0,bytes=0"))
+            s.Create(pb.CreateRequest(path="/zookeeper/quota/app/zookeeper_limits",
+                                      data=b"count=-1,bytes=-1,countHardLimit=3,byteHardLimit=8"))
+            self.assertEqual(s.Create(pb.CreateRequest(path="/app/a", data=b"1234")).header.err, OK)
+            self.assertEqual(s.Create(pb.CreateRequest(path="/app/b")).header.err, OK)
+            r = s.Create(pb.CreateRequest(path="/app/c"))
+            self.assertEqual((r.header.err, r.header.err_name), (-125, "QUOTAEXCEEDED"))
+            self.assertEqual(s.SetData(pb.SetDataRequest(path="/app/a", data=b"123456789")).header.err, -125)
+            self.assertEqual(s.Exists(pb.ExistsRequest(path="/app/c")).header.err, NONODE)
+            st = s.GetData(pb.GetDataRequest(path="/zookeeper/quota/app/zookeeper_stats"))
+            self.assertEqual(st.data, b"count=3,bytes=4")
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class LimitsTest(unittest.TestCase):
     def test_sessions_per_client_ip_are_limited(self):
         root = tempfile.mkdtemp(prefix="rk-lim-")
