@@ -2,12 +2,26 @@
 
 namespace rockeeper::rpc {
 
+void EventHub::Notify(int64_t session_id) {
+  std::function<void()> notify;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second.token == 0) return;
+    notify = it->second.notify;
+  }
+  if (notify) notify();
+}
+
 void EventHub::Publish(int64_t session_id, engine::WatchEventType type,
                        const std::string& path, int64_t zxid) {
-  absl::MutexLock lock(&mu_);
-  SessionQueue& q = sessions_[session_id];
-  q.events.push_back({++q.last_seq, type, path, zxid});
-  if (q.events.size() > max_queued_) q.events.pop_front();
+  {
+    absl::MutexLock lock(&mu_);
+    SessionQueue& q = sessions_[session_id];
+    q.events.push_back({++q.last_seq, type, path, zxid});
+    if (q.events.size() > max_queued_) q.events.pop_front();
+  }
+  Notify(session_id);
 }
 
 uint64_t EventHub::LastSeq(int64_t session_id) const {
@@ -16,38 +30,43 @@ uint64_t EventHub::LastSeq(int64_t session_id) const {
   return it == sessions_.end() ? 0 : it->second.last_seq;
 }
 
-uint64_t EventHub::Attach(int64_t session_id) {
-  absl::MutexLock lock(&mu_);
-  SessionQueue& q = sessions_[session_id];
-  q.token = next_token_++;
-  q.pong = false;
-  q.end = End::kNone;
-  return q.token;
+uint64_t EventHub::Attach(int64_t session_id, std::function<void()> notify) {
+  std::function<void()> previous;
+  uint64_t token = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    SessionQueue& q = sessions_[session_id];
+    previous = std::move(q.notify);  // the replaced stream learns it on Take
+    q.token = token = next_token_++;
+    q.pong = false;
+    q.end = End::kNone;
+    q.notify = std::move(notify);
+  }
+  if (previous) previous();
+  return token;
 }
 
 void EventHub::Detach(int64_t session_id, uint64_t token) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
-  if (it != sessions_.end() && it->second.token == token) it->second.token = 0;
+  if (it != sessions_.end() && it->second.token == token) {
+    it->second.token = 0;
+    it->second.notify = nullptr;
+  }
 }
 
 void EventHub::Ping(int64_t session_id, uint64_t token) {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session_id);
-  if (it != sessions_.end() && it->second.token == token) it->second.pong = true;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second.token != token) return;
+    it->second.pong = true;
+  }
+  Notify(session_id);
 }
 
-EventHub::Batch EventHub::Wait(int64_t session_id, uint64_t token,
-                               absl::Duration timeout) {
+EventHub::Batch EventHub::Take(int64_t session_id, uint64_t token) {
   absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) return true;
-    const SessionQueue& q = it->second;
-    return q.token != token || q.end != End::kNone || q.pong ||
-           !q.events.empty();
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
   Batch batch;
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) {
@@ -76,14 +95,17 @@ void EventHub::Ack(int64_t session_id, uint64_t seq) {
 }
 
 void EventHub::Close(int64_t session_id, End end) {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return;
-  if (it->second.token == 0) {  // no stream ever attached
-    sessions_.erase(it);
-    return;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return;
+    if (it->second.token == 0) {  // no stream attached
+      sessions_.erase(it);
+      return;
+    }
+    it->second.end = end;
   }
-  it->second.end = end;
+  Notify(session_id);
 }
 
 }  // namespace rockeeper::rpc

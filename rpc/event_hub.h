@@ -2,11 +2,12 @@
 // the attachment of each session's `Session` stream.
 //
 // Publish assigns the next seq (1, 2, ...) and queues the event; the
-// session's stream handler takes events with Wait and removes them with Ack
-// once written, so events survive a broken stream and go out on the next
-// one. A new Attach replaces the previous stream (its Wait reports
-// kReplaced). Close ends the stream with a final state and forgets the
-// session.
+// session's stream takes events with Take (non-blocking, after its notify
+// callback ran) and removes them with Ack once written, so events survive a
+// broken stream and go out on the next one. A new Attach replaces the
+// previous stream (its Take reports kReplaced). Close ends the stream with a
+// final state and forgets the session. Notify callbacks run outside the
+// hub's lock, on the publishing thread; they must be quick.
 //
 // Thread safety: all methods are thread-safe.
 #ifndef ROCKEEPER_RPC_EVENT_HUB_H_
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,8 +48,9 @@ class EventHub {
   // Seq of the last event published for the session (0 if none).
   uint64_t LastSeq(int64_t session_id) const;
 
-  // Attaches a new stream; returns its token.
-  uint64_t Attach(int64_t session_id);
+  // Attaches a new stream; returns its token. `notify` runs whenever the
+  // stream has something to take (events, a pong, its end).
+  uint64_t Attach(int64_t session_id, std::function<void()> notify);
   // The stream `token` ended (client gone); events stay queued.
   void Detach(int64_t session_id, uint64_t token);
   // Marks that the stream `token` owes the client a pong.
@@ -57,8 +60,8 @@ class EventHub {
     bool pong = false;
     End end = End::kNone;
   };
-  // Waits up to `timeout` for events, a pong or the end of the stream.
-  Batch Wait(int64_t session_id, uint64_t token, absl::Duration timeout);
+  // What the stream `token` has to send now (without waiting).
+  Batch Take(int64_t session_id, uint64_t token);
   // Drops events up to `seq` (written to the client).
   void Ack(int64_t session_id, uint64_t seq);
   // Ends the session's stream with `end` and forgets the session.
@@ -71,7 +74,10 @@ class EventHub {
     uint64_t token = 0;
     bool pong = false;
     End end = End::kNone;
+    std::function<void()> notify;
   };
+  // Runs the notify callback of `session_id` (outside the lock).
+  void Notify(int64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   const size_t max_queued_;
   mutable absl::Mutex mu_;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <thread>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <utility>
 
@@ -160,7 +161,7 @@ void RockeeperService::ExpiryLoop() {
 }
 
 RockeeperService::Caller RockeeperService::ResolveCaller(
-    grpc::ServerContext* context) {
+    grpc::ServerContextBase* context) {
   Caller caller;
   const std::string ip = PeerAddress(context->peer());
   if (!ip.empty()) caller.ctx.auth_ids.push_back({"ip", ip});
@@ -189,18 +190,77 @@ replication::SubmitResult RockeeperService::SubmitAndWait(
   };
   auto waiter = std::make_shared<Waiter>();
   replica_->Submit(ctx, request, [this, waiter](replication::SubmitResult r) {
-    // On the apply thread, under the replica's visibility mutex: events are
-    // queued before any reader can see the change.
-    for (const engine::WatchTrigger& t : r.triggers) {
-      for (const Notification& n : watches_.Trigger(t)) {
-        events_.Publish(n.session_id, n.type, n.path, t.zxid);
-      }
-    }
+    PublishTriggers(r.triggers);
     waiter->result = std::move(r);
     waiter->done.Notify();
   });
   waiter->done.WaitForNotification();
   return std::move(waiter->result);
+}
+
+void RockeeperService::PublishTriggers(
+    const std::vector<engine::WatchTrigger>& triggers) {
+  // On the apply thread, under the replica's visibility mutex: events are
+  // queued before any reader can see the change.
+  for (const engine::WatchTrigger& t : triggers) {
+    for (const Notification& n : watches_.Trigger(t)) {
+      events_.Publish(n.session_id, n.type, n.path, t.zxid);
+    }
+  }
+}
+
+void RockeeperService::SubmitAsync(
+    const engine::RequestContext& ctx, const engine::WriteRequest& request,
+    std::function<void(replication::SubmitResult)> done) {
+  replica_->Submit(
+      ctx, request,
+      [this, done = std::move(done)](replication::SubmitResult r) mutable {
+        PublishTriggers(r.triggers);
+        auto result =
+            std::make_shared<replication::SubmitResult>(std::move(r));
+        completions_.Post([done, result] { done(std::move(*result)); });
+      });
+}
+
+grpc::ServerUnaryReactor* RockeeperService::Serve(
+    grpc::CallbackServerContext* ctx, v1::ResponseHeader* header, Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // Backpressure: count the request until it finishes.
+  if (in_flight_.fetch_add(1) >= options_.max_outstanding_requests) {
+    in_flight_.fetch_sub(1);
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "too many outstanding requests"));
+    return reactor;
+  }
+  Caller caller = ResolveCaller(ctx);
+  if (caller.err != ZkError::kOk) {
+    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0, header);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  const int64_t sid = caller.ctx.session_id;
+  serializer_.Run(sid, [this, reactor, caller = std::move(caller),
+                        body = std::move(body)](SessionSerializer::Done done) {
+    // Ids added by an AddAuth queued before this request count.
+    Caller current = caller;
+    if (current.ctx.session_id != 0) {
+      if (auto info = sessions_.Get(current.ctx.session_id)) {
+        std::vector<engine::AuthId> ids;
+        for (auto& id : current.ctx.auth_ids) {
+          if (id.scheme == "ip") ids.push_back(id);
+        }
+        for (auto& id : info->auth_ids) ids.push_back(id);
+        current.ctx.auth_ids = std::move(ids);
+      }
+    }
+    body(current, [this, reactor, done](const grpc::Status& st) {
+      in_flight_.fetch_sub(1);
+      reactor->Finish(st);
+      done();
+    });
+  });
+  return reactor;
 }
 
 void RockeeperService::EndSession(int64_t session_id, EventHub::End why) {
@@ -248,195 +308,231 @@ ZkError RockeeperService::CheckRead(const std::string& path, int32_t perm,
   return ZkError::kOk;
 }
 
-#define RK_RESOLVE_OR_RETURN(caller, context, resp)                      \
-  InFlight in_flight(this);                                              \
-  if (!in_flight.ok()) {                                                 \
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,            \
-                        "too many outstanding requests");                \
-  }                                                                      \
-  Caller caller = ResolveCaller(context);                                \
-  if (caller.err != ZkError::kOk) {                                      \
-    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0,        \
-               (resp)->mutable_header());                                \
-    return grpc::Status::OK;                                             \
-  }
-
 // --- Sessions -------------------------------------------------------------
 
-grpc::Status RockeeperService::Connect(grpc::ServerContext* context,
-                                       const v1::ConnectRequest* req,
-                                       v1::ConnectResponse* resp) {
+grpc::ServerUnaryReactor* RockeeperService::Connect(
+    grpc::CallbackServerContext* ctx, const v1::ConnectRequest* req,
+    v1::ConnectResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const int64_t applied = replica_->db().last_applied_zxid();
   if (req->last_zxid_seen() > applied) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("client has seen zxid ",
-                                     req->last_zxid_seen(),
-                                     ", newer than this server's ", applied));
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("client has seen zxid ", req->last_zxid_seen(),
+                     ", newer than this server's ", applied)));
+    return reactor;
   }
   const int32_t timeout =
       std::clamp(req->timeout_ms(), options_.min_session_timeout_ms,
                  options_.max_session_timeout_ms);
-  Caller caller;  // Connect names its session in the request, not metadata
-  caller.ctx.session_id = req->session_id();
   if (req->session_id() != 0) {  // resume
     std::optional<SessionInfo> s = sessions_.Get(req->session_id());
     if (!s || s->password != req->password() ||
         !sessions_.Touch(req->session_id())) {
-      FillHeader(ZkError::kSessionExpired, applied, caller.ctx.session_id, resp->mutable_header());
-      return grpc::Status::OK;
+      FillHeader(ZkError::kSessionExpired, applied, 0, resp->mutable_header());
+    } else {
+      resp->set_session_id(s->id);
+      resp->set_password(s->password);
+      resp->set_timeout_ms(s->timeout_ms);
+      FillHeader(ZkError::kOk, applied, s->id, resp->mutable_header());
     }
-    resp->set_session_id(s->id);
-    resp->set_password(s->password);
-    resp->set_timeout_ms(s->timeout_ms);
-    FillHeader(ZkError::kOk, applied, caller.ctx.session_id, resp->mutable_header());
-    return grpc::Status::OK;
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
-  InFlight in_flight(this);
-  const std::string ip = PeerAddress(context->peer());
-  if (!in_flight.ok() ||
-      (options_.max_sessions_per_ip > 0 &&
-       sessions_.CountForIp(ip) >=
-           static_cast<size_t>(options_.max_sessions_per_ip))) {
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        in_flight.ok() ? "too many sessions from " + ip
-                                       : "too many outstanding requests");
+  const std::string ip = PeerAddress(ctx->peer());
+  if (options_.max_sessions_per_ip > 0 &&
+      sessions_.CountForIp(ip) >=
+          static_cast<size_t>(options_.max_sessions_per_ip)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "too many sessions from " + ip));
+    return reactor;
   }
-  engine::RequestContext ctx;
-  ctx.session_id = sessions_.NextSessionId();
-  caller.ctx.session_id = ctx.session_id;
+  engine::RequestContext rctx;
+  rctx.session_id = sessions_.NextSessionId();
   const std::string password = SessionTracker::NewPassword();
-  replication::SubmitResult r =
-      SubmitAndWait(ctx, engine::CreateSessionRequest{timeout, password});
-  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
-  if (st.ok() && r.outcome.err == ZkError::kOk) {
-    sessions_.Add(ctx.session_id, timeout, password, ip);
-    resp->set_session_id(ctx.session_id);
-    resp->set_password(password);
-    resp->set_timeout_ms(timeout);
-  }
-  return st;
+  SubmitAsync(rctx, engine::CreateSessionRequest{timeout, password},
+              [this, reactor, resp, rctx, password, timeout,
+               ip](replication::SubmitResult r) {
+                grpc::Status st =
+                    FinishWrite(r, rctx.session_id, resp->mutable_header());
+                if (st.ok() && r.outcome.err == ZkError::kOk) {
+                  sessions_.Add(rctx.session_id, timeout, password, ip);
+                  resp->set_session_id(rctx.session_id);
+                  resp->set_password(password);
+                  resp->set_timeout_ms(timeout);
+                }
+                reactor->Finish(st);
+              });
+  return reactor;
 }
 
-grpc::Status RockeeperService::Close(grpc::ServerContext* context,
-                                     const v1::CloseRequest*,
-                                     v1::CloseResponse* resp) {
-  Caller caller = ResolveCaller(context);
-  if (caller.ctx.session_id == 0) {
-    FillHeader(caller.err == ZkError::kOk ? ZkError::kBadArguments : caller.err,
-               replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-    return grpc::Status::OK;
-  }
-  sessions_.Remove(caller.ctx.session_id);
-  grpc::Status st =
-      FinishWrite(SubmitAndWait(caller.ctx, engine::CloseSessionRequest{}),
-                  caller.ctx.session_id, resp->mutable_header());
-  EndSession(caller.ctx.session_id, EventHub::End::kClosed);
-  return st;
+grpc::ServerUnaryReactor* RockeeperService::Close(
+    grpc::CallbackServerContext* ctx, const v1::CloseRequest*,
+    v1::CloseResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, resp](const Caller& caller, Finish finish) {
+                 const int64_t sid = caller.ctx.session_id;
+                 if (sid == 0) {
+                   FillHeader(ZkError::kBadArguments,
+                              replica_->db().last_applied_zxid(), 0,
+                              resp->mutable_header());
+                   finish(grpc::Status::OK);
+                   return;
+                 }
+                 sessions_.Remove(sid);
+                 SubmitAsync(caller.ctx, engine::CloseSessionRequest{},
+                             [this, resp, sid, finish](
+                                 replication::SubmitResult r) {
+                               grpc::Status st =
+                                   FinishWrite(r, sid, resp->mutable_header());
+                               EndSession(sid, EventHub::End::kClosed);
+                               finish(st);
+                             });
+               });
 }
 
-grpc::Status RockeeperService::Heartbeat(grpc::ServerContext* context,
-                                         const v1::HeartbeatRequest*,
-                                         v1::HeartbeatResponse* resp) {
-  Caller caller = ResolveCaller(context);
-  ZkError err = caller.err;
-  if (err == ZkError::kOk && caller.ctx.session_id == 0) {
-    err = ZkError::kBadArguments;
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* RockeeperService::Heartbeat(
+    grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest*,
+    v1::HeartbeatResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, resp](const Caller& caller, Finish finish) {
+                 FillHeader(caller.ctx.session_id == 0 ? ZkError::kBadArguments
+                                                       : ZkError::kOk,
+                            replica_->db().last_applied_zxid(),
+                            caller.ctx.session_id, resp->mutable_header());
+                 finish(grpc::Status::OK);
+               });
 }
 
 // --- Writes ---------------------------------------------------------------
 
-grpc::Status RockeeperService::Create(grpc::ServerContext* context,
-                                      const v1::CreateRequest* req,
-                                      v1::CreateResponse* resp) {
-  if (req->data().size() > options_.max_data_bytes) {
+namespace {
+
+grpc::Status CheckDataSize(size_t bytes, size_t max) {
+  if (bytes > max) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "data larger than jute.maxbuffer");
   }
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  replication::SubmitResult r = SubmitAndWait(caller.ctx, ToCreate(*req));
-  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
-  if (st.ok() && r.outcome.txn) {
-    resp->set_path(r.outcome.txn->create().path());
-    ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
-                                    r.outcome.txn->header()),
-              resp->mutable_stat());
-  }
-  return st;
+  return grpc::Status::OK;
 }
 
-grpc::Status RockeeperService::Delete(grpc::ServerContext* context,
-                                      const v1::DeleteRequest* req,
-                                      v1::DeleteResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  return FinishWrite(
-      SubmitAndWait(caller.ctx,
-                    engine::DeleteRequest{req->path(),
-                                          VersionOrAny(req->has_version(),
-                                                       req->version())}), caller.ctx.session_id, resp->mutable_header());
+}  // namespace
+
+grpc::ServerUnaryReactor* RockeeperService::Create(
+    grpc::CallbackServerContext* ctx, const v1::CreateRequest* req,
+    v1::CreateResponse* resp) {
+  if (grpc::Status st = CheckDataSize(req->data().size(), options_.max_data_bytes);
+      !st.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(st);
+    return reactor;
+  }
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    SubmitAsync(caller.ctx, ToCreate(*req),
+                [this, resp, sid, finish](replication::SubmitResult r) {
+                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+                  if (st.ok() && r.outcome.txn) {
+                    resp->set_path(r.outcome.txn->create().path());
+                    ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
+                                                    r.outcome.txn->header()),
+                              resp->mutable_stat());
+                  }
+                  finish(st);
+                });
+  });
 }
 
-grpc::Status RockeeperService::SetData(grpc::ServerContext* context,
-                                       const v1::SetDataRequest* req,
-                                       v1::SetDataResponse* resp) {
-  if (req->data().size() > options_.max_data_bytes) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "data larger than jute.maxbuffer");
-  }
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  replication::SubmitResult r = SubmitAndWait(
-      caller.ctx,
-      engine::SetDataRequest{req->path(), req->data(),
-                             VersionOrAny(req->has_version(), req->version())});
-  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
-  if (st.ok() && r.outcome.txn) {
-    ToApiStat(r.outcome.txn->set_data().stat(), resp->mutable_stat());
-  }
-  return st;
+grpc::ServerUnaryReactor* RockeeperService::Delete(
+    grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
+    v1::DeleteResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    SubmitAsync(caller.ctx,
+                engine::DeleteRequest{req->path(),
+                                      VersionOrAny(req->has_version(),
+                                                   req->version())},
+                [this, resp, sid, finish](replication::SubmitResult r) {
+                  finish(FinishWrite(r, sid, resp->mutable_header()));
+                });
+  });
 }
 
-grpc::Status RockeeperService::SetAcl(grpc::ServerContext* context,
-                                      const v1::SetAclRequest* req,
-                                      v1::SetAclResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  engine::SetAclRequest set;
-  set.path = req->path();
-  for (const v1::Acl& a : req->acl()) {
-    set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
+grpc::ServerUnaryReactor* RockeeperService::SetData(
+    grpc::CallbackServerContext* ctx, const v1::SetDataRequest* req,
+    v1::SetDataResponse* resp) {
+  if (grpc::Status st = CheckDataSize(req->data().size(), options_.max_data_bytes);
+      !st.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(st);
+    return reactor;
   }
-  set.version = VersionOrAny(req->has_version(), req->version());
-  replication::SubmitResult r = SubmitAndWait(caller.ctx, set);
-  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
-  if (st.ok() && r.outcome.txn) {
-    ToApiStat(r.outcome.txn->set_acl().stat(), resp->mutable_stat());
-  }
-  return st;
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    SubmitAsync(caller.ctx,
+                engine::SetDataRequest{req->path(), req->data(),
+                                       VersionOrAny(req->has_version(),
+                                                    req->version())},
+                [this, resp, sid, finish](replication::SubmitResult r) {
+                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+                  if (st.ok() && r.outcome.txn) {
+                    ToApiStat(r.outcome.txn->set_data().stat(),
+                              resp->mutable_stat());
+                  }
+                  finish(st);
+                });
+  });
 }
 
-grpc::Status RockeeperService::Multi(grpc::ServerContext* context,
-                                     const v1::MultiRequest* req,
-                                     v1::MultiResponse* resp) {
-  engine::MultiRequest multi;
-  for (const auto& op : req->ops()) {
+grpc::ServerUnaryReactor* RockeeperService::SetAcl(
+    grpc::CallbackServerContext* ctx, const v1::SetAclRequest* req,
+    v1::SetAclResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    engine::SetAclRequest set;
+    set.path = req->path();
+    for (const v1::Acl& a : req->acl()) {
+      set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
+    }
+    set.version = VersionOrAny(req->has_version(), req->version());
+    const int64_t sid = caller.ctx.session_id;
+    SubmitAsync(caller.ctx, set,
+                [this, resp, sid, finish](replication::SubmitResult r) {
+                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+                  if (st.ok() && r.outcome.txn) {
+                    ToApiStat(r.outcome.txn->set_acl().stat(),
+                              resp->mutable_stat());
+                  }
+                  finish(st);
+                });
+  });
+}
+
+namespace {
+
+// Converts a v1 multi into the engine's; INVALID_ARGUMENT for an empty op.
+grpc::Status ToMulti(const v1::MultiRequest& req, engine::MultiRequest* multi) {
+  for (const auto& op : req.ops()) {
     switch (op.op_case()) {
       case v1::MultiRequest::Op::kCreate:
-        multi.ops.push_back(ToCreate(op.create()));
+        multi->ops.push_back(ToCreate(op.create()));
         break;
       case v1::MultiRequest::Op::kDelete:
-        multi.ops.push_back(engine::DeleteRequest{
+        multi->ops.push_back(engine::DeleteRequest{
             op.delete_().path(),
             VersionOrAny(op.delete_().has_version(), op.delete_().version())});
         break;
       case v1::MultiRequest::Op::kSetData:
-        multi.ops.push_back(engine::SetDataRequest{
+        multi->ops.push_back(engine::SetDataRequest{
             op.set_data().path(), op.set_data().data(),
             VersionOrAny(op.set_data().has_version(),
                          op.set_data().version())});
         break;
       case v1::MultiRequest::Op::kCheck:
-        multi.ops.push_back(engine::CheckRequest{
+        multi->ops.push_back(engine::CheckRequest{
             op.check().path(),
             VersionOrAny(op.check().has_version(), op.check().version())});
         break;
@@ -445,15 +541,16 @@ grpc::Status RockeeperService::Multi(grpc::ServerContext* context,
                             "multi op without an operation");
     }
   }
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  replication::SubmitResult r = SubmitAndWait(caller.ctx, multi);
-  grpc::Status st = FinishWrite(r, caller.ctx.session_id, resp->mutable_header());
-  if (!st.ok()) return st;
+  return grpc::Status::OK;
+}
+
+void FillMultiResults(const replication::SubmitResult& r,
+                      v1::MultiResponse* resp) {
   if (!r.outcome.txn) {
-    for (ZkError e : r.outcome.multi_errors) {
+    for (engine::ZkError e : r.outcome.multi_errors) {
       resp->add_results()->set_err(static_cast<int32_t>(e));
     }
-    return st;
+    return;
   }
   const auto& header = r.outcome.txn->header();
   for (const auto& op : r.outcome.txn->multi().ops()) {
@@ -466,339 +563,446 @@ grpc::Status RockeeperService::Multi(grpc::ServerContext* context,
       ToApiStat(op.set_data().stat(), result->mutable_stat());
     }
   }
-  return st;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RockeeperService::Multi(
+    grpc::CallbackServerContext* ctx, const v1::MultiRequest* req,
+    v1::MultiResponse* resp) {
+  auto multi = std::make_shared<engine::MultiRequest>();
+  if (grpc::Status st = ToMulti(*req, multi.get()); !st.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(st);
+    return reactor;
+  }
+  return Serve(ctx, resp->mutable_header(),
+               [this, multi, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    SubmitAsync(caller.ctx, *multi,
+                [this, resp, sid, finish](replication::SubmitResult r) {
+                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+                  if (st.ok()) FillMultiResults(r, resp);
+                  finish(st);
+                });
+  });
 }
 
 // --- Reads ----------------------------------------------------------------
+// Reads run inline, holding the replica's visibility mutex shared while they
+// read and register watches, and release it before finishing (the next
+// queued request of the session may run inside `finish`).
 
-// Watches belong to a session: a sessionless read cannot set one.
-#define RK_WATCH_NEEDS_SESSION(req, caller)                                \
-  if ((req)->watch() && (caller).ctx.session_id == 0) {                    \
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,             \
-                        "watches need a session (metadata rk-session-id)"); \
-  }
+namespace {
 
-grpc::Status RockeeperService::Exists(grpc::ServerContext* context,
-                                      const v1::ExistsRequest* req,
-                                      v1::ExistsResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  RK_WATCH_NEEDS_SESSION(req, caller);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  engine::Znode node;
-  const ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  if (req->watch() && (err == ZkError::kOk || err == ZkError::kNoNode)) {
-    watches_.Add(caller.ctx.session_id, req->path(),
-                 err == ZkError::kOk ? WatchKind::kData : WatchKind::kExist);
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  if (err == ZkError::kOk) ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-  return grpc::Status::OK;
-}
-
-grpc::Status RockeeperService::GetData(grpc::ServerContext* context,
-                                       const v1::GetDataRequest* req,
-                                       v1::GetDataResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  RK_WATCH_NEEDS_SESSION(req, caller);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  engine::Znode node;
-  const ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  if (req->watch() && err == ZkError::kOk) {
-    watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  if (err == ZkError::kOk) {
-    ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-    resp->set_data(std::move(node.data));
+grpc::Status WatchNeedsSession(bool watch, const int64_t session_id) {
+  if (watch && session_id == 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "watches need a session (metadata rk-session-id)");
   }
   return grpc::Status::OK;
 }
 
-grpc::Status RockeeperService::GetChildren(grpc::ServerContext* context,
-                                           const v1::GetChildrenRequest* req,
-                                           v1::GetChildrenResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  RK_WATCH_NEEDS_SESSION(req, caller);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  engine::Znode node;
-  ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  if (req->watch() && err == ZkError::kOk) {
-    watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
-  }
-  std::vector<std::string> names;
-  if (err == ZkError::kOk &&
-      !replica_->db().ListChildren(req->path(), &names).ok()) {
-    err = ZkError::kSystemError;
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  if (err == ZkError::kOk) {
-    ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-    for (auto& n : names) resp->add_children(std::move(n));
-  }
-  return grpc::Status::OK;
+}  // namespace
+
+grpc::ServerUnaryReactor* RockeeperService::Exists(
+    grpc::CallbackServerContext* ctx, const v1::ExistsRequest* req,
+    v1::ExistsResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
+    if (st.ok()) {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      engine::Znode node;
+      const ZkError err =
+          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+      if (req->watch() && (err == ZkError::kOk || err == ZkError::kNoNode)) {
+        watches_.Add(caller.ctx.session_id, req->path(),
+                     err == ZkError::kOk ? WatchKind::kData : WatchKind::kExist);
+      }
+      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                 resp->mutable_header());
+      if (err == ZkError::kOk) {
+        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+      }
+    }
+    finish(st);
+  });
 }
 
-grpc::Status RockeeperService::GetAcl(grpc::ServerContext* context,
-                                      const v1::GetAclRequest* req,
-                                      v1::GetAclResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  engine::Znode node;
-  const ZkError err =
-      CheckRead(req->path(), engine::perms::kRead | engine::perms::kAdmin,
-                caller.ctx, &node);
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  if (err != ZkError::kOk) return grpc::Status::OK;
-  absl::StatusOr<engine::AclVector> acl = replica_->db().GetAcl(node.acl_id);
-  if (!acl.ok()) {
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        std::string(acl.status().message()));
-  }
-  // Callers without ADMIN see digest ids masked, as ZooKeeper does.
-  const bool admin = engine::HasPermission(*acl, engine::perms::kAdmin,
-                                           caller.ctx.auth_ids);
-  for (const auto& a : *acl) {
-    auto* out = resp->add_acl();
-    out->set_perms(a.perms());
-    out->set_scheme(a.scheme());
-    std::string id = a.id();
-    if (!admin && a.scheme() == "digest") id = id.substr(0, id.find(':')) + ":x";
-    out->set_id(id);
-  }
-  ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* RockeeperService::GetData(
+    grpc::CallbackServerContext* ctx, const v1::GetDataRequest* req,
+    v1::GetDataResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
+    if (st.ok()) {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      engine::Znode node;
+      const ZkError err =
+          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+      if (req->watch() && err == ZkError::kOk) {
+        watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
+      }
+      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                 resp->mutable_header());
+      if (err == ZkError::kOk) {
+        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+        resp->set_data(std::move(node.data));
+      }
+    }
+    finish(st);
+  });
 }
 
-grpc::Status RockeeperService::MultiRead(grpc::ServerContext* context,
-                                         const v1::MultiReadRequest* req,
-                                         v1::MultiReadResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  for (const auto& op : req->ops()) {
-    auto* result = resp->add_results();
-    engine::Znode node;
-    const std::string& path = op.has_get_data() ? op.get_data().path()
-                                                : op.get_children().path();
-    ZkError err = CheckRead(path, engine::perms::kRead, caller.ctx, &node);
-    if (err == ZkError::kOk && op.has_get_children()) {
+grpc::ServerUnaryReactor* RockeeperService::GetChildren(
+    grpc::CallbackServerContext* ctx, const v1::GetChildrenRequest* req,
+    v1::GetChildrenResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
+    if (st.ok()) {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      engine::Znode node;
+      ZkError err =
+          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+      if (req->watch() && err == ZkError::kOk) {
+        watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
+      }
       std::vector<std::string> names;
-      if (!replica_->db().ListChildren(path, &names).ok()) {
+      if (err == ZkError::kOk &&
+          !replica_->db().ListChildren(req->path(), &names).ok()) {
         err = ZkError::kSystemError;
       }
-      for (auto& n : names) result->add_children(std::move(n));
-    } else if (err == ZkError::kOk) {
-      result->set_data(node.data);
+      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                 resp->mutable_header());
+      if (err == ZkError::kOk) {
+        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+        for (auto& n : names) resp->add_children(std::move(n));
+      }
     }
-    result->set_err(static_cast<int32_t>(err));
-    if (err == ZkError::kOk) ToApiStat(engine::ClientStat(node), result->mutable_stat());
-  }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+    finish(st);
+  });
 }
 
-grpc::Status RockeeperService::GetEphemerals(
-    grpc::ServerContext* context, const v1::GetEphemeralsRequest* req,
+grpc::ServerUnaryReactor* RockeeperService::GetAcl(
+    grpc::CallbackServerContext* ctx, const v1::GetAclRequest* req,
+    v1::GetAclResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    grpc::Status st = grpc::Status::OK;
+    {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      engine::Znode node;
+      const ZkError err =
+          CheckRead(req->path(), engine::perms::kRead | engine::perms::kAdmin,
+                    caller.ctx, &node);
+      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                 resp->mutable_header());
+      absl::StatusOr<engine::AclVector> acl =
+          err == ZkError::kOk ? replica_->db().GetAcl(node.acl_id)
+                              : absl::StatusOr<engine::AclVector>();
+      if (err == ZkError::kOk && !acl.ok()) {
+        st = grpc::Status(grpc::StatusCode::INTERNAL,
+                          std::string(acl.status().message()));
+      } else if (err == ZkError::kOk) {
+        // Callers without ADMIN see digest ids masked, as in ZooKeeper.
+        const bool admin = engine::HasPermission(*acl, engine::perms::kAdmin,
+                                                 caller.ctx.auth_ids);
+        for (const auto& a : *acl) {
+          auto* out = resp->add_acl();
+          out->set_perms(a.perms());
+          out->set_scheme(a.scheme());
+          std::string id = a.id();
+          if (!admin && a.scheme() == "digest") {
+            id = id.substr(0, id.find(':')) + ":x";
+          }
+          out->set_id(id);
+        }
+        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+      }
+    }
+    finish(st);
+  });
+}
+
+grpc::ServerUnaryReactor* RockeeperService::MultiRead(
+    grpc::CallbackServerContext* ctx, const v1::MultiReadRequest* req,
+    v1::MultiReadResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      for (const auto& op : req->ops()) {
+        auto* result = resp->add_results();
+        engine::Znode node;
+        const std::string& path = op.has_get_data() ? op.get_data().path()
+                                                    : op.get_children().path();
+        ZkError err = CheckRead(path, engine::perms::kRead, caller.ctx, &node);
+        if (err == ZkError::kOk && op.has_get_children()) {
+          std::vector<std::string> names;
+          if (!replica_->db().ListChildren(path, &names).ok()) {
+            err = ZkError::kSystemError;
+          }
+          for (auto& n : names) result->add_children(std::move(n));
+        } else if (err == ZkError::kOk) {
+          result->set_data(node.data);
+        }
+        result->set_err(static_cast<int32_t>(err));
+        if (err == ZkError::kOk) {
+          ToApiStat(engine::ClientStat(node), result->mutable_stat());
+        }
+      }
+      FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                 caller.ctx.session_id, resp->mutable_header());
+    }
+    finish(grpc::Status::OK);
+  });
+}
+
+grpc::ServerUnaryReactor* RockeeperService::GetEphemerals(
+    grpc::CallbackServerContext* ctx, const v1::GetEphemeralsRequest* req,
     v1::GetEphemeralsResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  std::vector<std::string> paths;
-  if (caller.ctx.session_id != 0 &&
-      !replica_->db().ListEphemerals(caller.ctx.session_id, &paths).ok()) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, "listing ephemerals");
-  }
-  const std::string& prefix = req->prefix_path();
-  for (auto& p : paths) {
-    if (prefix.empty() || prefix == "/" || p.rfind(prefix, 0) == 0) {
-      resp->add_paths(std::move(p));
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    grpc::Status st = grpc::Status::OK;
+    {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      std::vector<std::string> paths;
+      if (caller.ctx.session_id != 0 &&
+          !replica_->db().ListEphemerals(caller.ctx.session_id, &paths).ok()) {
+        st = grpc::Status(grpc::StatusCode::INTERNAL, "listing ephemerals");
+      }
+      const std::string& prefix = req->prefix_path();
+      for (auto& p : paths) {
+        if (prefix.empty() || prefix == "/" || p.rfind(prefix, 0) == 0) {
+          resp->add_paths(std::move(p));
+        }
+      }
+      FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                 caller.ctx.session_id, resp->mutable_header());
     }
-  }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+    finish(st);
+  });
 }
 
-grpc::Status RockeeperService::GetAllChildrenNumber(
-    grpc::ServerContext* context, const v1::GetAllChildrenNumberRequest* req,
+grpc::ServerUnaryReactor* RockeeperService::GetAllChildrenNumber(
+    grpc::CallbackServerContext* ctx,
+    const v1::GetAllChildrenNumberRequest* req,
     v1::GetAllChildrenNumberResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  engine::Znode node;
-  ZkError err = CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-  if (err == ZkError::kOk) {
-    absl::StatusOr<int64_t> n = replica_->db().CountDescendants(req->path());
-    if (n.ok()) {
-      resp->set_total_number(static_cast<int32_t>(*n));
-    } else {
-      err = ZkError::kSystemError;
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      engine::Znode node;
+      ZkError err =
+          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+      if (err == ZkError::kOk) {
+        absl::StatusOr<int64_t> n =
+            replica_->db().CountDescendants(req->path());
+        if (n.ok()) {
+          resp->set_total_number(static_cast<int32_t>(*n));
+        } else {
+          err = ZkError::kSystemError;
+        }
+      }
+      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                 resp->mutable_header());
     }
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+    finish(grpc::Status::OK);
+  });
 }
 
-grpc::Status RockeeperService::Sync(grpc::ServerContext* context,
-                                    const v1::SyncRequest* req,
-                                    v1::SyncResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  // Standalone: every committed txn is applied before its write returns, so
-  // this server is always up to date with the (only) leader.
-  resp->set_path(req->path());
-  FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
-                                              : ZkError::kBadArguments,
-             replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* RockeeperService::Sync(
+    grpc::CallbackServerContext* ctx, const v1::SyncRequest* req,
+    v1::SyncResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    // Standalone: a write is applied before it returns, so this server is
+    // always up to date with the (only) leader. Running in the session's
+    // FIFO order is what sync promises.
+    resp->set_path(req->path());
+    FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
+                                                : ZkError::kBadArguments,
+               replica_->db().last_applied_zxid(), caller.ctx.session_id,
+               resp->mutable_header());
+    finish(grpc::Status::OK);
+  });
 }
 
-grpc::Status RockeeperService::AddAuth(grpc::ServerContext* context,
-                                       const v1::AddAuthRequest* req,
-                                       v1::AddAuthResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  if (caller.ctx.session_id == 0) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "AddAuth needs a session (metadata rk-session-id)");
-  }
-  if (req->scheme() != "digest" ||
-      req->auth().find(':') == std::string::npos) {
-    FillHeader(ZkError::kAuthFailed, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-    return grpc::Status::OK;
-  }
-  for (auto& id : engine::DigestAuthIds(req->auth(), options_.super_digest)) {
-    sessions_.AddAuth(caller.ctx.session_id, std::move(id));
-  }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* RockeeperService::AddAuth(
+    grpc::CallbackServerContext* ctx, const v1::AddAuthRequest* req,
+    v1::AddAuthResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    if (sid == 0) {
+      finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "AddAuth needs a session (metadata rk-session-id)"));
+      return;
+    }
+    ZkError err = ZkError::kOk;
+    if (req->scheme() != "digest" ||
+        req->auth().find(':') == std::string::npos) {
+      err = ZkError::kAuthFailed;
+    } else {
+      for (auto& id :
+           engine::DigestAuthIds(req->auth(), options_.super_digest)) {
+        sessions_.AddAuth(sid, std::move(id));
+      }
+    }
+    FillHeader(err, replica_->db().last_applied_zxid(), sid,
+               resp->mutable_header());
+    finish(grpc::Status::OK);
+  });
 }
 
-grpc::Status RockeeperService::WhoAmI(grpc::ServerContext* context,
-                                      const v1::WhoAmIRequest*,
-                                      v1::WhoAmIResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  for (const auto& id : caller.ctx.auth_ids) {
-    auto* info = resp->add_client_info();
-    info->set_auth_scheme(id.scheme);
-    info->set_user(id.scheme == "digest" ? id.id.substr(0, id.id.find(':'))
-                                         : id.id);
-  }
-  FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(), caller.ctx.session_id, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* RockeeperService::WhoAmI(
+    grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
+    v1::WhoAmIResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, resp](const Caller& caller, Finish finish) {
+    for (const auto& id : caller.ctx.auth_ids) {
+      auto* info = resp->add_client_info();
+      info->set_auth_scheme(id.scheme);
+      info->set_user(id.scheme == "digest" ? id.id.substr(0, id.id.find(':'))
+                                           : id.id);
+    }
+    FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+               caller.ctx.session_id, resp->mutable_header());
+    finish(grpc::Status::OK);
+  });
 }
 
 // --- Watches ----------------------------------------------------------------
 
-grpc::Status RockeeperService::AddWatch(grpc::ServerContext* context,
-                                        const v1::AddWatchRequest* req,
-                                        v1::AddWatchResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  if (caller.ctx.session_id == 0) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "watches need a session (metadata rk-session-id)");
-  }
-  ZkError err = ZkError::kOk;
-  if (!engine::IsValidPath(req->path())) {
-    err = ZkError::kBadArguments;
-  } else {
-    watches_.Add(caller.ctx.session_id, req->path(),
-                 req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
-                     ? WatchKind::kPersistentRecursive
-                     : WatchKind::kPersistent);
-  }
-  FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-             resp->mutable_header());
-  return grpc::Status::OK;
-}
-
-grpc::Status RockeeperService::RemoveWatches(
-    grpc::ServerContext* context, const v1::RemoveWatchesRequest* req,
-    v1::RemoveWatchesResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  std::vector<WatchKind> kinds;
-  switch (req->type()) {
-    case v1::WATCHER_CHILDREN:
-      kinds = {WatchKind::kChild};
-      break;
-    case v1::WATCHER_DATA:
-      kinds = {WatchKind::kData, WatchKind::kExist};
-      break;
-    case v1::WATCHER_ANY:
-      kinds = {WatchKind::kChild, WatchKind::kData, WatchKind::kExist,
-               WatchKind::kPersistent, WatchKind::kPersistentRecursive};
-      break;
-    case v1::WATCHER_PERSISTENT:
-      kinds = {WatchKind::kPersistent};
-      break;
-    case v1::WATCHER_PERSISTENT_RECURSIVE:
-      kinds = {WatchKind::kPersistentRecursive};
-      break;
-    default:
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "unknown watcher type");
-  }
-  const int removed =
-      caller.ctx.session_id == 0
-          ? 0
-          : watches_.Remove(caller.ctx.session_id, req->path(), kinds);
-  FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
-             replica_->db().last_applied_zxid(), caller.ctx.session_id,
-             resp->mutable_header());
-  return grpc::Status::OK;
-}
-
-grpc::Status RockeeperService::SetWatches(grpc::ServerContext* context,
-                                          const v1::SetWatchesRequest* req,
-                                          v1::SetWatchesResponse* resp) {
-  RK_RESOLVE_OR_RETURN(caller, context, resp);
-  const int64_t sid = caller.ctx.session_id;
-  if (sid == 0) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "watches need a session (metadata rk-session-id)");
-  }
-  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  const int64_t rel = req->relative_zxid();
-  const engine::StateDb& db = replica_->db();
-  using engine::WatchEventType;
-  // As ZooKeeper's DataTree.setWatches: fire at once what changed after
-  // `rel`, register the rest. Made-up events carry zxid -1.
-  for (const std::string& path : req->data_watches()) {
-    absl::StatusOr<engine::Znode> n = db.GetZnode(path);
-    if (!n.ok()) {
-      events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
-    } else if (n->mzxid > rel) {
-      events_.Publish(sid, WatchEventType::kNodeDataChanged, path, -1);
-    } else {
-      watches_.Add(sid, path, WatchKind::kData);
+grpc::ServerUnaryReactor* RockeeperService::AddWatch(
+    grpc::CallbackServerContext* ctx, const v1::AddWatchRequest* req,
+    v1::AddWatchResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    if (sid == 0) {
+      finish(WatchNeedsSession(true, sid));
+      return;
     }
-  }
-  for (const std::string& path : req->exist_watches()) {
-    if (db.GetZnode(path).ok()) {
-      events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
+    ZkError err = ZkError::kOk;
+    if (!engine::IsValidPath(req->path())) {
+      err = ZkError::kBadArguments;
     } else {
-      watches_.Add(sid, path, WatchKind::kExist);
+      watches_.Add(sid, req->path(),
+                   req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
+                       ? WatchKind::kPersistentRecursive
+                       : WatchKind::kPersistent);
     }
-  }
-  for (const std::string& path : req->child_watches()) {
-    absl::StatusOr<engine::Znode> n = db.GetZnode(path);
-    if (!n.ok()) {
-      events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
-    } else if (n->pzxid > rel) {
-      events_.Publish(sid, WatchEventType::kNodeChildrenChanged, path, -1);
-    } else {
-      watches_.Add(sid, path, WatchKind::kChild);
-    }
-  }
-  for (const std::string& path : req->persistent_watches()) {
-    watches_.Add(sid, path, WatchKind::kPersistent);
-  }
-  for (const std::string& path : req->persistent_recursive_watches()) {
-    watches_.Add(sid, path, WatchKind::kPersistentRecursive);
-  }
-  FillHeader(ZkError::kOk, db.last_applied_zxid(), sid, resp->mutable_header());
-  return grpc::Status::OK;
+    FillHeader(err, replica_->db().last_applied_zxid(), sid,
+               resp->mutable_header());
+    finish(grpc::Status::OK);
+  });
 }
 
 namespace {
 
-v1::EventType ToApiEventType(engine::WatchEventType t) {
-  return static_cast<v1::EventType>(static_cast<int>(t));
+std::optional<std::vector<WatchKind>> KindsOf(v1::WatcherType type) {
+  switch (type) {
+    case v1::WATCHER_CHILDREN:
+      return std::vector<WatchKind>{WatchKind::kChild};
+    case v1::WATCHER_DATA:
+      return std::vector<WatchKind>{WatchKind::kData, WatchKind::kExist};
+    case v1::WATCHER_ANY:
+      return std::vector<WatchKind>{
+          WatchKind::kChild, WatchKind::kData, WatchKind::kExist,
+          WatchKind::kPersistent, WatchKind::kPersistentRecursive};
+    case v1::WATCHER_PERSISTENT:
+      return std::vector<WatchKind>{WatchKind::kPersistent};
+    case v1::WATCHER_PERSISTENT_RECURSIVE:
+      return std::vector<WatchKind>{WatchKind::kPersistentRecursive};
+    default:
+      return std::nullopt;
+  }
 }
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RockeeperService::RemoveWatches(
+    grpc::CallbackServerContext* ctx, const v1::RemoveWatchesRequest* req,
+    v1::RemoveWatchesResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    std::optional<std::vector<WatchKind>> kinds = KindsOf(req->type());
+    if (!kinds) {
+      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "unknown watcher type"));
+      return;
+    }
+    const int64_t sid = caller.ctx.session_id;
+    const int removed = sid == 0 ? 0 : watches_.Remove(sid, req->path(), *kinds);
+    FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
+               replica_->db().last_applied_zxid(), sid, resp->mutable_header());
+    finish(grpc::Status::OK);
+  });
+}
+
+grpc::ServerUnaryReactor* RockeeperService::SetWatches(
+    grpc::CallbackServerContext* ctx, const v1::SetWatchesRequest* req,
+    v1::SetWatchesResponse* resp) {
+  return Serve(ctx, resp->mutable_header(),
+               [this, req, resp](const Caller& caller, Finish finish) {
+    const int64_t sid = caller.ctx.session_id;
+    if (sid == 0) {
+      finish(WatchNeedsSession(true, sid));
+      return;
+    }
+    {
+      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+      const int64_t rel = req->relative_zxid();
+      const engine::StateDb& db = replica_->db();
+      using engine::WatchEventType;
+      // As ZooKeeper's DataTree.setWatches: fire at once what changed after
+      // `rel`, register the rest. Made-up events carry zxid -1.
+      for (const std::string& path : req->data_watches()) {
+        absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+        if (!n.ok()) {
+          events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+        } else if (n->mzxid > rel) {
+          events_.Publish(sid, WatchEventType::kNodeDataChanged, path, -1);
+        } else {
+          watches_.Add(sid, path, WatchKind::kData);
+        }
+      }
+      for (const std::string& path : req->exist_watches()) {
+        if (db.GetZnode(path).ok()) {
+          events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
+        } else {
+          watches_.Add(sid, path, WatchKind::kExist);
+        }
+      }
+      for (const std::string& path : req->child_watches()) {
+        absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+        if (!n.ok()) {
+          events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+        } else if (n->pzxid > rel) {
+          events_.Publish(sid, WatchEventType::kNodeChildrenChanged, path, -1);
+        } else {
+          watches_.Add(sid, path, WatchKind::kChild);
+        }
+      }
+      for (const std::string& path : req->persistent_watches()) {
+        watches_.Add(sid, path, WatchKind::kPersistent);
+      }
+      for (const std::string& path : req->persistent_recursive_watches()) {
+        watches_.Add(sid, path, WatchKind::kPersistentRecursive);
+      }
+      FillHeader(ZkError::kOk, db.last_applied_zxid(), sid,
+                 resp->mutable_header());
+    }
+    finish(grpc::Status::OK);
+  });
+}
+
+// --- The Session stream ---------------------------------------------------
+
+namespace {
 
 v1::SessionMessage::State ToApiState(EventHub::End end) {
   switch (end) {
@@ -812,66 +1016,165 @@ v1::SessionMessage::State ToApiState(EventHub::End end) {
 
 }  // namespace
 
-grpc::Status RockeeperService::Session(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::SessionMessage, v1::SessionRequest>* stream) {
-  v1::SessionRequest first;
-  if (!stream->Read(&first)) return grpc::Status::OK;
-  const int64_t sid = first.session_id();
-  std::optional<SessionInfo> info = sessions_.Get(sid);
-  v1::SessionMessage msg;
-  if (!info || info->password != first.password() || !sessions_.Touch(sid)) {
-    msg.set_state(v1::SessionMessage::EXPIRED);
-    stream->Write(msg);
-    return grpc::Status::OK;
+// A reactor per stream: reads (attach, then pings) drive OnReadDone; writes
+// are pulled from the EventHub whenever it notifies, one in flight at a
+// time. All state is guarded by `state_->mu`, which also guards the
+// reactor's lifetime against late notifications.
+class RockeeperService::SessionStream
+    : public grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionMessage> {
+ public:
+  explicit SessionStream(RockeeperService* service)
+      : service_(service), state_(std::make_shared<State>()) {
+    state_->stream = this;
+    StartRead(&request_);
   }
-  const uint64_t token = events_.Attach(sid);
-  msg.set_state(v1::SessionMessage::CONNECTED);
-  if (!stream->Write(msg)) {
-    events_.Detach(sid, token);
-    return grpc::Status::OK;
+
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    if (!ok) {  // client closed its side or went away
+      EndLocked(std::nullopt);
+      return;
+    }
+    if (session_id_ == 0) {
+      AttachLocked();
+    } else {
+      service_->sessions_.Touch(session_id_);
+      if (request_.ping()) pong_ = true;
+    }
+    PumpLocked();
+    if (!ending_) StartRead(&request_);
   }
-  // Pings arrive on their own thread; this one writes.
-  std::atomic<bool> reader_done{false};
-  std::thread reader([&] {
-    v1::SessionRequest req;
-    while (stream->Read(&req)) {
-      sessions_.Touch(sid);
-      if (req.ping()) events_.Ping(sid, token);
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    writing_ = false;
+    if (!ok) {
+      EndLocked(std::nullopt);
+      return;
     }
-    reader_done = true;
-    events_.Ping(sid, token);  // wake the writer
-  });
-  for (;;) {
-    EventHub::Batch batch = events_.Wait(sid, token, absl::Seconds(1));
-    bool ok = true;
-    for (const QueuedEvent& e : batch.events) {
-      v1::SessionMessage m;
-      auto* ev = m.mutable_event();
-      ev->set_seq(e.seq);
-      ev->set_type(ToApiEventType(e.type));
-      ev->set_path(e.path);
-      ev->set_zxid(e.zxid);
-      if (!(ok = stream->Write(m))) break;
-      events_.Ack(sid, e.seq);
+    if (acked_seq_on_write_ > 0) {
+      service_->events_.Ack(session_id_, acked_seq_on_write_);
     }
-    if (ok && batch.pong && !reader_done) {
+    outgoing_.pop_front();
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->stream = nullptr;
+      if (token_ != 0) service_->events_.Detach(session_id_, token_);
+    }
+    delete this;
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&state_->mu);
+    EndLocked(std::nullopt);
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    SessionStream* stream ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
+  void AttachLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    const int64_t sid = request_.session_id();
+    std::optional<SessionInfo> info = service_->sessions_.Get(sid);
+    v1::SessionMessage msg;
+    if (sid == 0 || !info || info->password != request_.password() ||
+        !service_->sessions_.Touch(sid)) {
+      EndLocked(v1::SessionMessage::EXPIRED);
+      return;
+    }
+    session_id_ = sid;
+    std::weak_ptr<State> weak = state_;
+    token_ = service_->events_.Attach(sid, [weak] {
+      if (auto s = weak.lock()) {
+        absl::MutexLock lock(&s->mu);
+        if (s->stream != nullptr) s->stream->PumpLocked();
+      }
+    });
+    msg.set_state(v1::SessionMessage::CONNECTED);
+    outgoing_.push_back({std::move(msg), 0});
+  }
+
+  // Moves what the hub has into `outgoing_` and starts the next write.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (finished_) return;
+    if (token_ != 0 && !ending_) {
+      EventHub::Batch batch = service_->events_.Take(session_id_, token_);
+      for (const QueuedEvent& e : batch.events) {
+        if (e.seq <= queued_seq_) continue;  // already queued
+        v1::SessionMessage m;
+        auto* ev = m.mutable_event();
+        ev->set_seq(e.seq);
+        ev->set_type(static_cast<v1::EventType>(static_cast<int>(e.type)));
+        ev->set_path(e.path);
+        ev->set_zxid(e.zxid);
+        outgoing_.push_back({std::move(m), e.seq});
+        queued_seq_ = e.seq;
+      }
+      if (batch.pong) pong_ = true;
+      if (batch.end != EventHub::End::kNone) {
+        token_ = 0;  // the hub forgot us (closed/expired) or replaced us
+        EndLocked(ToApiState(batch.end));
+        return;
+      }
+    }
+    if (pong_ && !ending_) {
       v1::SessionMessage m;
       m.set_pong(true);
-      ok = stream->Write(m);
+      outgoing_.push_back({std::move(m), 0});
+      pong_ = false;
     }
-    if (ok && batch.end != EventHub::End::kNone) {
-      v1::SessionMessage m;
-      m.set_state(ToApiState(batch.end));
-      stream->Write(m);
-      break;
+    if (writing_) return;
+    if (!outgoing_.empty()) {
+      writing_ = true;
+      acked_seq_on_write_ = outgoing_.front().seq;
+      StartWrite(&outgoing_.front().msg);
+    } else if (ending_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
     }
-    if (!ok || reader_done || context->IsCancelled()) break;
   }
-  context->TryCancel();  // unblocks the reader's Read
-  reader.join();
-  events_.Detach(sid, token);
-  return grpc::Status::OK;
+
+  // Ends the stream after sending `final_state` (if any) and what is queued.
+  void EndLocked(std::optional<v1::SessionMessage::State> final_state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (ending_) return;
+    ending_ = true;
+    if (final_state) {
+      v1::SessionMessage m;
+      m.set_state(*final_state);
+      outgoing_.push_back({std::move(m), 0});
+    }
+    PumpLocked();
+  }
+
+  struct Outgoing {
+    v1::SessionMessage msg;
+    uint64_t seq;  // event seq to ack once written (0: not an event)
+  };
+
+  RockeeperService* const service_;
+  std::shared_ptr<State> state_;
+  v1::SessionRequest request_;
+  int64_t session_id_ = 0;
+  uint64_t token_ = 0;
+  uint64_t queued_seq_ = 0;
+  uint64_t acked_seq_on_write_ = 0;
+  std::deque<Outgoing> outgoing_;
+  bool writing_ = false;
+  bool pong_ = false;
+  bool ending_ = false;
+  bool finished_ = false;
+};
+
+grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionMessage>*
+RockeeperService::Session(grpc::CallbackServerContext*) {
+  return new SessionStream(this);
 }
 
 }  // namespace rockeeper::rpc

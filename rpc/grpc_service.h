@@ -1,10 +1,15 @@
 // The rockeeper.v1.Rockeeper gRPC service (proto/rockeeper/v1/rockeeper.proto)
-// over a StandaloneReplica: writes go through the replica's write path and
-// wait for their txn to apply; reads run on the state DB with ZooKeeper's
-// ACL checks. Sessions live in a SessionTracker; an expiry thread closes
-// sessions whose clients stopped heartbeating.
+// over a StandaloneReplica, on gRPC's asynchronous callback API: no thread
+// per request or per session. Writes are submitted to the replica's write
+// path and answered when their txn has applied (the completion runs on a
+// small work queue); reads run inline on the state DB with ZooKeeper's ACL
+// checks. A session's requests run one at a time in arrival order
+// (SessionSerializer), reads included; different sessions run in parallel.
+// Session streams are reactors fed by the EventHub. An expiry thread closes
+// sessions whose clients stopped heartbeating and runs the container/TTL
+// reaper.
 //
-// Thread safety: gRPC calls handlers from its thread pool; all state is in
+// Thread safety: gRPC calls handlers from its threads; all state is in
 // thread-safe members.
 #ifndef ROCKEEPER_RPC_GRPC_SERVICE_H_
 #define ROCKEEPER_RPC_GRPC_SERVICE_H_
@@ -13,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -20,6 +26,7 @@
 #include "replication/standalone_replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
+#include "rpc/serial_executor.h"
 #include "rpc/session_tracker.h"
 #include "rpc/watch_manager.h"
 
@@ -53,70 +60,80 @@ struct ServiceOptions {
   int64_t container_max_per_minute = 10000;
 };
 
-class RockeeperService final : public v1::Rockeeper::Service {
+class RockeeperService final : public v1::Rockeeper::CallbackService {
  public:
   RockeeperService(replication::StandaloneReplica* replica,
                    ServiceOptions options);
   ~RockeeperService() override;
 
-  grpc::Status Connect(grpc::ServerContext*, const v1::ConnectRequest*,
-                       v1::ConnectResponse*) override;
-  grpc::Status Close(grpc::ServerContext*, const v1::CloseRequest*,
-                     v1::CloseResponse*) override;
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
-                         v1::HeartbeatResponse*) override;
-  grpc::Status Create(grpc::ServerContext*, const v1::CreateRequest*,
-                      v1::CreateResponse*) override;
-  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
-                      v1::DeleteResponse*) override;
-  grpc::Status SetData(grpc::ServerContext*, const v1::SetDataRequest*,
-                       v1::SetDataResponse*) override;
-  grpc::Status SetAcl(grpc::ServerContext*, const v1::SetAclRequest*,
-                      v1::SetAclResponse*) override;
-  grpc::Status Multi(grpc::ServerContext*, const v1::MultiRequest*,
-                     v1::MultiResponse*) override;
-  grpc::Status Exists(grpc::ServerContext*, const v1::ExistsRequest*,
-                      v1::ExistsResponse*) override;
-  grpc::Status GetData(grpc::ServerContext*, const v1::GetDataRequest*,
-                       v1::GetDataResponse*) override;
-  grpc::Status GetChildren(grpc::ServerContext*, const v1::GetChildrenRequest*,
-                           v1::GetChildrenResponse*) override;
-  grpc::Status GetAcl(grpc::ServerContext*, const v1::GetAclRequest*,
-                      v1::GetAclResponse*) override;
-  grpc::Status MultiRead(grpc::ServerContext*, const v1::MultiReadRequest*,
-                         v1::MultiReadResponse*) override;
-  grpc::Status GetEphemerals(grpc::ServerContext*,
-                             const v1::GetEphemeralsRequest*,
-                             v1::GetEphemeralsResponse*) override;
-  grpc::Status GetAllChildrenNumber(grpc::ServerContext*,
-                                    const v1::GetAllChildrenNumberRequest*,
-                                    v1::GetAllChildrenNumberResponse*) override;
-  grpc::Status Sync(grpc::ServerContext*, const v1::SyncRequest*,
-                    v1::SyncResponse*) override;
-  grpc::Status AddAuth(grpc::ServerContext*, const v1::AddAuthRequest*,
-                       v1::AddAuthResponse*) override;
-  grpc::Status WhoAmI(grpc::ServerContext*, const v1::WhoAmIRequest*,
-                      v1::WhoAmIResponse*) override;
-  grpc::Status AddWatch(grpc::ServerContext*, const v1::AddWatchRequest*,
-                        v1::AddWatchResponse*) override;
-  grpc::Status RemoveWatches(grpc::ServerContext*,
-                             const v1::RemoveWatchesRequest*,
-                             v1::RemoveWatchesResponse*) override;
-  grpc::Status SetWatches(grpc::ServerContext*, const v1::SetWatchesRequest*,
-                          v1::SetWatchesResponse*) override;
-  grpc::Status Session(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<v1::SessionMessage, v1::SessionRequest>*)
-      override;
+  grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* ctx,
+      const v1::ConnectRequest* req, v1::ConnectResponse* resp) override;
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
+      const v1::CloseRequest* req, v1::CloseResponse* resp) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+      const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) override;
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* ctx,
+      const v1::CreateRequest* req, v1::CreateResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
+      const v1::DeleteRequest* req, v1::DeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* SetData(grpc::CallbackServerContext* ctx,
+      const v1::SetDataRequest* req, v1::SetDataResponse* resp) override;
+  grpc::ServerUnaryReactor* SetAcl(grpc::CallbackServerContext* ctx,
+      const v1::SetAclRequest* req, v1::SetAclResponse* resp) override;
+  grpc::ServerUnaryReactor* Multi(grpc::CallbackServerContext* ctx,
+      const v1::MultiRequest* req, v1::MultiResponse* resp) override;
+  grpc::ServerUnaryReactor* Exists(grpc::CallbackServerContext* ctx,
+      const v1::ExistsRequest* req, v1::ExistsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetData(grpc::CallbackServerContext* ctx,
+      const v1::GetDataRequest* req, v1::GetDataResponse* resp) override;
+  grpc::ServerUnaryReactor* GetChildren(grpc::CallbackServerContext* ctx,
+      const v1::GetChildrenRequest* req, v1::GetChildrenResponse* resp) override;
+  grpc::ServerUnaryReactor* GetAcl(grpc::CallbackServerContext* ctx,
+      const v1::GetAclRequest* req, v1::GetAclResponse* resp) override;
+  grpc::ServerUnaryReactor* MultiRead(grpc::CallbackServerContext* ctx,
+      const v1::MultiReadRequest* req, v1::MultiReadResponse* resp) override;
+  grpc::ServerUnaryReactor* GetEphemerals(grpc::CallbackServerContext* ctx,
+      const v1::GetEphemeralsRequest* req, v1::GetEphemeralsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetAllChildrenNumber(grpc::CallbackServerContext* ctx,
+      const v1::GetAllChildrenNumberRequest* req, v1::GetAllChildrenNumberResponse* resp) override;
+  grpc::ServerUnaryReactor* Sync(grpc::CallbackServerContext* ctx,
+      const v1::SyncRequest* req, v1::SyncResponse* resp) override;
+  grpc::ServerUnaryReactor* AddAuth(grpc::CallbackServerContext* ctx,
+      const v1::AddAuthRequest* req, v1::AddAuthResponse* resp) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
+      const v1::WhoAmIRequest* req, v1::WhoAmIResponse* resp) override;
+  grpc::ServerUnaryReactor* AddWatch(grpc::CallbackServerContext* ctx,
+      const v1::AddWatchRequest* req, v1::AddWatchResponse* resp) override;
+  grpc::ServerUnaryReactor* RemoveWatches(grpc::CallbackServerContext* ctx,
+      const v1::RemoveWatchesRequest* req, v1::RemoveWatchesResponse* resp) override;
+  grpc::ServerUnaryReactor* SetWatches(grpc::CallbackServerContext* ctx,
+      const v1::SetWatchesRequest* req, v1::SetWatchesResponse* resp) override;
+  grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionMessage>* Session(
+      grpc::CallbackServerContext* ctx) override;
 
   SessionTracker& sessions() { return sessions_; }
   const WatchManager& watches() const { return watches_; }
 
  private:
   struct Caller;
-  Caller ResolveCaller(grpc::ServerContext* context);
+  class SessionStream;
+  using Finish = std::function<void(const grpc::Status&)>;
+  using Body = std::function<void(const Caller&, Finish)>;
+
+  // The common frame of every unary RPC: backpressure, caller resolution,
+  // per-session FIFO order; `body` fills the response and calls its Finish
+  // exactly once. `header` is filled on a session error.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  v1::ResponseHeader* header, Body body);
+  // Submits a write; `done` runs on the work queue (never on the apply
+  // thread) after the txn's watch events were published.
+  void SubmitAsync(const engine::RequestContext& ctx,
+                   const engine::WriteRequest& request,
+                   std::function<void(replication::SubmitResult)> done);
+  Caller ResolveCaller(grpc::ServerContextBase* context);
   replication::SubmitResult SubmitAndWait(const engine::RequestContext& ctx,
                                           const engine::WriteRequest& request);
+  void PublishTriggers(const std::vector<engine::WatchTrigger>& triggers);
   // Fills `header` and returns the gRPC status for a write's result.
   grpc::Status FinishWrite(const replication::SubmitResult& result,
                            int64_t session_id, v1::ResponseHeader* header);
@@ -132,27 +149,14 @@ class RockeeperService final : public v1::Rockeeper::Service {
   // One pass of the container/TTL reaper; returns the number deleted.
   int ReapContainers();
 
-  // Counts a request in flight for its lifetime (see
-  // max_outstanding_requests).
-  class InFlight {
-   public:
-    explicit InFlight(RockeeperService* s) : s_(s) {
-      ok_ = s_->in_flight_.fetch_add(1) < s_->options_.max_outstanding_requests;
-    }
-    ~InFlight() { s_->in_flight_.fetch_sub(1); }
-    bool ok() const { return ok_; }
-
-   private:
-    RockeeperService* s_;
-    bool ok_;
-  };
-
   replication::StandaloneReplica* const replica_;
-  std::atomic<int64_t> in_flight_{0};
   const ServiceOptions options_;
+  std::atomic<int64_t> in_flight_{0};
   SessionTracker sessions_;
   WatchManager watches_;
   EventHub events_;
+  SessionSerializer serializer_;
+  WorkQueue completions_{2};
   absl::Notification stop_;
   std::thread expiry_thread_;
 };
