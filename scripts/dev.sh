@@ -18,7 +18,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev python3-grpcio python3-protobuf)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz)
+FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz prep_apply_fuzz)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
