@@ -65,6 +65,19 @@ std::string PeerAddress(const std::string& peer) {
   return "";
 }
 
+// The caller's IP: from the transport, or, for in-process callers (the
+// ZooKeeper wire protocol front end), from the rk-client-ip metadata.
+std::string ClientIp(const grpc::ServerContextBase* context) {
+  const std::string peer = context->peer();
+  if (peer.rfind("inproc", 0) == 0 || peer.empty()) {
+    const auto& md = context->client_metadata();
+    auto it = md.find("rk-client-ip");
+    if (it != md.end()) return std::string(it->second.data(), it->second.size());
+    return "";
+  }
+  return PeerAddress(peer);
+}
+
 engine::CreateRequest ToCreate(const v1::CreateRequest& r) {
   engine::CreateRequest c;
   c.path = r.path();
@@ -163,7 +176,7 @@ void RockeeperService::ExpiryLoop() {
 RockeeperService::Caller RockeeperService::ResolveCaller(
     grpc::ServerContextBase* context) {
   Caller caller;
-  const std::string ip = PeerAddress(context->peer());
+  const std::string ip = ClientIp(context);
   if (!ip.empty()) caller.ctx.auth_ids.push_back({"ip", ip});
   const auto& md = context->client_metadata();
   auto it = md.find(kSessionMetadata);
@@ -339,7 +352,7 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  const std::string ip = PeerAddress(ctx->peer());
+  const std::string ip = ClientIp(ctx);
   if (options_.max_sessions_per_ip > 0 &&
       sessions_.CountForIp(ip) >=
           static_cast<size_t>(options_.max_sessions_per_ip)) {

@@ -4,9 +4,8 @@
 //   rockeeper --config zoo.cfg     (or: rockeeper zoo.cfg)
 //   rockeeper status [--config zoo.cfg]
 //
-// Today the server speaks the gRPC API (rockeeper.v1) on grpcPort; the
-// ZooKeeper wire protocol on clientPort and quorum mode arrive with the
-// [wire] and [zab] issues.
+// The server speaks the gRPC API (rockeeper.v1) on grpcPort and the
+// ZooKeeper wire protocol on clientPort; quorum mode arrives with [zab].
 #include <signal.h>
 
 #include <cstdio>
@@ -22,6 +21,7 @@
 #include "replication/standalone_replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/grpc_service.h"
+#include "rpc/wire_server.h"
 #include "server/config.h"
 
 namespace rockeeper::server {
@@ -174,12 +174,25 @@ int Serve(const ServerConfig& cfg) {
   }
   Log("INFO", absl::StrCat("rockeeper ", kVersion,
                            " standalone: gRPC on ", listen));
-  Log("WARN", absl::StrCat("the ZooKeeper wire protocol (clientPort ",
-                           cfg.client_port, ") is not implemented yet"));
+  // The ZooKeeper wire protocol, served by the same service in-process.
+  rpc::WireServerOptions wo;
+  wo.address = cfg.client_port_address;
+  wo.port = cfg.client_port;
+  wo.max_frame_bytes = cfg.jute_max_buffer_bytes;
+  absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire = rpc::WireServer::Start(
+      wo, server->InProcessChannel(grpc::ChannelArguments()));
+  if (!wire.ok()) {
+    Log("ERROR", absl::StrCat("ZooKeeper protocol: ", wire.status().ToString()));
+    server->Shutdown();
+    return 1;
+  }
+  Log("INFO", absl::StrCat("ZooKeeper protocol on ", cfg.client_port_address,
+                           ":", (*wire)->port()));
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   Log("INFO", absl::StrCat("signal ", sig, ": shutting down"));
+  wire->reset();  // closes client connections first
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   service.reset();

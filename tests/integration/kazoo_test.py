@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Compatibility test: Python kazoo (Debian's python3-kazoo, a real
+third-party ZooKeeper client) against a real rockeeper process over the
+ZooKeeper wire protocol, including kazoo's recipes.
+
+Usage: kazoo_test.py --bin build/server/rockeeper
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (BadVersionError, NoAuthError, NodeExistsError,
+                              NoNodeError, NotEmptyError)
+from kazoo.security import make_digest_acl
+
+ARGS = None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(predicate, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class KazooTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="rk-kazoo-")
+        cls.port = free_port()
+        cfg = os.path.join(cls.root, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write(f"tickTime=200\ndataDir={cls.root}/data\n"
+                    f"clientPort={cls.port}\nclientPortAddress=127.0.0.1\n"
+                    f"grpcPort={free_port()}\ngrpcPortAddress=127.0.0.1\n"
+                    f"admin.serverPort={free_port()}\nadmin.serverAddress=127.0.0.1\n")
+        cls.log = open(os.path.join(cls.root, "server.log"), "ab")
+        cls.proc = subprocess.Popen([ARGS.bin, "--config", cfg], stdout=cls.log, stderr=cls.log)
+        assert poll(cls._listening), "server did not listen"
+
+    @classmethod
+    def _listening(cls):
+        try:
+            socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        try:
+            rc = cls.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            cls.proc.kill()
+            rc = cls.proc.wait()
+        cls.log.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert rc == 0, f"clean shutdown expected, got {rc}"
+
+    def client(self, **kw):
+        zk = KazooClient(hosts=f"127.0.0.1:{self.port}", timeout=5, **kw)
+        zk.start(timeout=10)
+        self.addCleanup(zk.close)
+        self.addCleanup(zk.stop)
+        return zk
+
+    def test_crud_stats_and_errors(self):
+        zk = self.client()
+        zk.create("/crud", b"v0")
+        data, stat = zk.get("/crud")
+        self.assertEqual((data, stat.version, stat.dataLength), (b"v0", 0, 2))
+        with self.assertRaises(NodeExistsError):
+            zk.create("/crud")
+        with self.assertRaises(NoNodeError):
+            zk.get("/nope")
+        with self.assertRaises(BadVersionError):
+            zk.set("/crud", b"x", version=7)
+        stat = zk.set("/crud", b"v1", version=0)
+        self.assertEqual(stat.version, 1)
+        zk.create("/crud/kid")
+        with self.assertRaises(NotEmptyError):
+            zk.delete("/crud")
+        self.assertEqual(zk.get_children("/crud"), ["kid"])
+        children, stat = zk.get_children("/crud", include_data=True)
+        self.assertEqual(stat.numChildren, 1)
+        self.assertIsNone(zk.exists("/nope"))
+        zk.delete("/crud", recursive=True)
+        self.assertIsNone(zk.exists("/crud"))
+
+    def test_sequential_ephemeral_and_session_close(self):
+        zk = self.client()
+        zk.ensure_path("/q")
+        names = [zk.create("/q/n-", sequence=True) for _ in range(3)]
+        self.assertEqual(names, ["/q/n-0000000000", "/q/n-0000000001", "/q/n-0000000002"])
+        other = KazooClient(hosts=f"127.0.0.1:{self.port}", timeout=5)
+        other.start(timeout=10)
+        other.create("/q/eph", ephemeral=True)
+        self.assertEqual(zk.exists("/q/eph").ephemeralOwner, other.client_id[0])
+        other.stop()
+        other.close()
+        self.assertIsNone(zk.exists("/q/eph"))
+
+    def test_transaction_is_atomic(self):
+        zk = self.client()
+        zk.create("/t", b"0")
+        tx = zk.transaction()
+        tx.check("/t", 0)
+        tx.create("/t/a", b"1")
+        tx.set_data("/t", b"2")
+        results = tx.commit()
+        self.assertEqual(results[1], "/t/a")
+        tx = zk.transaction()
+        tx.create("/t/b")
+        tx.create("/t/a")  # exists: everything fails
+        results = tx.commit()
+        self.assertIsInstance(results[1], NodeExistsError)
+        self.assertIsNone(zk.exists("/t/b"))
+
+    def test_watches_fire_once_and_in_order(self):
+        zk = self.client()
+        writer = self.client()
+        zk.create("/w", b"0")
+        events = []
+        zk.get("/w", watch=events.append)
+        zk.get_children("/w", watch=events.append)
+        writer.set("/w", b"1")
+        writer.set("/w", b"2")
+        writer.create("/w/c")
+        self.assertTrue(poll(lambda: len(events) >= 2))
+        time.sleep(0.2)  # bounded look for a duplicate event
+        self.assertEqual([(e.type, e.path) for e in events], [("CHANGED", "/w"), ("CHILD", "/w")])
+        # DataWatch recipe keeps re-registering.
+        seen = []
+        zk.DataWatch("/w", lambda data, stat: seen.append(data))
+        writer.set("/w", b"3")
+        self.assertTrue(poll(lambda: b"3" in seen))
+
+    def test_acl_and_digest_auth(self):
+        zk = self.client(auth_data=[("digest", "bob:secret")])
+        zk.create("/secret", b"s", acl=[make_digest_acl("bob", "secret", all=True)])
+        anon = self.client()
+        with self.assertRaises(NoAuthError):
+            anon.get("/secret")
+        self.assertEqual(zk.get("/secret")[0], b"s")
+
+    def test_lock_election_and_counter_recipes(self):
+        zk1, zk2 = self.client(), self.client()
+        order = []
+        lock1 = zk1.Lock("/locks/r", "one")
+        lock2 = zk2.Lock("/locks/r", "two")
+        self.assertTrue(lock1.acquire(timeout=10))
+        t = threading.Thread(target=lambda: (lock2.acquire(timeout=20), order.append("two"), lock2.release()))
+        t.start()
+        time.sleep(0.3)
+        order.append("one")
+        lock1.release()
+        t.join(timeout=30)
+        self.assertEqual(order, ["one", "two"])
+        elected = []
+        election = zk1.Election("/election", "zk1")
+        th = threading.Thread(target=lambda: election.run(lambda: elected.append("zk1")))
+        th.start()
+        th.join(timeout=20)
+        self.assertEqual(elected, ["zk1"])
+        counter = zk2.Counter("/counter")
+        counter += 5
+        counter -= 2
+        self.assertEqual(counter.value, 3)
+        barrier = zk1.Barrier("/barrier")
+        barrier.create()
+        self.assertFalse(barrier.wait(timeout=0.2))
+        barrier.remove()
+        self.assertTrue(barrier.wait(timeout=5))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
