@@ -65,9 +65,9 @@ class Input {
   bool empty() const { return pos_ >= size_; }
   uint8_t Byte() { return pos_ < size_ ? data_[pos_++] : 0; }
   std::string Path(const std::string& root) {
-    static const char* kParts[] = {"a", "b", "/", ".", "..", "",
-                                   "\xC3\xA9", std::string("\0", 1).c_str(),
-                                   "zookeeper", "x-", "\x01", "\xEF\xBF\xBF"};
+    static const std::string kParts[] = {
+        "a", "b", "/", ".", "..", "", "\xC3\xA9", std::string("\0", 1),
+        "zookeeper", "x-", "\x01", "\xEF\xBF\xBF"};
     std::string p = root;
     const int n = Byte() % 5;
     for (int i = 0; i < n; ++i) {
