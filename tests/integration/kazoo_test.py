@@ -160,6 +160,72 @@ class KazooTest(unittest.TestCase):
             anon.get("/secret")
         self.assertEqual(zk.get("/secret")[0], b"s")
 
+    def raw(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.addCleanup(s.close)
+        return s
+
+    def recv_all(self, s):
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+    def test_bad_frames_close_only_that_connection(self):
+        import struct
+        zk = self.client()
+        zk.create("/survivor", b"x")
+        # ruok
+        s = self.raw()
+        s.sendall(b"ruok")
+        self.assertEqual(self.recv_all(s), b"imok")
+        # A length above jute.maxbuffer: closed without a reply.
+        s = self.raw()
+        s.sendall(struct.pack(">i", 0x7FFFFFFF) + b"x" * 16)
+        self.assertEqual(self.recv_all(s), b"")
+        # A negative length.
+        s = self.raw()
+        s.sendall(struct.pack(">i", -5))
+        self.assertEqual(self.recv_all(s), b"")
+        # A truncated ConnectRequest inside a complete frame.
+        s = self.raw()
+        s.sendall(struct.pack(">i", 6) + b"\0" * 6)
+        self.assertEqual(self.recv_all(s), b"")
+        # A valid handshake, then a malformed request body.
+        s = self.raw()
+        connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + b"\0" * 16
+        s.sendall(struct.pack(">i", len(connect)) + connect)
+        hdr = s.recv(4)
+        (n,) = struct.unpack(">i", hdr)
+        body = b""
+        while len(body) < n:
+            body += s.recv(n - len(body))
+        self.assertEqual(n, 36)  # no readOnly byte: the request had none
+        (_, timeout, session_id) = struct.unpack(">iiq", body[:16])
+        self.assertGreater(timeout, 0)
+        self.assertNotEqual(session_id, 0)
+        bad = struct.pack(">ii", 1, 1) + struct.pack(">i", 1000) + b"/a"
+        s.sendall(struct.pack(">i", len(bad)) + bad)
+        self.assertEqual(self.recv_all(s), b"")
+        # An unknown opcode gets an error reply, the connection stays.
+        s = self.raw()
+        s.sendall(struct.pack(">i", len(connect)) + connect)
+        (n,) = struct.unpack(">i", s.recv(4))
+        while n > 0:
+            n -= len(s.recv(n))
+        unknown = struct.pack(">ii", 7, 999)
+        s.sendall(struct.pack(">i", len(unknown)) + unknown)
+        reply = s.recv(20)
+        self.assertEqual(struct.unpack(">iiqi", reply), (16, 7, 0, -6))
+        # The server and other clients are fine.
+        self.assertEqual(zk.get("/survivor")[0], b"x")
+
     def test_lock_election_and_counter_recipes(self):
         zk1, zk2 = self.client(), self.client()
         order = []
