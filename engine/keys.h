@@ -26,6 +26,7 @@ inline constexpr char kMetaAcceptedEpoch[] = "accepted_epoch";
 inline constexpr char kMetaDbId[] = "db_id";
 inline constexpr char kMetaNextAclId[] = "next_acl_id";
 inline constexpr char kMetaFormatVersion[] = "format_version";
+inline constexpr char kMetaZnodeCount[] = "znode_count";
 
 void AppendBigEndian64(std::string* out, uint64_t v);
 uint64_t DecodeBigEndian64(absl::string_view in);  // in.size() >= 8

@@ -1,5 +1,6 @@
 #include "engine/state_db.h"
 
+#include <iterator>
 #include <random>
 
 #include "absl/strings/escaping.h"
@@ -122,6 +123,26 @@ absl::Status CheckDelete(const record::v1::DeleteTxn& d) {
 }
 
 }  // namespace
+
+int64_t ZnodeCountDelta(const Txn& txn) {
+  switch (txn.body_case()) {
+    case Txn::kCreate:
+      return 1;
+    case Txn::kDelete:
+      return -1;
+    case Txn::kCloseSession:
+      return -txn.close_session().deletes_size();
+    case Txn::kMulti: {
+      int64_t d = 0;
+      for (const auto& op : txn.multi().ops()) {
+        d += op.has_create() ? 1 : (op.has_delete_() ? -1 : 0);
+      }
+      return d;
+    }
+    default:
+      return 0;
+  }
+}
 
 absl::Status ValidateTxn(const Txn& txn) {
   if (txn.header().zxid() <= 0) {
@@ -273,6 +294,7 @@ absl::Status StateDb::LoadMeta() {
     return st;
   if (auto st = read_i64(kMetaCurrentEpoch, &current_epoch_); !st.ok())
     return st;
+  if (auto st = read_i64(kMetaZnodeCount, &znode_count_); !st.ok()) return st;
   if (auto st = read_i64(kMetaAcceptedEpoch, &accepted_epoch_); !st.ok())
     return st;
   s = db_->Get(rocksdb::ReadOptions(), meta_, kMetaDbId, &db_id_);
@@ -297,6 +319,9 @@ absl::Status StateDb::InitializeEmpty() {
   }
   batch.Put(meta_, kMetaDbId, db_id_);
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(0));
+  batch.Put(meta_, kMetaZnodeCount,
+            EncodeI64(static_cast<int64_t>(std::size(kBuiltinPaths))));
+  znode_count_ = static_cast<int64_t>(std::size(kBuiltinPaths));
   batch.Put(meta_, kMetaFormatVersion, "1");
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -550,11 +575,15 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
     }
   }
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(last));
+  int64_t count = znode_count_.load();
+  for (const Txn& txn : txns) count += ZnodeCountDelta(txn);
+  batch.Put(meta_, kMetaZnodeCount, EncodeI64(count));
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;  // the txn log is the WAL
   rocksdb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) return fail(FromRocks(s, "apply"));
   last_applied_zxid_.store(last, std::memory_order_release);
+  znode_count_.store(count);
   return absl::OkStatus();
 }
 

@@ -67,6 +67,8 @@ struct Znode {
 // valid paths, sane counts) before Apply touches the DB. InvalidArgument
 // names the problem. Semantics (does the parent exist?) are Prep's job.
 absl::Status ValidateTxn(const Txn& txn);
+// How many znodes a txn adds (negative: removes).
+int64_t ZnodeCountDelta(const Txn& txn);
 
 // The Stat a client sees: cversion = 2*persisted - numChildren, and
 // ephemeralOwner 0 for container and TTL nodes.
@@ -137,6 +139,8 @@ class StateDb {
   int64_t last_applied_zxid() const {
     return last_applied_zxid_.load(std::memory_order_acquire);
   }
+  // Number of znodes (built-ins included), kept exact by Apply.
+  int64_t znode_count() const { return znode_count_.load(); }
 
   // --- Apply -------------------------------------------------------------
   // Applies committed txns, in order, in one WriteBatch. zxids must be
@@ -196,6 +200,7 @@ class StateDb {
   bool read_only_ = false;
 
   std::atomic<int64_t> last_applied_zxid_{0};
+  std::atomic<int64_t> znode_count_{0};
   std::atomic<int64_t> current_epoch_{0};
   std::atomic<int64_t> accepted_epoch_{0};
   std::string db_id_;

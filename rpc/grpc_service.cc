@@ -253,7 +253,8 @@ grpc::ServerUnaryReactor* RockeeperService::Serve(
     return reactor;
   }
   const int64_t sid = caller.ctx.session_id;
-  serializer_.Run(sid, [this, reactor, caller = std::move(caller),
+  const absl::Time start = absl::Now();
+  serializer_.Run(sid, [this, reactor, start, caller = std::move(caller),
                         body = std::move(body)](SessionSerializer::Done done) {
     // Ids added by an AddAuth queued before this request count.
     Caller current = caller;
@@ -267,13 +268,38 @@ grpc::ServerUnaryReactor* RockeeperService::Serve(
         current.ctx.auth_ids = std::move(ids);
       }
     }
-    body(current, [this, reactor, done](const grpc::Status& st) {
+    body(current, [this, reactor, done, start](const grpc::Status& st) {
+      const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
+      {
+        absl::MutexLock lock(&stats_mu_);
+        if (latency_count_ == 0 || us < latency_min_us_) latency_min_us_ = us;
+        latency_max_us_ = std::max(latency_max_us_, us);
+        latency_total_us_ += us;
+        ++latency_count_;
+      }
       in_flight_.fetch_sub(1);
       reactor->Finish(st);
       done();
     });
   });
   return reactor;
+}
+
+RockeeperService::LatencyStats RockeeperService::latency() const {
+  absl::MutexLock lock(&stats_mu_);
+  LatencyStats s;
+  s.count = latency_count_;
+  s.min_us = latency_min_us_;
+  s.max_us = latency_max_us_;
+  s.avg_us = latency_count_ == 0 ? 0.0
+                                 : static_cast<double>(latency_total_us_) /
+                                       static_cast<double>(latency_count_);
+  return s;
+}
+
+void RockeeperService::ResetStats() {
+  absl::MutexLock lock(&stats_mu_);
+  latency_count_ = latency_total_us_ = latency_min_us_ = latency_max_us_ = 0;
 }
 
 void RockeeperService::EndSession(int64_t session_id, EventHub::End why) {

@@ -114,6 +114,18 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   SessionTracker& sessions() { return sessions_; }
   const WatchManager& watches() const { return watches_; }
 
+  // Request latency (unary RPCs, arrival to response) since start or the
+  // last ResetStats; for srvr/mntr.
+  struct LatencyStats {
+    int64_t count = 0;
+    int64_t min_us = 0;
+    int64_t max_us = 0;
+    double avg_us = 0;
+  };
+  LatencyStats latency() const;
+  void ResetStats();
+  int64_t outstanding_requests() const { return in_flight_.load(); }
+
  private:
   struct Caller;
   class SessionStream;
@@ -152,6 +164,11 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   replication::StandaloneReplica* const replica_;
   const ServiceOptions options_;
   std::atomic<int64_t> in_flight_{0};
+  mutable absl::Mutex stats_mu_;
+  int64_t latency_count_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t latency_total_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t latency_min_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t latency_max_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
   SessionTracker sessions_;
   WatchManager watches_;
   EventHub events_;

@@ -105,3 +105,25 @@ size_t WatchManager::watch_count() const {
 }
 
 }  // namespace rockeeper::rpc
+
+namespace rockeeper::rpc {
+
+WatchManager::Summary WatchManager::summary() const {
+  absl::MutexLock lock(&mu_);
+  Summary s;
+  absl::flat_hash_set<std::string> paths;
+  absl::flat_hash_set<int64_t> sessions;
+  for (const Table* table :
+       {&data_, &exist_, &child_, &persistent_, &recursive_}) {
+    for (const auto& [path, ids] : *table) {
+      paths.insert(path);
+      sessions.insert(ids.begin(), ids.end());
+      s.watches += ids.size();
+    }
+  }
+  s.paths = paths.size();
+  s.sessions = sessions.size();
+  return s;
+}
+
+}  // namespace rockeeper::rpc

@@ -50,6 +50,13 @@ class WatchManager {
   // The notifications `trigger` causes; one-shot watches that fired are gone.
   std::vector<Notification> Trigger(const engine::WatchTrigger& trigger);
   size_t watch_count() const;
+  // For `wchs`: sessions with a watch, watched paths, watches.
+  struct Summary {
+    size_t sessions = 0;
+    size_t paths = 0;
+    size_t watches = 0;
+  };
+  Summary summary() const;
 
  private:
   using Sessions = absl::flat_hash_set<int64_t>;

@@ -101,6 +101,9 @@ class WireServer::Impl {
   int wake_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> connections_open_{0};
+  std::atomic<int64_t> received_{0};
+  std::atomic<int64_t> sent_{0};
   std::thread thread_;
   // Owned by the loop thread.
   absl::flat_hash_map<int, std::shared_ptr<Connection>> connections_;
@@ -282,6 +285,7 @@ void Connection::DeliverEvent(const v1::WatchEvent& e) {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
     out_ += w.Framed();
+    server_->sent_.fetch_add(1, std::memory_order_relaxed);
     events_written_ = std::max(events_written_, e.seq());
   }
   Flush();
@@ -304,6 +308,7 @@ void Connection::Flush() {
     while (!replies_.empty() && replies_.front()->ready &&
            replies_.front()->event_seq <= events_written_) {
       out_ += replies_.front()->frame;
+      server_->sent_.fetch_add(1, std::memory_order_relaxed);
       if (replies_.front()->close_after) close_when_flushed_ = true;
       replies_.pop_front();
     }
@@ -362,10 +367,14 @@ bool Connection::OnReadable() {
     if (errno == EINTR) continue;
     return false;
   }
-  if (!handshake_done_ && in_.size() >= 4 && in_.compare(0, 4, "ruok") == 0) {
+  if (!handshake_done_ && in_.size() >= 4 &&
+      IsFourLetterWord(absl::string_view(in_).substr(0, 4))) {
+    const std::string out = RunFourLetterWord(
+        absl::string_view(in_).substr(0, 4), server_->options_.four_letter_words);
+    in_.clear();
     {
       absl::MutexLock lock(&mu_);
-      out_ += "imok";
+      out_ += out;
       close_when_flushed_ = true;
     }
     Flush();
@@ -380,6 +389,7 @@ bool Connection::OnReadable() {
                                  &consumed, &bad);
     if (bad) return false;
     if (!frame) break;
+    server_->received_.fetch_add(1, std::memory_order_relaxed);
     if (!HandleFrame(*frame)) return false;
     offset += consumed;
   }
@@ -1027,6 +1037,7 @@ void WireServer::Impl::Loop() {
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
           auto conn = std::make_shared<Connection>(this, cfd, PeerIp(addr));
           connections_[cfd] = conn;
+          connections_open_.fetch_add(1);
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.fd = cfd;
@@ -1047,6 +1058,7 @@ void WireServer::Impl::Loop() {
         epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
         ::close(fd);
         connections_.erase(it);
+        connections_open_.fetch_sub(1);
       }
     }
   }
@@ -1081,5 +1093,15 @@ absl::StatusOr<std::unique_ptr<WireServer>> WireServer::Start(
 WireServer::WireServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 WireServer::~WireServer() = default;
 int WireServer::port() const { return impl_->port_; }
+
+WireServer::Stats WireServer::stats() const {
+  return Stats{impl_->connections_open_.load(), impl_->received_.load(),
+               impl_->sent_.load()};
+}
+
+void WireServer::ResetStats() {
+  impl_->received_ = 0;
+  impl_->sent_ = 0;
+}
 
 }  // namespace rockeeper::rpc

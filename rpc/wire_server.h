@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
+#include "rpc/four_letter_words.h"
 
 namespace rockeeper::rpc {
 
@@ -37,6 +38,8 @@ struct WireServerOptions {
   // Most bytes queued for one slow client before it is disconnected.
   // Default: 64 MiB.
   size_t max_output_bytes = 64u << 20;
+  // Answers four-letter words sent instead of a handshake.
+  FourLetterWords four_letter_words;
 };
 
 class WireServer {
@@ -47,6 +50,14 @@ class WireServer {
       const WireServerOptions& options, std::shared_ptr<grpc::Channel> channel);
   ~WireServer();  // closes every connection and joins the loop
   int port() const;
+
+  struct Stats {
+    int64_t connections = 0;       // open now
+    int64_t packets_received = 0;  // frames read
+    int64_t packets_sent = 0;      // frames written (replies and events)
+  };
+  Stats stats() const;
+  void ResetStats();
 
   class Impl;
 

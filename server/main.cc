@@ -7,9 +7,11 @@
 // The server speaks the gRPC API (rockeeper.v1) on grpcPort and the
 // ZooKeeper wire protocol on clientPort; quorum mode arrives with [zab].
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -102,6 +104,76 @@ int Status(const ServerConfig& cfg) {
   return 0;
 }
 
+int64_t DirBytes(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  int64_t total = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += static_cast<int64_t>(it->file_size(ec));
+  }
+  return total;
+}
+
+// What the four-letter words report.
+rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
+                             const rpc::RockeeperService& service,
+                             const replication::StandaloneReplica& replica,
+                             const rpc::WireServer* wire, absl::Time started) {
+  rpc::ServerSnapshot s;
+  s.zxid = replica.db().last_applied_zxid();
+  s.znode_count = replica.db().znode_count();
+  const auto watches = service.watches().summary();
+  s.watch_count = static_cast<int64_t>(watches.watches);
+  s.watched_paths = static_cast<int64_t>(watches.paths);
+  s.watching_sessions = static_cast<int64_t>(watches.sessions);
+  std::vector<engine::SessionRecord> sessions;
+  if (replica.db().ListSessions(&sessions).ok()) {
+    s.sessions = static_cast<int64_t>(sessions.size());
+    for (const auto& rec : sessions) {
+      std::vector<std::string> eph;
+      if (replica.db().ListEphemerals(rec.session_id(), &eph).ok()) {
+        s.ephemerals_count += static_cast<int64_t>(eph.size());
+      }
+    }
+  }
+  if (wire != nullptr) {
+    const auto ws = wire->stats();
+    s.connections = ws.connections;
+    s.packets_received = ws.packets_received;
+    s.packets_sent = ws.packets_sent;
+  }
+  const auto lat = service.latency();
+  s.latency_min_ms = lat.min_us / 1000;
+  s.latency_max_ms = lat.max_us / 1000;
+  s.latency_avg_ms = lat.avg_us / 1000.0;
+  s.outstanding = service.outstanding_requests();
+  s.uptime_ms = absl::ToInt64Milliseconds(absl::Now() - started);
+  s.data_dir_bytes = DirBytes(cfg.data_dir);
+  s.log_dir_bytes = cfg.data_log_dir == cfg.data_dir
+                        ? DirBytes(cfg.data_dir + "/log")
+                        : DirBytes(cfg.data_log_dir);
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++s.open_fds;
+  }
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) s.max_fds = static_cast<int64_t>(rl.rlim_cur);
+  s.conf = {{"clientPort", absl::StrCat(cfg.client_port)},
+            {"grpcPort", absl::StrCat(cfg.grpc_port)},
+            {"dataDir", cfg.data_dir},
+            {"dataDirSize", absl::StrCat(s.data_dir_bytes)},
+            {"dataLogDir", cfg.data_log_dir},
+            {"dataLogSize", absl::StrCat(s.log_dir_bytes)},
+            {"tickTime", absl::StrCat(cfg.tick_time_ms)},
+            {"maxClientCnxns", absl::StrCat(cfg.max_client_cnxns)},
+            {"minSessionTimeout", absl::StrCat(cfg.min_session_timeout_ms)},
+            {"maxSessionTimeout", absl::StrCat(cfg.max_session_timeout_ms)},
+            {"serverId", absl::StrCat(cfg.my_id)}};
+  return s;
+}
+
 int Serve(const ServerConfig& cfg) {
   if (!cfg.standalone()) {
     Log("ERROR",
@@ -179,6 +251,19 @@ int Serve(const ServerConfig& cfg) {
   wo.address = cfg.client_port_address;
   wo.port = cfg.client_port;
   wo.max_frame_bytes = cfg.jute_max_buffer_bytes;
+  rpc::WireServer* wire_ptr = nullptr;  // set once started; read by 4lw
+  const absl::Time started = absl::Now();
+  wo.four_letter_words.allowed = [&cfg](absl::string_view c) {
+    return cfg.IsFourLetterWordEnabled(c);
+  };
+  wo.four_letter_words.reset_stats = [&service, &wire_ptr] {
+    service->ResetStats();
+    if (wire_ptr != nullptr) wire_ptr->ResetStats();
+  };
+  wo.four_letter_words.snapshot = [&cfg, &service, &wire_ptr, &replica,
+                                   started] {
+    return Snapshot(cfg, *service, **replica, wire_ptr, started);
+  };
   absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire = rpc::WireServer::Start(
       wo, server->InProcessChannel(grpc::ChannelArguments()));
   if (!wire.ok()) {
@@ -186,6 +271,7 @@ int Serve(const ServerConfig& cfg) {
     server->Shutdown();
     return 1;
   }
+  wire_ptr = wire->get();
   Log("INFO", absl::StrCat("ZooKeeper protocol on ", cfg.client_port_address,
                            ":", (*wire)->port()));
 

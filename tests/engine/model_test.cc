@@ -334,6 +334,8 @@ void ExpectSameState(const Model& model, StateDb& db, const std::string& where) 
     for (const auto& k : kids) stack.push_back(path == "/" ? "/" + k : path + "/" + k);
   }
   EXPECT_EQ(seen, model.nodes().size()) << where;
+  EXPECT_EQ(db.znode_count(), static_cast<int64_t>(model.nodes().size()))
+      << where;
   std::vector<SessionRecord> sessions;
   ASSERT_TRUE(db.ListSessions(&sessions).ok());
   std::set<int64_t> ids;

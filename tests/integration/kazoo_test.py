@@ -49,7 +49,8 @@ class KazooTest(unittest.TestCase):
             f.write(f"tickTime=200\ndataDir={cls.root}/data\n"
                     f"clientPort={cls.port}\nclientPortAddress=127.0.0.1\n"
                     f"grpcPort={free_port()}\ngrpcPortAddress=127.0.0.1\n"
-                    f"admin.serverPort={free_port()}\nadmin.serverAddress=127.0.0.1\n")
+                    f"admin.serverPort={free_port()}\nadmin.serverAddress=127.0.0.1\n"
+                    "4lw.commands.whitelist=ruok,srvr,mntr,wchs,conf\n")
         cls.log = open(os.path.join(cls.root, "server.log"), "ab")
         cls.proc = subprocess.Popen([ARGS.bin, "--config", cfg], stdout=cls.log, stderr=cls.log)
         assert poll(cls._listening), "server did not listen"
@@ -225,6 +226,29 @@ class KazooTest(unittest.TestCase):
         self.assertEqual(struct.unpack(">iiqi", reply), (16, 7, 0, -6))
         # The server and other clients are fine.
         self.assertEqual(zk.get("/survivor")[0], b"x")
+
+    def four(self, cmd):
+        s = self.raw()
+        s.sendall(cmd.encode())
+        return self.recv_all(s).decode()
+
+    def test_four_letter_words(self):
+        zk = self.client()
+        zk.create("/fourlw", b"x")
+        zk.exists("/fourlw", watch=lambda e: None)
+        self.assertEqual(self.four("ruok"), "imok")
+        srvr = self.four("srvr")
+        self.assertIn("Mode: standalone", srvr)
+        self.assertRegex(srvr, r"Zxid: 0x[0-9a-f]+")
+        self.assertRegex(srvr, r"Node count: \d+")
+        mntr = dict(line.split("\t", 1) for line in self.four("mntr").splitlines())
+        self.assertEqual(mntr["zk_server_state"], "standalone")
+        self.assertGreaterEqual(int(mntr["zk_znode_count"]), 5)
+        self.assertGreaterEqual(int(mntr["zk_watch_count"]), 1)
+        self.assertGreaterEqual(int(mntr["zk_num_alive_connections"]), 1)
+        self.assertIn("Total watches:", self.four("wchs"))
+        self.assertIn(f"clientPort={self.port}", self.four("conf"))
+        self.assertEqual(self.four("envi"), "envi is not executed because it is not in the whitelist.\n")
 
     def test_lock_election_and_counter_recipes(self):
         zk1, zk2 = self.client(), self.client()
