@@ -794,6 +794,7 @@ absl::Status Client::Impl::Call(
         const v1::ResponseHeader& h = resp->header();
         last_zxid_ = std::max(last_zxid_, h.zxid());
         if (h.err() == zk::kSessionExpired) {
+          fprintf(stderr, "DBG call %s expired\n", what.c_str());
           ExpireLocked();
           return UnusableErrorLocked(what);
         }
@@ -842,6 +843,7 @@ void Client::Impl::CancelInFlightLocked(bool all, size_t keep_server) {
 }
 
 void Client::Impl::ExpireLocked() {
+  fprintf(stderr, "DBG ExpireLocked state=%d\n", (int)state_);
   if (close_called_ || TerminalLocked()) return;
   state_ = State::kExpired;
   for (auto& table : watches_) table.clear();
@@ -1148,6 +1150,7 @@ void Client::Impl::SessionLoop() {
 void Client::Impl::HandleStreamEnd(Stream* s) {
   {
     absl::MutexLock l(&mu_);
+    fprintf(stderr, "DBG stream end state=%d status=%d %s\n", (int)s->end_state, (int)s->status.error_code(), s->status.error_message().c_str());
     if (closing_ || TerminalLocked()) return;
     switch (s->end_state) {
       case v1::SessionMessage::EXPIRED:
@@ -1227,6 +1230,7 @@ void Client::Impl::Reconnect() {
         absl::Now() + absl::Milliseconds(options_.connect_timeout_ms)));
     v1::ConnectResponse resp;
     const grpc::Status st = stubs_[idx]->Connect(&ctx, req, &resp);
+    fprintf(stderr, "DBG reconnect attempt %d: %d %s err=%d\n", (int)attempt, (int)st.error_code(), st.error_message().c_str(), resp.header().err());
     if (st.ok() && resp.header().err() == zk::kSessionExpired) {
       absl::MutexLock l(&mu_);
       ExpireLocked();

@@ -216,7 +216,28 @@ void RockeeperService::PublishTriggers(
   // On the apply thread, under the replica's visibility mutex: events are
   // queued before any reader can see the change.
   for (const engine::WatchTrigger& t : triggers) {
-    for (const Notification& n : watches_.Trigger(t)) {
+    std::vector<Notification> notes = watches_.Trigger(t);
+    if (notes.empty()) continue;
+    // As ZooKeeper, a watcher that may not READ the node gets no event. A
+    // deleted node's ACL is gone: its deletion is always delivered.
+    std::optional<engine::AclVector> acl;
+    if (t.type != engine::WatchEventType::kNodeDeleted) {
+      absl::StatusOr<engine::Znode> node = replica_->db().GetZnode(t.path);
+      if (node.ok()) {
+        absl::StatusOr<engine::AclVector> a = replica_->db().GetAcl(node->acl_id);
+        if (a.ok()) acl = *std::move(a);
+      }
+    }
+    for (const Notification& n : notes) {
+      if (acl && !options_.skip_acl) {
+        std::optional<SessionInfo> info = sessions_.Get(n.session_id);
+        std::vector<engine::AuthId> ids;
+        if (info) {
+          if (!info->client_ip.empty()) ids.push_back({"ip", info->client_ip});
+          ids.insert(ids.end(), info->auth_ids.begin(), info->auth_ids.end());
+        }
+        if (!engine::HasPermission(*acl, engine::perms::kRead, ids)) continue;
+      }
       events_.Publish(n.session_id, n.type, n.path, t.zxid);
     }
   }

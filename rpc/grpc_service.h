@@ -42,6 +42,9 @@ struct ServiceOptions {
   // "super:<base64 sha1>": AddAuth digest with this identity becomes super.
   // Default: empty (no super user).
   std::string super_digest;
+  // zookeeper.skipACL: also delivers watch events without a READ check.
+  // Default: false.
+  bool skip_acl = false;
   // Largest accepted znode data (jute.maxbuffer). Default: 1 MiB - 1.
   size_t max_data_bytes = 0xFFFFF;
   // globalOutstandingLimit: requests handled at once; beyond it calls fail

@@ -218,6 +218,7 @@ int Serve(const ServerConfig& cfg) {
   so.min_session_timeout_ms = static_cast<int32_t>(cfg.min_session_timeout_ms);
   so.max_session_timeout_ms = static_cast<int32_t>(cfg.max_session_timeout_ms);
   so.super_digest = cfg.super_digest;
+  so.skip_acl = cfg.skip_acl;
   so.max_data_bytes = static_cast<size_t>(cfg.jute_max_buffer_bytes);
   so.expiry_interval = absl::Milliseconds(std::max<int64_t>(cfg.tick_time_ms / 2, 10));
   so.container_check_interval =

@@ -417,6 +417,21 @@ class WatchTest(unittest.TestCase):
         self.a.Close(pb.CloseRequest())
         self.assertTrue(poll(lambda: pb.SessionMessage.CLOSED in self.stream.states()))
 
+    def test_watchers_without_read_permission_get_no_event(self):
+        owner = Session(self.s)
+        owner.AddAuth(pb.AddAuthRequest(scheme="digest", auth=b"own:er"))
+        owner.Create(pb.CreateRequest(path="/w6", data=b"0"))
+        self.a.GetData(pb.GetDataRequest(path="/w6", watch=True))
+        self.a.Exists(pb.ExistsRequest(path="/w6/x", watch=True))
+        # The node becomes unreadable for session a, then changes.
+        owner.SetAcl(pb.SetAclRequest(path="/w6", acl=[pb.Acl(perms=31, scheme="auth", id="")]))
+        owner.SetData(pb.SetDataRequest(path="/w6", data=b"1"))
+        # A change a may see, as a fence: its event arrives, the other not.
+        owner.Create(pb.CreateRequest(path="/w6/x"))
+        self.assertEqual(self.wait_events(1), [(1, pb.NODE_CREATED, "/w6/x")])
+        time.sleep(0.2)  # bounded look for a late forbidden event
+        self.assertEqual(len(self.stream.events()), 1)
+
     def test_ephemeral_expiry_notifies_other_session(self):
         short = Session(self.s, timeout_ms=400)
         short.Create(pb.CreateRequest(path="/w5", mode=pb.EPHEMERAL))
