@@ -354,6 +354,8 @@ bool After(const SeqPos& a, const SeqPos& b) {
 // it is sent, so that no event can slip between the server's registration
 // and ours; the read's response resolves it (ok or not, and `min`: events
 // at or before it predate the read and do not fire it).
+// `fn` and `path` are immutable; the other fields are guarded by
+// Client::Impl::mu_.
 struct WatchEntry {
   Watcher fn;
   Kind kind = Kind::kData;
@@ -437,6 +439,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   void PausePings(bool paused) {
     absl::MutexLock l(&mu_);
     pings_paused_ = paused;
+    // Silence while paused is not the server's fault.
+    if (!paused && stream_ != nullptr) stream_->last_heard = absl::Now();
   }
 
   absl::StatusOr<CreateResult> Create(const std::string& path,
@@ -496,7 +500,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   struct InFlight {
     grpc::ClientContext* ctx;
-    size_t server;
+    const Stub* stub;  // the connection it was sent on
     bool cancelled = false;
   };
 
@@ -527,8 +531,17 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   void ExpireLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueStateLocked(SessionState s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestReconnect(uint64_t epoch);
-  void CancelInFlightLocked(bool all, size_t keep_server)
+  // Cancels the calls in flight (all, or those not sent on `keep`).
+  void CancelInFlightLocked(bool all, const Stub* keep)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A stub on a fresh channel to servers_[idx]. Every connection attempt
+  // uses a fresh channel (as ZooKeeper a fresh socket), so that gRPC's
+  // reconnect backoff of a failed channel never delays a reconnection.
+  std::shared_ptr<Stub> NewStub(size_t idx) const;
+  // Runs `rpc` (using `ctx` on `stub`) registered as in flight, so that
+  // Close() can cancel it; CANCELLED without running it when closing.
+  grpc::Status Tracked(grpc::ClientContext* ctx, const Stub* stub,
+                       const std::function<grpc::Status()>& rpc);
 
   // Watches.
   EntryPtr AddPendingWatch(Kind kind, const std::string& path, Watcher fn);
@@ -542,12 +555,14 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   // Threads.
   void SessionLoop();
   void StartStreamLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReaderMain(const std::shared_ptr<Stream>& s, size_t server,
-                  int64_t session_id, const std::string& password);
+  void ReaderMain(const std::shared_ptr<Stream>& s,
+                  const std::shared_ptr<Stub>& stub, int64_t session_id,
+                  const std::string& password);
   void HandleStreamEnd(Stream* s);
   void Heartbeat();
   void Reconnect();
-  bool FinishResume(size_t server, const v1::ConnectResponse& resp);
+  bool FinishResume(size_t server, const std::shared_ptr<Stub>& stub,
+                    const v1::ConnectResponse& resp);
   void DispatcherMain();
   void WorkerMain();
   void Enqueue(std::function<void()> task);
@@ -555,9 +570,6 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   const ClientOptions options_;
   const std::vector<std::string> servers_;
-  // One channel per server (own subchannel pool: this client's connections
-  // and their backoff are not shared). Immutable after construction.
-  std::vector<std::unique_ptr<Stub>> stubs_;
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kConnecting;
@@ -565,7 +577,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   std::string password_ ABSL_GUARDED_BY(mu_);
   int32_t timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
   size_t server_index_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // +1 per (re)connect
+  std::shared_ptr<Stub> stub_ ABSL_GUARDED_BY(mu_);  // of the connection
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;          // +1 per (re)connect
   int64_t last_zxid_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t hub_gen_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;  // last event received
@@ -590,18 +603,18 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 };
 
 Client::Impl::Impl(ClientOptions options, std::vector<std::string> servers)
-    : options_(std::move(options)), servers_(std::move(servers)) {
-  for (const std::string& target : servers_) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                std::max(options_.reconnect_backoff_initial_ms, 10));
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                std::max(options_.reconnect_backoff_max_ms, 10));
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxReceiveMessageSize(-1);
-    stubs_.push_back(v1::Rockeeper::NewStub(grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args)));
-  }
+    : options_(std::move(options)), servers_(std::move(servers)) {}
+
+std::shared_ptr<Stub> Client::Impl::NewStub(size_t idx) const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              std::max(options_.reconnect_backoff_initial_ms, 10));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              std::max(options_.reconnect_backoff_max_ms, 10));
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(-1);
+  return v1::Rockeeper::NewStub(grpc::CreateCustomChannel(
+      servers_[idx], grpc::InsecureChannelCredentials(), args));
 }
 
 Client::Impl::~Impl() {
@@ -641,15 +654,22 @@ absl::Status Client::Impl::Start() {
       absl::Milliseconds(std::max(options_.reconnect_backoff_initial_ms, 1));
   std::string last_error = "no attempt";
   for (size_t attempt = 0;; ++attempt) {
-    const size_t idx = attempt % stubs_.size();
+    const size_t idx = attempt % servers_.size();
+    std::shared_ptr<Stub> stub = NewStub(idx);
     v1::ConnectRequest req;
     req.set_timeout_ms(options_.session_timeout_ms);
     req.set_session_id(options_.session_id);
     req.set_password(options_.session_password);
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(deadline));
+    // Each server gets its share of the time (a blackholed one must not
+    // take it all), at least 1 s.
+    ctx.set_deadline(absl::ToChronoTime(std::min(
+        deadline,
+        absl::Now() + std::max(absl::Milliseconds(options_.connect_timeout_ms) /
+                                   static_cast<int64_t>(servers_.size()),
+                               absl::Seconds(1)))));
     v1::ConnectResponse resp;
-    const grpc::Status st = stubs_[idx]->Connect(&ctx, req, &resp);
+    const grpc::Status st = stub->Connect(&ctx, req, &resp);
     if (st.ok()) {
       const v1::ResponseHeader& h = resp.header();
       if (h.err() != zk::kOk) {
@@ -662,6 +682,7 @@ absl::Status Client::Impl::Start() {
       password_ = resp.password();
       timeout_ms_ = resp.timeout_ms();
       server_index_ = idx;
+      stub_ = std::move(stub);
       epoch_ = 1;
       last_zxid_ = h.zxid();
       last_seq_ = h.event_seq();
@@ -679,7 +700,7 @@ absl::Status Client::Impl::Start() {
                                         options_.connect_timeout_ms,
                                         " ms (last: ", last_error, ")"));
     }
-    if ((attempt + 1) % stubs_.size() == 0) {
+    if ((attempt + 1) % servers_.size() == 0) {
       absl::SleepFor(std::min(backoff, deadline - now));
       backoff = std::min(
           backoff * 2,
@@ -725,7 +746,7 @@ absl::Status Client::Impl::Close() {
     closing_ = true;
     const bool expired = state_ == State::kExpired;
     state_ = State::kClosed;
-    CancelInFlightLocked(/*all=*/true, 0);
+    CancelInFlightLocked(/*all=*/true, nullptr);
     if (!expired) EnqueueStateLocked(SessionState::kClosed);
     worker_stop_ = true;
   }
@@ -758,7 +779,7 @@ absl::Status Client::Impl::Call(
       absl::Now() + absl::Milliseconds(options_.request_timeout_ms);
   grpc::Status last;
   for (int attempt = 0;; ++attempt) {
-    size_t idx = 0;
+    std::shared_ptr<Stub> stub;
     int64_t sid = 0;
     uint64_t epoch = 0;
     std::list<InFlight>::iterator token;
@@ -775,16 +796,16 @@ absl::Status Client::Impl::Call(
                          last.ok() ? "" : ": ", last.error_message()));
       }
       if (closing_ || TerminalLocked()) return UnusableErrorLocked(what);
-      idx = server_index_;
+      stub = stub_;
       sid = session_id_;
       epoch = epoch_;
       ctx.set_deadline(absl::ToChronoTime(deadline));
       ctx.set_wait_for_ready(true);
       ctx.AddMetadata(kSessionMetadata, absl::StrCat(sid));
-      token = in_flight_.insert(in_flight_.end(), InFlight{&ctx, idx});
+      token = in_flight_.insert(in_flight_.end(), InFlight{&ctx, stub.get()});
     }
     resp->Clear();
-    const grpc::Status st = (stubs_[idx].get()->*method)(&ctx, req, resp);
+    const grpc::Status st = (stub.get()->*method)(&ctx, req, resp);
     bool cancelled_by_us = false;
     {
       absl::MutexLock l(&mu_);
@@ -794,7 +815,6 @@ absl::Status Client::Impl::Call(
         const v1::ResponseHeader& h = resp->header();
         last_zxid_ = std::max(last_zxid_, h.zxid());
         if (h.err() == zk::kSessionExpired) {
-          fprintf(stderr, "DBG call %s expired\n", what.c_str());
           ExpireLocked();
           return UnusableErrorLocked(what);
         }
@@ -833,9 +853,25 @@ void Client::Impl::RequestReconnect(uint64_t epoch) {
   }
 }
 
-void Client::Impl::CancelInFlightLocked(bool all, size_t keep_server) {
+grpc::Status Client::Impl::Tracked(grpc::ClientContext* ctx, const Stub* stub,
+                                   const std::function<grpc::Status()>& rpc) {
+  std::list<InFlight>::iterator token;
+  {
+    absl::MutexLock l(&mu_);
+    if (closing_) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client closed");
+    }
+    token = in_flight_.insert(in_flight_.end(), InFlight{ctx, stub});
+  }
+  const grpc::Status st = rpc();
+  absl::MutexLock l(&mu_);
+  in_flight_.erase(token);
+  return st;
+}
+
+void Client::Impl::CancelInFlightLocked(bool all, const Stub* keep) {
   for (InFlight& f : in_flight_) {
-    if (all || f.server != keep_server) {
+    if (all || f.stub != keep) {
       f.cancelled = true;
       f.ctx->TryCancel();
     }
@@ -843,7 +879,6 @@ void Client::Impl::CancelInFlightLocked(bool all, size_t keep_server) {
 }
 
 void Client::Impl::ExpireLocked() {
-  fprintf(stderr, "DBG ExpireLocked state=%d\n", (int)state_);
   if (close_called_ || TerminalLocked()) return;
   state_ = State::kExpired;
   for (auto& table : watches_) table.clear();
@@ -1005,19 +1040,20 @@ void Client::Impl::StartStreamLocked() {
   auto s = std::make_shared<Stream>();
   s->started = s->last_heard = absl::Now();
   stream_ = s;
-  const size_t idx = server_index_;
+  std::shared_ptr<Stub> stub = stub_;
   const int64_t sid = session_id_;
   const std::string pw = password_;
   s->reader =
-      std::thread([this, s, idx, sid, pw] { ReaderMain(s, idx, sid, pw); });
+      std::thread([this, s, stub, sid, pw] { ReaderMain(s, stub, sid, pw); });
 }
 
-void Client::Impl::ReaderMain(const std::shared_ptr<Stream>& s, size_t server,
+void Client::Impl::ReaderMain(const std::shared_ptr<Stream>& s,
+                              const std::shared_ptr<Stub>& stub,
                               int64_t session_id, const std::string& password) {
   grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionMessage>* rw;
   {
     absl::MutexLock wl(&s->write_mu);
-    s->rw = stubs_[server]->Session(&s->ctx);
+    s->rw = stub->Session(&s->ctx);
     rw = s->rw.get();
     v1::SessionRequest first;
     first.set_session_id(session_id);
@@ -1150,7 +1186,6 @@ void Client::Impl::SessionLoop() {
 void Client::Impl::HandleStreamEnd(Stream* s) {
   {
     absl::MutexLock l(&mu_);
-    fprintf(stderr, "DBG stream end state=%d status=%d %s\n", (int)s->end_state, (int)s->status.error_code(), s->status.error_message().c_str());
     if (closing_ || TerminalLocked()) return;
     switch (s->end_state) {
       case v1::SessionMessage::EXPIRED:
@@ -1177,19 +1212,20 @@ void Client::Impl::HandleStreamEnd(Stream* s) {
 }
 
 void Client::Impl::Heartbeat() {
-  size_t idx;
+  std::shared_ptr<Stub> stub;
   uint64_t epoch;
   grpc::ClientContext ctx;
   {
     absl::MutexLock l(&mu_);
-    idx = server_index_;
+    stub = stub_;
     epoch = epoch_;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + ReadTimeoutLocked()));
     ctx.AddMetadata(kSessionMetadata, absl::StrCat(session_id_));
   }
   v1::HeartbeatRequest req;
   v1::HeartbeatResponse resp;
-  const grpc::Status st = stubs_[idx]->Heartbeat(&ctx, req, &resp);
+  const grpc::Status st = Tracked(
+      &ctx, stub.get(), [&] { return stub->Heartbeat(&ctx, req, &resp); });
   absl::MutexLock l(&mu_);
   if (st.ok()) {
     last_zxid_ = std::max(last_zxid_, resp.header().zxid());
@@ -1224,19 +1260,21 @@ void Client::Impl::Reconnect() {
       req.set_last_zxid_seen(last_zxid_);
     }
     // The next server first, as ZooKeeper's client.
-    const size_t idx = (start + 1 + attempt) % stubs_.size();
+    const size_t idx = (start + 1 + attempt) % servers_.size();
+    std::shared_ptr<Stub> stub = NewStub(idx);
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(
         absl::Now() + absl::Milliseconds(options_.connect_timeout_ms)));
     v1::ConnectResponse resp;
-    const grpc::Status st = stubs_[idx]->Connect(&ctx, req, &resp);
-    fprintf(stderr, "DBG reconnect attempt %d: %d %s err=%d\n", (int)attempt, (int)st.error_code(), st.error_message().c_str(), resp.header().err());
+    const grpc::Status st = Tracked(
+        &ctx, stub.get(), [&] { return stub->Connect(&ctx, req, &resp); });
     if (st.ok() && resp.header().err() == zk::kSessionExpired) {
       absl::MutexLock l(&mu_);
       ExpireLocked();
       return;
     }
-    if (st.ok() && resp.header().err() == zk::kOk && FinishResume(idx, resp)) {
+    if (st.ok() && resp.header().err() == zk::kOk &&
+        FinishResume(idx, stub, resp)) {
       return;
     }
     absl::MutexLock l(&mu_);
@@ -1246,7 +1284,8 @@ void Client::Impl::Reconnect() {
   }
 }
 
-bool Client::Impl::FinishResume(size_t idx, const v1::ConnectResponse& resp) {
+bool Client::Impl::FinishResume(size_t idx, const std::shared_ptr<Stub>& stub,
+                                const v1::ConnectResponse& resp) {
   std::vector<std::pair<std::string, std::string>> auths;
   v1::SetWatchesRequest set_watches;
   int64_t sid;
@@ -1278,7 +1317,11 @@ bool Client::Impl::FinishResume(size_t idx, const v1::ConnectResponse& resp) {
     req.set_scheme(scheme);
     req.set_auth(auth);
     v1::AddAuthResponse resp;
-    if (!stubs_[idx]->AddAuth(&ctx, req, &resp).ok()) return false;
+    if (!Tracked(&ctx, stub.get(), [&] {
+           return stub->AddAuth(&ctx, req, &resp);
+         }).ok()) {
+      return false;
+    }
   }
   const bool any_watch = set_watches.data_watches_size() +
                              set_watches.exist_watches_size() +
@@ -1290,7 +1333,9 @@ bool Client::Impl::FinishResume(size_t idx, const v1::ConnectResponse& resp) {
     grpc::ClientContext ctx;
     context(&ctx);
     v1::SetWatchesResponse resp;
-    const grpc::Status st = stubs_[idx]->SetWatches(&ctx, set_watches, &resp);
+    const grpc::Status st = Tracked(&ctx, stub.get(), [&] {
+      return stub->SetWatches(&ctx, set_watches, &resp);
+    });
     if (!st.ok() && st.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
       return false;
     }
@@ -1302,7 +1347,10 @@ bool Client::Impl::FinishResume(size_t idx, const v1::ConnectResponse& resp) {
   }
   absl::MutexLock l(&mu_);
   if (closing_ || TerminalLocked()) return true;
-  if (idx != server_index_) CancelInFlightLocked(/*all=*/false, idx);
+  // Calls still waiting on the previous connection: reads are retried on
+  // this one, writes fail with CONNECTIONLOSS.
+  CancelInFlightLocked(/*all=*/false, stub.get());
+  stub_ = stub;
   server_index_ = idx;
   ++epoch_;
   state_ = State::kConnected;
