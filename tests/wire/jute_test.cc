@@ -182,7 +182,8 @@ TEST(JuteTest, FramesAreBounded) {
   EXPECT_TRUE(bad);  // 101 > max
   EXPECT_FALSE(NextFrame(Hex("ffffffff"), 100, &consumed, &bad));
   EXPECT_TRUE(bad);
-  auto two = NextFrame(Hex("00000001 aa 00000001 bb"), 100, &consumed, &bad);
+  const std::string stream = Hex("00000001 aa 00000001 bb");  // outlives views
+  auto two = NextFrame(stream, 100, &consumed, &bad);
   ASSERT_TRUE(two.has_value());
   EXPECT_EQ(consumed, 5u);
   EXPECT_EQ(*two, Hex("aa"));
