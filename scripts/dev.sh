@@ -19,7 +19,8 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   libssl-dev libedit-dev python3-grpcio python3-protobuf python3-kazoo
   zookeeper libzookeeper-mt-dev)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz prep_apply_fuzz)
+FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz prep_apply_fuzz
+  zab_codec_fuzz)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

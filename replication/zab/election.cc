@@ -11,8 +11,8 @@ bool VoteBeats(const Vote& a, const Vote& b) {
   return a.leader > b.leader;
 }
 
-FastLeaderElection::FastLeaderElection(ElectionConfig config,
-                                       int64_t last_zxid, int64_t epoch)
+FastLeaderElection::FastLeaderElection(ElectionConfig config, int64_t last_zxid,
+                                       int64_t epoch)
     : config_(std::move(config)), last_zxid_(last_zxid), epoch_(epoch) {
   proposal_ = OwnVote();
 }
@@ -75,8 +75,8 @@ void FastLeaderElection::Decide(const Vote& v) {
   if (is_observer()) {
     state_ = PeerState::kObserving;
   } else {
-    state_ = v.leader == config_.my_id ? PeerState::kLeading
-                                       : PeerState::kFollowing;
+    state_ =
+        v.leader == config_.my_id ? PeerState::kLeading : PeerState::kFollowing;
   }
 }
 

@@ -101,7 +101,7 @@ class FastLeaderElection {
   PeerState state_ = PeerState::kLooking;
   int64_t round_ = 0;
   Vote proposal_;
-  std::map<int64_t, Vote> received_;        // this round, LOOKING senders
+  std::map<int64_t, Vote> received_;  // this round, LOOKING senders
   std::map<int64_t, Notification> out_of_election_;
   std::optional<int64_t> finalize_at_ms_;
   int64_t last_activity_ms_ = 0;

@@ -173,7 +173,10 @@ class Sim {
   struct Server {
     std::unique_ptr<Disk> disk;
     std::unique_ptr<SimStorage> storage;
-    std::unique_ptr<Node> node;  // null while down
+    std::unique_ptr<Node> node;    // null while down
+    std::optional<Ready> pending;  // taken, not yet durable
+    size_t pending_sent = 0;
+    int64_t pending_done_ms = 0;
     int64_t restart_at_ms = 0;
   };
 
@@ -200,15 +203,8 @@ class Sim {
   void Crash(int64_t id) {
     Server& s = servers_[id];
     if (!s.node) return;
-    // Half the time the crash interrupts a Ready: what it carried is lost,
-    // but messages it was allowed to send early may already be out.
-    if (s.node->HasReady() && Chance(0.5)) {
-      Ready r = s.node->TakeReady();
-      for (const Message& m : r.messages) {
-        if (m.after_persist) break;
-        Send(m);
-      }
-    }
+    // A Ready still being written is lost (its early messages are out).
+    s.pending.reset();
     s.node.reset();
     s.restart_at_ms = now_ + Uniform(200, 3000);
   }
@@ -223,6 +219,9 @@ class Sim {
     if (chaos) Chaos();
     for (auto& [id, s] : servers_) {
       if (!s.node && (!chaos || now_ >= s.restart_at_ms)) Start(id);
+    }
+    for (auto& [id, s] : servers_) {
+      if (s.node && s.pending && now_ >= s.pending_done_ms) CompletePending(id);
     }
     Deliver();
     if (now_ % 10 == 0) {
@@ -354,42 +353,61 @@ class Sim {
   }
 
   // Processes every Ready of server `id` (see Ready for the order).
+  // Takes server `id`'s next Ready. Messages before the first after_persist
+  // one go out at once; the rest of the Ready completes after a simulated
+  // fsync (1-4 ms), during which the server keeps receiving messages, and
+  // which a crash interrupts.
   void Drain(int64_t id) {
     Server& s = servers_[id];
-    for (int guard = 0; s.node && s.node->HasReady() && guard < 100; ++guard) {
-      Node& node = *s.node;
-      Ready r = node.TakeReady();
-      Disk& d = *s.disk;
-      if (r.install_snapshot) InstallSnapshot(id, *r.install_snapshot);
-      if (r.truncate_after) {
-        std::erase_if(
-            d.log, [&](const Entry& e) { return e.zxid > *r.truncate_after; });
-        if (!d.applied.empty() && d.applied.back().zxid > *r.truncate_after) {
-          Fail(absl::StrCat("server ", id, " TRUNCated to ", *r.truncate_after,
-                            " below its applied ", d.applied.back().zxid));
-        }
-      }
-      for (const Entry& e : r.entries) {
-        if (!d.log.empty() && e.zxid <= d.log.back().zxid) {
-          Fail(absl::StrCat("server ", id, " appends ", e.zxid, " after ",
-                            d.log.back().zxid));
-        }
-        d.log.push_back(e);
-      }
-      if (r.accepted_epoch) d.accepted_epoch = *r.accepted_epoch;
-      if (r.current_epoch) d.current_epoch = *r.current_epoch;
-      for (Message& m : r.messages) Send(std::move(m));
-      if (r.commit_zxid > 0) Apply(id, r.commit_zxid);
-      node.Advance(r);
-      for (const Message& req : r.requests) (void)req;
-      if (node.leading_epoch() != 0) {
-        auto [it, inserted] = epoch_leader_.emplace(node.leading_epoch(), id);
-        if (!inserted && it->second != id) {
-          Fail(absl::StrCat("two leaders in epoch ", node.leading_epoch(), ": ",
-                            it->second, " and ", id));
-        }
+    if (!s.node || s.pending || !s.node->HasReady()) return;
+    Ready r = s.node->TakeReady();
+    size_t sent = 0;
+    for (; sent < r.messages.size() && !r.messages[sent].after_persist;
+         ++sent) {
+      Send(r.messages[sent]);
+    }
+    s.pending = std::move(r);
+    s.pending_sent = sent;
+    s.pending_done_ms = now_ + Uniform(1, 4);
+  }
+
+  void CompletePending(int64_t id) {
+    Server& s = servers_[id];
+    Ready r = std::move(*s.pending);
+    s.pending.reset();
+    Disk& d = *s.disk;
+    if (r.install_snapshot) InstallSnapshot(id, *r.install_snapshot);
+    if (r.truncate_after) {
+      std::erase_if(d.log,
+                    [&](const Entry& e) { return e.zxid > *r.truncate_after; });
+      if (!d.applied.empty() && d.applied.back().zxid > *r.truncate_after) {
+        Fail(absl::StrCat("server ", id, " TRUNCated to ", *r.truncate_after,
+                          " below its applied ", d.applied.back().zxid));
       }
     }
+    for (const Entry& e : r.entries) {
+      if (!d.log.empty() && e.zxid <= d.log.back().zxid) {
+        Fail(absl::StrCat("server ", id, " appends ", e.zxid, " after ",
+                          d.log.back().zxid));
+      }
+      d.log.push_back(e);
+    }
+    if (r.accepted_epoch) d.accepted_epoch = *r.accepted_epoch;
+    if (r.current_epoch) d.current_epoch = *r.current_epoch;
+    for (size_t i = s.pending_sent; i < r.messages.size(); ++i) {
+      Send(std::move(r.messages[i]));
+    }
+    if (r.commit_zxid > 0) Apply(id, r.commit_zxid);
+    Node& node = *s.node;
+    node.Advance(r);
+    if (node.leading_epoch() != 0) {
+      auto [it, inserted] = epoch_leader_.emplace(node.leading_epoch(), id);
+      if (!inserted && it->second != id) {
+        Fail(absl::StrCat("two leaders in epoch ", node.leading_epoch(), ": ",
+                          it->second, " and ", id));
+      }
+    }
+    Drain(id);
   }
 
   void InstallSnapshot(int64_t id, const SnapshotInstall& si) {

@@ -1,0 +1,31 @@
+// Encoding of zab::Message for the wire between servers: the
+// rockeeper.peer.v1.ZabMessage protobuf (proto/rockeeper/peer/v1/peer.proto).
+//
+// DecodeMessage validates everything a peer controls: the frame size, the
+// message type, vote states, and sizes of repeated fields and payloads, and
+// returns InvalidArgument for anything else; it never crashes on any input
+// (fuzz target: tests/fuzz/zab_codec_fuzz.cc).
+#ifndef ROCKEEPER_REPLICATION_ZAB_CODEC_H_
+#define ROCKEEPER_REPLICATION_ZAB_CODEC_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "replication/zab/messages.h"
+
+namespace rockeeper::zab {
+
+// Largest encoded message accepted. Default bound: 64 MiB (a txn is at most
+// jute.maxbuffer, 1 MiB by default, plus headers).
+inline constexpr size_t kMaxMessageBytes = 64u << 20;
+// Most epochs an ACKEPOCH may describe.
+inline constexpr size_t kMaxEpochLasts = 1u << 16;
+
+std::string EncodeMessage(const Message& m);
+absl::StatusOr<Message> DecodeMessage(std::string_view bytes);
+
+}  // namespace rockeeper::zab
+
+#endif  // ROCKEEPER_REPLICATION_ZAB_CODEC_H_
