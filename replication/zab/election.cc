@@ -69,6 +69,23 @@ bool FastLeaderElection::HasQuorum(const std::map<int64_t, Vote>& votes,
   return agree * 2 > config_.participants.size();
 }
 
+bool FastLeaderElection::HasLeaderQuorum(const std::map<int64_t, Vote>& votes,
+                                         const Vote& v) const {
+  size_t agree = 0;
+  for (int64_t p : config_.participants) {
+    auto it = votes.find(p);
+    if (it != votes.end() && it->second.leader == v.leader &&
+        it->second.epoch == v.epoch) {
+      ++agree;
+    }
+  }
+  return agree * 2 > config_.participants.size();
+}
+
+void FastLeaderElection::SetDecidedVote(const Vote& v) {
+  if (state_ != PeerState::kLooking) proposal_ = v;
+}
+
 void FastLeaderElection::Decide(const Vote& v) {
   proposal_ = v;
   finalize_at_ms_.reset();
@@ -88,11 +105,11 @@ void FastLeaderElection::CheckOutOfElection(const Notification& n) {
   for (const auto& [sid, note] : out_of_election_) {
     votes[sid] = note.vote;
     if (sid == n.vote.leader && note.state == PeerState::kLeading &&
-        note.vote == n.vote) {
+        note.vote.leader == n.vote.leader && note.vote.epoch == n.vote.epoch) {
       leader_leads = true;
     }
   }
-  if (leader_leads && HasQuorum(votes, n.vote)) {
+  if (leader_leads && HasLeaderQuorum(votes, n.vote)) {
     round_ = n.round;
     Decide(n.vote);
   }

@@ -86,12 +86,21 @@ class FastLeaderElection {
   bool is_observer() const;
   // Updates this peer's own (zxid, epoch) for its next round.
   void SetOwnLog(int64_t last_zxid, int64_t epoch);
+  // Out of the election (after sync): the vote we answer LOOKING peers with
+  // becomes (leader, our zxid, the new epoch), as ZooKeeper does since
+  // ZOOKEEPER-1732, so that every member of an established ensemble names
+  // the same (leader, epoch).
+  void SetDecidedVote(const Vote& v);
 
  private:
   Vote OwnVote() const;
   void SendToParticipants();
   void Send(int64_t to);
   bool HasQuorum(const std::map<int64_t, Vote>& votes, const Vote& v) const;
+  // Out-of-election votes agree when they name the same leader and epoch
+  // (ZooKeeper's Vote.equals for non-LOOKING states).
+  bool HasLeaderQuorum(const std::map<int64_t, Vote>& votes,
+                       const Vote& v) const;
   void Decide(const Vote& v);
   void CheckOutOfElection(const Notification& n);
 

@@ -589,6 +589,7 @@ void Node::LeaderMaybeEstablish(int64_t now_ms) {
   // A quorum holds our whole history: it is committed.
   EnterPhase(LeaderPhase::kBroadcast, now_ms);
   committed_ = std::max(committed_, history_last_);
+  election_.SetDecidedVote(Vote{config_.my_id, last_zxid_, new_epoch_});
   for (auto& [id, l] : learners_) {
     if (l.acked_newleader) SendUpToDate(id, l);
   }
@@ -768,6 +769,7 @@ void Node::StepLearner(const Message& m, int64_t now_ms) {
     case MsgType::kUpToDate:
       if (learner_phase_ != LearnerPhase::kSynced) return;
       learner_phase_ = LearnerPhase::kBroadcast;
+      election_.SetDecidedVote(Vote{leader_id_, last_zxid_, current_epoch_});
       commit_seen_ = std::max(commit_seen_, m.zxid);
       LearnerMaybeCommit();
       return;
