@@ -17,6 +17,7 @@ std::string EncodeMessage(const Message& m) {
   p.set_from(m.from);
   p.set_to(m.to);
   p.set_conn(m.conn);
+  p.set_seq(m.seq);
   p.set_zxid(m.zxid);
   p.set_epoch(m.epoch);
   p.set_committed(m.committed);
@@ -61,6 +62,7 @@ absl::StatusOr<Message> DecodeMessage(std::string_view bytes) {
   m.from = p.from();
   m.to = p.to();
   m.conn = p.conn();
+  m.seq = p.seq();
   m.zxid = p.zxid();
   m.epoch = p.epoch();
   m.committed = p.committed();

@@ -6,11 +6,13 @@
 // Channels:
 // - kVote travels on the election channel: lossy, unordered is fine.
 // - Every other type travels on the quorum channel between a learner and
-//   the leader, which the core assumes is FIFO and lossless *within one
-//   connection*. A connection is named by `conn`, chosen by the learner when
-//   it starts following; a lost message means a broken connection, which
-//   both sides detect by timeout (or by Node::PeerDisconnected) and repair by
-//   starting over with a new `conn`.
+//   the leader. A connection is named by `conn`, chosen by the learner when
+//   it starts following. Within a connection each side numbers what it sends
+//   (`seq` 1, 2, ...; FOLLOWERINFO, which opens it, is 0), and the receiver
+//   ends the connection at the first gap, duplicate or reordering: the
+//   transport may lose messages (a reconnect, a full queue) and the core
+//   still never applies a log with a hole. Both sides then start over with a
+//   new `conn` (the learner goes LOOKING; the leader forgets it).
 #ifndef ROCKEEPER_REPLICATION_ZAB_MESSAGES_H_
 #define ROCKEEPER_REPLICATION_ZAB_MESSAGES_H_
 
@@ -62,6 +64,7 @@ struct Message {
   int64_t from = 0;
   int64_t to = 0;
   int64_t conn = 0;  // quorum-channel connection id (see above)
+  int64_t seq = 0;   // position in the connection (see above)
   int64_t zxid = 0;
   int64_t epoch = 0;
   int64_t committed = 0;  // kAckEpoch: the learner's applied (committed) zxid

@@ -114,6 +114,16 @@ int64_t Node::leading_epoch() const {
 
 void Node::Send(Message m, bool after_persist) {
   m.from = config_.my_id;
+  if (m.type != MsgType::kVote && m.type != MsgType::kFollowerInfo) {
+    if (role_ == Role::kLeading) {
+      auto it = learners_.find(m.to);
+      m.seq = it != learners_.end() && it->second.conn == m.conn
+                  ? ++it->second.send_seq
+                  : 0;  // a connection we dropped: the receiver refuses it
+    } else {
+      m.seq = ++send_seq_;
+    }
+  }
   m.after_persist = after_persist;
   ready_.messages.push_back(std::move(m));
 }
@@ -223,6 +233,8 @@ void Node::OnElectionDecided(int64_t now_ms) {
                                                          : Role::kObserving;
       learner_phase_ = LearnerPhase::kConnecting;
       conn_ = std::max(conn_ + 1, now_ms * 16);
+      send_seq_ = 0;
+      recv_seq_ = 0;
       last_heard_ms_ = now_ms;
       commit_seen_ = committed_;
       SendFollowerInfo(now_ms);
@@ -379,6 +391,11 @@ void Node::StepLeader(const Message& m, int64_t now_ms) {
   auto it = learners_.find(m.from);
   if (it == learners_.end() || it->second.conn != m.conn) return;  // stale
   LearnerState& l = it->second;
+  if (m.seq != l.recv_seq + 1) {
+    learners_.erase(it);  // a gap: this connection is broken
+    return;
+  }
+  l.recv_seq = m.seq;
   l.last_heard_ms = now_ms;
   switch (m.type) {
     case MsgType::kAckEpoch:
@@ -693,6 +710,11 @@ void Node::LearnerMaybeCommit() {
 
 void Node::StepLearner(const Message& m, int64_t now_ms) {
   if (m.from != leader_id_ || m.conn != conn_) return;  // stale
+  if (m.seq != recv_seq_ + 1) {
+    GoLooking(now_ms);  // a gap: this connection is broken
+    return;
+  }
+  recv_seq_ = m.seq;
   last_heard_ms_ = now_ms;
   switch (m.type) {
     case MsgType::kLeaderInfo: {

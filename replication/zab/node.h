@@ -195,6 +195,8 @@ class Node {
     bool acked_newleader = false;
     bool uptodate = false;
     int64_t last_heard_ms = 0;
+    int64_t send_seq = 0;  // last seq sent on this connection
+    int64_t recv_seq = 0;  // last seq received on it
     // Info from ACKEPOCH, kept until the sync is sent.
     int64_t last_zxid = 0;
     int64_t committed = 0;
@@ -271,6 +273,8 @@ class Node {
   // Learner state.
   LearnerPhase learner_phase_ = LearnerPhase::kConnecting;
   int64_t conn_ = 0;  // our current connection id (grows)
+  int64_t send_seq_ = 0;
+  int64_t recv_seq_ = 0;
   int64_t last_heard_ms_ = 0;
   int64_t last_info_sent_ms_ = 0;
   int64_t commit_seen_ = 0;  // highest COMMIT/INFORM/UPTODATE zxid received

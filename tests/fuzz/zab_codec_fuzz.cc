@@ -11,7 +11,7 @@
 namespace {
 bool Same(const rockeeper::zab::Message& a, const rockeeper::zab::Message& b) {
   return a.type == b.type && a.from == b.from && a.to == b.to &&
-         a.conn == b.conn && a.zxid == b.zxid && a.epoch == b.epoch &&
+         a.conn == b.conn && a.seq == b.seq && a.zxid == b.zxid && a.epoch == b.epoch &&
          a.committed == b.committed && a.observer == b.observer &&
          a.epoch_lasts == b.epoch_lasts && a.entry == b.entry &&
          a.data == b.data && a.vote.vote == b.vote.vote &&
