@@ -41,9 +41,9 @@ absl::StatusOr<std::unique_ptr<StandaloneReplica>> StandaloneReplica::Open(
   r->db_ = *std::move(db);
   if (r->db_->last_applied_zxid() > r->log_->last_zxid() &&
       r->log_->last_zxid() != 0) {
-    return absl::DataLossError(absl::StrCat(
-        "state DB is at zxid ", r->db_->last_applied_zxid(),
-        " but the txn log ends at ", r->log_->last_zxid()));
+    return absl::DataLossError(
+        absl::StrCat("state DB is at zxid ", r->db_->last_applied_zxid(),
+                     " but the txn log ends at ", r->log_->last_zxid()));
   }
   // Standalone: every durable record is committed.
   absl::StatusOr<int64_t> replayed = engine::ReplayLog(*r->log_, *r->db_);
@@ -71,6 +71,16 @@ StandaloneReplica::~StandaloneReplica() {
 int64_t StandaloneReplica::last_proposed_zxid() const {
   absl::MutexLock lock(&submit_mu_);
   return next_zxid_ - 1;
+}
+
+ReplicaStatus StandaloneReplica::status() const {
+  ReplicaStatus s;
+  s.mode = "standalone";
+  s.serving = pipeline_->health().ok();
+  s.current_epoch = db_->current_epoch();
+  s.last_logged_zxid = log_->last_zxid();
+  s.last_applied_zxid = db_->last_applied_zxid();
+  return s;
 }
 
 void StandaloneReplica::Submit(const engine::RequestContext& ctx,

@@ -26,6 +26,7 @@
 #include "engine/state_db.h"
 #include "engine/txn_log.h"
 #include "replication/commit_pipeline.h"
+#include "replication/replica.h"
 
 namespace rockeeper::replication {
 
@@ -44,38 +45,27 @@ struct StandaloneReplicaOptions {
   bool force_sync = true;
 };
 
-struct SubmitResult {
-  // Non-OK: the txn could not be made durable or applied (I/O failure); the
-  // request's fate is unknown to the client (ZooKeeper: connection loss).
-  absl::Status status;
-  // Prep's verdict: err == kOk with the applied txn, or the ZooKeeper error
-  // (and per-op codes for a failed multi).
-  engine::PrepOutcome outcome;
-  // Watch events the txn fired.
-  std::vector<engine::WatchTrigger> triggers;
-};
-
-class StandaloneReplica {
+class StandaloneReplica : public Replica {
  public:
   static absl::StatusOr<std::unique_ptr<StandaloneReplica>> Open(
       const StandaloneReplicaOptions& options);
-  ~StandaloneReplica();
+  ~StandaloneReplica() override;
 
-  using Done = std::function<void(SubmitResult)>;
   // `done` runs on the pipeline's apply thread (or at once when the replica
   // is failed or stopped). Keep it short.
   void Submit(const engine::RequestContext& ctx,
-              const engine::WriteRequest& request, Done done);
+              const engine::WriteRequest& request, Done done) override;
 
-  const engine::StateDb& db() const { return *db_; }
+  const engine::StateDb& db() const override { return *db_; }
   // Held exclusively while a batch is applied and its Done callbacks run;
   // hold it shared to read a state and the callbacks' side effects (watch
   // events) consistently.
-  absl::Mutex& visibility_mutex() const { return visibility_mu_; }
+  absl::Mutex& visibility_mutex() const override { return visibility_mu_; }
   engine::StateDb& mutable_db() { return *db_; }
-  int64_t last_proposed_zxid() const;
+  int64_t last_proposed_zxid() const override;
+  ReplicaStatus status() const override;
   CommitPipeline::Stats pipeline_stats() const { return pipeline_->stats(); }
-  absl::Status health() const { return pipeline_->health(); }
+  absl::Status health() const override { return pipeline_->health(); }
   // Txns replayed from the log at Open.
   int64_t recovered_txns() const { return recovered_txns_; }
 

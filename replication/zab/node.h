@@ -54,6 +54,7 @@
 #ifndef ROCKEEPER_REPLICATION_ZAB_NODE_H_
 #define ROCKEEPER_REPLICATION_ZAB_NODE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -157,6 +158,10 @@ class Node {
   // FailedPrecondition otherwise (the caller answers ConnectionLoss /
   // UNAVAILABLE, or forwards to the leader).
   absl::StatusOr<int64_t> Propose(std::string data, int64_t now_ms);
+  // The zxid the next Propose will assign (meaningful on a serving leader).
+  int64_t NextZxid() const {
+    return std::max(last_zxid_, MakeZxid(new_epoch_, 0)) + 1;
+  }
   // Learner in BROADCAST only: forwards a client write to the leader.
   absl::Status Forward(std::string data);
   // The transport lost its connection to `peer`: give up on it at once

@@ -1,0 +1,151 @@
+// QuorumReplica: one member of a ZAB ensemble. It runs the protocol core
+// (zab::Node) on one driver thread against this server's txn log, epoch
+// files and state DB:
+//
+//   Deliver / PeerDisconnected / Submit --> [driver thread]
+//     Node::Step / Tick / Propose --> Ready:
+//       truncate the log | append + one fdatasync | persist epochs
+//       --> send messages (PROPOSALs before our own fsync, ACKs after)
+//       --> apply committed txns (one WriteBatch), complete local requests
+//
+// Recovery never applies log records beyond the state DB's last applied
+// zxid: whether they are committed is the leader's to say (they are applied
+// once the server is UPTODATE). So a TRUNC never has to undo state.
+//
+// Writes are accepted on the serving leader only (others complete them with
+// Unavailable naming the leader; forwarding from followers comes with the
+// server wiring). SNAP installs are not supported yet: a learner told to
+// install a snapshot restarts its Node and retries (see docs/replication.md).
+//
+// Thread safety: all public methods are thread-safe. The SendFn is called on
+// the driver thread.
+#ifndef ROCKEEPER_REPLICATION_QUORUM_REPLICA_H_
+#define ROCKEEPER_REPLICATION_QUORUM_REPLICA_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/prep.h"
+#include "engine/snapshot.h"
+#include "engine/state_db.h"
+#include "engine/txn_log.h"
+#include "replication/replica.h"
+#include "replication/zab/durable.h"
+#include "replication/zab/node.h"
+
+namespace rockeeper::replication {
+
+struct QuorumReplicaOptions {
+  // ZooKeeper's dataDir: state DB (state/), snapshots (snapshots/), and the
+  // epoch files.
+  std::string data_dir;
+  // ZooKeeper's dataLogDir. Default (empty): <data_dir>/log.
+  std::string data_log_dir;
+  engine::PrepOptions prep;
+  engine::StateDbOptions state_db;
+  // The ensemble and its timing (tickTime, initLimit, syncLimit).
+  zab::NodeConfig node;
+  // Txn log preallocation chunk. Default: 64 MiB.
+  uint64_t log_preallocate_bytes = 64u << 20;
+  // fdatasync the log before ACKing (forceSync). Default: true.
+  bool force_sync = true;
+  // Driver wake-up period for ticks. Default: 10 ms.
+  int64_t tick_interval_ms = 10;
+};
+
+class QuorumReplica : public Replica {
+ public:
+  using SendFn = std::function<void(zab::Message)>;
+
+  // Opens the data dirs and starts the driver thread (LOOKING).
+  static absl::StatusOr<std::unique_ptr<QuorumReplica>> Open(
+      const QuorumReplicaOptions& options, SendFn send);
+  // Stops the driver; pending requests complete with Unavailable.
+  ~QuorumReplica() override;
+
+  // A message from a peer (any thread).
+  void Deliver(zab::Message m);
+  // The transport lost its connection to `peer`.
+  void PeerDisconnected(int64_t peer);
+
+  void Submit(const engine::RequestContext& ctx,
+              const engine::WriteRequest& request, Done done) override;
+  const engine::StateDb& db() const override { return *db_; }
+  absl::Mutex& visibility_mutex() const override { return visibility_mu_; }
+  int64_t last_proposed_zxid() const override;
+  absl::Status health() const override;
+  ReplicaStatus status() const override;
+
+  // Called (under the visibility mutex, on the driver thread) with the watch
+  // triggers of every applied batch, local or not: on a follower, watches
+  // fire for txns other servers proposed.
+  void SetApplyListener(
+      std::function<void(const std::vector<engine::WatchTrigger>&)> fn);
+
+ private:
+  struct PendingSubmit {
+    engine::RequestContext ctx;
+    engine::WriteRequest request;
+    Done done;
+  };
+  struct Completion {
+    int64_t zxid = 0;  // completes once applied >= zxid
+    std::shared_ptr<engine::PrepOutcome> outcome;  // null: status only
+    absl::Status status;
+    Done done;
+  };
+
+  QuorumReplica() = default;
+  void Loop();
+  void HandleSubmit(PendingSubmit& s, int64_t now_ms);
+  void HandleReady(zab::Ready& r);
+  absl::Status ApplyUpTo(int64_t zxid);
+  void CompleteUpTo(int64_t applied);
+  void FailPending(const absl::Status& status);
+  void RestartNode(int64_t now_ms);
+  void Fail(const absl::Status& status);
+  void PublishStatus();
+
+  QuorumReplicaOptions options_;
+  SendFn send_;
+  std::unique_ptr<engine::TxnLog> log_;
+  std::unique_ptr<engine::StateDb> db_;
+  std::unique_ptr<engine::Prep> prep_;
+  std::unique_ptr<engine::SnapshotStore> snapshots_;
+  std::unique_ptr<zab::TxnLogStorage> storage_;
+  std::string epoch_dir_;
+
+  // Driver-thread state.
+  std::unique_ptr<zab::Node> node_;
+  std::map<int64_t, std::string> unapplied_;  // logged payloads by zxid
+  std::deque<Completion> completions_;
+  std::deque<PendingSubmit> held_;  // leader catching up before serving
+  int64_t last_proposed_ = 0;
+  bool was_serving_leader_ = false;
+  std::function<void(const std::vector<engine::WatchTrigger>&)> listener_;
+
+  mutable absl::Mutex visibility_mu_;
+  mutable absl::Mutex mu_;
+  std::vector<zab::Message> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
+  std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status health_ ABSL_GUARDED_BY(mu_);
+  ReplicaStatus status_ ABSL_GUARDED_BY(mu_);
+  int64_t last_proposed_published_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread driver_;
+};
+
+}  // namespace rockeeper::replication
+
+#endif  // ROCKEEPER_REPLICATION_QUORUM_REPLICA_H_

@@ -1,0 +1,67 @@
+// Replica: what the client front ends (rpc/) need from a server's write path,
+// whether standalone (StandaloneReplica, a quorum of one) or a member of a
+// ZAB ensemble (QuorumReplica).
+//
+// Thread safety: every method is thread-safe.
+#ifndef ROCKEEPER_REPLICATION_REPLICA_H_
+#define ROCKEEPER_REPLICATION_REPLICA_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/prep.h"
+#include "engine/state_db.h"
+
+namespace rockeeper::replication {
+
+struct SubmitResult {
+  // Non-OK: the txn could not be made durable or applied (I/O failure), or
+  // the server has no leader / lost it (Unavailable); the request's fate is
+  // unknown to the client (ZooKeeper: connection loss).
+  absl::Status status;
+  // Prep's verdict: err == kOk with the applied txn, or the ZooKeeper error
+  // (and per-op codes for a failed multi).
+  engine::PrepOutcome outcome;
+  // Watch events the txn fired.
+  std::vector<engine::WatchTrigger> triggers;
+};
+
+// Where this server stands, for `rockeeper status`, srvr/mntr and the admin
+// API.
+struct ReplicaStatus {
+  std::string mode;     // "standalone", "leader", "follower", "observer",
+                        // "looking"
+  bool serving = true;  // may answer clients (has a leader, caught up)
+  int64_t leader_id = -1;
+  int64_t current_epoch = 0;
+  int64_t last_logged_zxid = 0;
+  int64_t last_applied_zxid = 0;
+};
+
+class Replica {
+ public:
+  using Done = std::function<void(SubmitResult)>;
+  virtual ~Replica() = default;
+
+  // Turns a write request into an applied txn. `done` runs once, on a
+  // replica thread (or at once when the replica cannot take writes); keep it
+  // short. Completions follow submission order.
+  virtual void Submit(const engine::RequestContext& ctx,
+                      const engine::WriteRequest& request, Done done) = 0;
+
+  virtual const engine::StateDb& db() const = 0;
+  // Held exclusively while txns are applied and their callbacks run; hold
+  // it shared to read a state consistently with the callbacks' effects.
+  virtual absl::Mutex& visibility_mutex() const = 0;
+  virtual int64_t last_proposed_zxid() const = 0;
+  virtual absl::Status health() const = 0;
+  virtual ReplicaStatus status() const = 0;
+};
+
+}  // namespace rockeeper::replication
+
+#endif  // ROCKEEPER_REPLICATION_REPLICA_H_

@@ -1,0 +1,236 @@
+// QuorumReplica: three ensemble members in one process, each with its own
+// real txn log, epoch files and RocksDB state DB, connected by an in-process
+// router (the network transport has its own test). Checks election,
+// replication to every member, failover when the leader goes away, catch-up
+// of a member that comes back, and refusal of writes without a quorum.
+#include "replication/quorum_replica.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_util.h"
+
+namespace rockeeper::replication {
+namespace {
+
+using engine::testing::Create;
+using engine::testing::TempDir;
+
+// Routes messages between the replicas that are up.
+class Router {
+ public:
+  void Attach(int64_t id, QuorumReplica* r) {
+    absl::MutexLock lock(&mu_);
+    up_[id] = r;
+  }
+  void Detach(int64_t id) {
+    absl::MutexLock lock(&mu_);
+    up_.erase(id);
+  }
+  void Route(zab::Message m) {
+    absl::MutexLock lock(&mu_);
+    auto it = up_.find(m.to);
+    if (it != up_.end()) it->second->Deliver(std::move(m));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<int64_t, QuorumReplica*> up_ ABSL_GUARDED_BY(mu_);
+};
+
+class Ensemble {
+ public:
+  explicit Ensemble(int n) : n_(n) {
+    for (int id = 1; id <= n; ++id) Start(id);
+  }
+  ~Ensemble() {
+    for (int id = 1; id <= n_; ++id) Stop(id);
+  }
+
+  void Start(int64_t id) {
+    QuorumReplicaOptions o;
+    o.data_dir = dir_.Sub(absl::StrCat("server", id));
+    o.log_preallocate_bytes = 1 << 20;
+    o.state_db.block_cache_bytes = 8 << 20;
+    o.state_db.write_buffer_bytes = 1 << 20;
+    o.node.my_id = id;
+    for (int i = 1; i <= n_; ++i) o.node.participants.insert(i);
+    o.node.tick_ms = 100;
+    o.node.init_limit = 10;
+    o.node.sync_limit = 5;
+    auto r = QuorumReplica::Open(
+        o, [this](zab::Message m) { router_.Route(std::move(m)); });
+    ASSERT_TRUE(r.ok()) << r.status();
+    replicas_[id] = *std::move(r);
+    router_.Attach(id, replicas_[id].get());
+  }
+
+  void Stop(int64_t id) {
+    router_.Detach(id);
+    replicas_[id].reset();
+  }
+
+  QuorumReplica* get(int64_t id) { return replicas_[id].get(); }
+
+  // Polls (bounded) until every running replica serves under one leader.
+  std::optional<int64_t> WaitForLeader(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      std::optional<int64_t> leader;
+      bool all = true;
+      for (auto& [id, r] : replicas_) {
+        if (r == nullptr) continue;
+        ReplicaStatus s = r->status();
+        if (!s.serving) all = false;
+        if (s.mode == "leader" && s.serving) leader = id;
+      }
+      if (all && leader) return leader;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return std::nullopt;
+  }
+
+  // Submits `path` on the leader and waits for the result.
+  SubmitResult Write(int64_t leader, const std::string& path) {
+    absl::Mutex mu;
+    std::optional<SubmitResult> got;
+    get(leader)->Submit({}, Create(path, "v"), [&](SubmitResult r) {
+      absl::MutexLock lock(&mu);
+      got = std::move(r);
+    });
+    absl::MutexLock lock(&mu);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return got.has_value();
+    };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30)));
+    return got.value_or(
+        SubmitResult{absl::DeadlineExceededError("no answer"), {}, {}});
+  }
+
+  // Polls until every running replica has applied `zxid`; then their state
+  // digests must be equal.
+  void ExpectConverged(int64_t zxid) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    for (auto& [id, r] : replicas_) {
+      if (r == nullptr) continue;
+      while (r->db().last_applied_zxid() < zxid && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+      EXPECT_GE(r->db().last_applied_zxid(), zxid) << "server " << id;
+    }
+    std::optional<uint64_t> digest;
+    for (auto& [id, r] : replicas_) {
+      if (r == nullptr) continue;
+      absl::ReaderMutexLock lock(&r->visibility_mutex());
+      auto d = r->db().ComputeDigest();
+      ASSERT_TRUE(d.ok());
+      if (!digest) digest = *d;
+      EXPECT_EQ(*d, *digest) << "server " << id << " differs";
+    }
+  }
+
+ private:
+  const int n_;
+  TempDir dir_;
+  Router router_;
+  std::map<int64_t, std::unique_ptr<QuorumReplica>> replicas_;
+};
+
+TEST(QuorumReplicaTest, ElectsOneLeaderAndReplicatesEveryWrite) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  int followers = 0;
+  for (int id = 1; id <= 3; ++id) {
+    followers += e.get(id)->status().mode == "follower" ? 1 : 0;
+  }
+  EXPECT_EQ(followers, 2);
+  int64_t last = 0;
+  for (int i = 0; i < 50; ++i) {
+    SubmitResult r = e.Write(*leader, absl::StrCat("/n", i));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_EQ(r.outcome.err, engine::ZkError::kOk);
+    last = r.outcome.txn->header().zxid();
+  }
+  EXPECT_EQ(zab::EpochOf(last), e.get(*leader)->status().current_epoch);
+  e.ExpectConverged(last);
+  // A Prep error is answered too, in order.
+  SubmitResult dup = e.Write(*leader, "/n0");
+  EXPECT_TRUE(dup.status.ok());
+  EXPECT_EQ(dup.outcome.err, engine::ZkError::kNodeExists);
+  // A follower refuses writes, naming the leader.
+  const int64_t follower = *leader == 1 ? 2 : 1;
+  SubmitResult f = e.Write(follower, "/f");
+  EXPECT_EQ(f.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(f.status.message().find(absl::StrCat(*leader)), std::string::npos);
+}
+
+TEST(QuorumReplicaTest, FailsOverAndTheOldLeaderCatchesUp) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(e.Write(*leader, absl::StrCat("/a", i)).status.ok());
+  }
+  const int64_t old_leader = *leader;
+  e.Stop(old_leader);
+  const absl::Time lost = absl::Now();
+  leader = e.WaitForLeader(absl::Seconds(30));
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_NE(*leader, old_leader);
+  std::printf("new leader %lld after %.0f ms\n",
+              static_cast<long long>(*leader),
+              absl::ToDoubleMilliseconds(absl::Now() - lost));
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    SubmitResult r = e.Write(*leader, absl::StrCat("/b", i));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    last = r.outcome.txn->header().zxid();
+  }
+  // Everything written before the failover is still there.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(e.get(*leader)->db().GetZnode(absl::StrCat("/a", i)).ok());
+  }
+  e.Start(old_leader);  // comes back from its disk and catches up
+  ASSERT_TRUE(e.WaitForLeader(absl::Seconds(30)).has_value());
+  e.ExpectConverged(last);
+  EXPECT_EQ(e.get(old_leader)->status().mode, "follower");
+}
+
+TEST(QuorumReplicaTest, RefusesWritesWithoutAQuorum) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_TRUE(e.Write(*leader, "/x").status.ok());
+  const int64_t a = *leader == 1 ? 2 : 1;
+  const int64_t b = 6 - *leader - a;
+  e.Stop(a);
+  e.Stop(b);
+  // The leader steps down within syncLimit ticks; then writes fail fast.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (e.get(*leader)->status().serving && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(e.get(*leader)->status().serving);
+  SubmitResult r = e.Write(*leader, "/y");
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable) << r.status;
+  // Both come back: the ensemble serves again.
+  e.Start(a);
+  e.Start(b);
+  leader = e.WaitForLeader(absl::Seconds(30));
+  ASSERT_TRUE(leader.has_value());
+  SubmitResult ok = e.Write(*leader, "/z");
+  ASSERT_TRUE(ok.status.ok()) << ok.status;
+  e.ExpectConverged(ok.outcome.txn->header().zxid());
+  EXPECT_TRUE(e.get(a)->db().GetZnode("/x").ok());
+}
+
+}  // namespace
+}  // namespace rockeeper::replication
