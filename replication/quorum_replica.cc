@@ -92,7 +92,8 @@ void QuorumReplica::Submit(const engine::RequestContext& ctx,
   {
     absl::MutexLock lock(&mu_);
     if (!stop_ && health_.ok()) {
-      submits_.push_back(PendingSubmit{ctx, request, std::move(done)});
+      submits_.push_back(
+          PendingSubmit{ctx, request, std::move(done), std::nullopt});
       return;
     }
   }
@@ -167,19 +168,34 @@ void QuorumReplica::Loop() {
       FailPending(absl::UnavailableError("lost leadership"));
       prep_->Reset();
     }
-    if (!was_serving_leader_ && serving_leader) prep_->Reset();
-    was_serving_leader_ = serving_leader;
-    for (PendingSubmit& s : submits) held_.push_back(std::move(s));
-    // A new leader applies its history before it preps anything on top.
-    const bool caught_up = db_->last_applied_zxid() >= node_->committed_zxid();
-    while (!held_.empty() && (!serving_leader || caught_up)) {
-      PendingSubmit s = std::move(held_.front());
-      held_.pop_front();
-      HandleSubmit(s, now);
+    if (!was_serving_leader_ && serving_leader) {
+      prep_->Reset();
+      // Our history is committed now; Prep must see it applied first.
+      establish_zxid_ = node_->committed_zxid();
     }
-    for (int guard = 0; node_->HasReady() && guard < 64; ++guard) {
-      zab::Ready r = node_->TakeReady();
-      HandleReady(r);
+    was_serving_leader_ = serving_leader;
+    const bool serving_learner = node_->role() != zab::Role::kLeading &&
+                                 node_->role() != zab::Role::kLooking &&
+                                 node_->serving();
+    if (!serving_learner && !forwarded_.empty()) {
+      FailForwarded(absl::UnavailableError("lost the leader"));
+    }
+    for (PendingSubmit& s : submits) held_.push_back(std::move(s));
+    // Requests (and ones forwarded to us, which arrive in Readies), then
+    // the Readies they cause, a few rounds, so nothing waits for a tick.
+    for (int round = 0; round < 8; ++round) {
+      // A new leader applies its history before it preps anything on top.
+      const bool caught_up = db_->last_applied_zxid() >= establish_zxid_;
+      while (!held_.empty() && (!serving_leader || caught_up)) {
+        PendingSubmit s = std::move(held_.front());
+        held_.pop_front();
+        HandleSubmit(s, now);
+      }
+      for (int guard = 0; node_->HasReady() && guard < 64; ++guard) {
+        zab::Ready r = node_->TakeReady();
+        HandleReady(r);
+      }
+      if (held_.empty()) break;
     }
     PublishStatus();
   }
@@ -191,12 +207,41 @@ void QuorumReplica::Loop() {
   }
   for (PendingSubmit& s : held_) rest.push_back(std::move(s));
   for (PendingSubmit& s : rest) {
-    s.done(SubmitResult{absl::UnavailableError("replica stopped"), {}, {}});
+    if (s.done) {
+      s.done(SubmitResult{absl::UnavailableError("replica stopped"), {}, {}});
+    }
   }
+  FailForwarded(absl::UnavailableError("replica stopped"));
+}
+
+void QuorumReplica::ForwardSubmit(PendingSubmit& s) {
+  ForwardedWrite w;
+  w.origin_server = options_.node.my_id;
+  w.request_id = ++next_request_id_;
+  w.ctx = s.ctx;
+  w.request = std::move(s.request);
+  absl::Status st = node_->Forward(EncodeForwardedWrite(w));
+  if (!st.ok()) {
+    s.done(SubmitResult{absl::UnavailableError(st.message()), {}, {}});
+    return;
+  }
+  forwarded_[w.request_id] = std::move(s.done);
+}
+
+void QuorumReplica::FailForwarded(const absl::Status& status) {
+  std::map<int64_t, Done> failed;
+  failed.swap(forwarded_);
+  for (auto& [id, done] : failed) done(SubmitResult{status, {}, {}});
 }
 
 void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
+  if (s.done && node_->role() != zab::Role::kLeading &&
+      node_->role() != zab::Role::kLooking && node_->serving()) {
+    ForwardSubmit(s);
+    return;
+  }
   if (node_->role() != zab::Role::kLeading || !node_->serving()) {
+    if (!s.done) return;  // forwarded to a leader that lost office
     const int64_t leader = node_->leader_id();
     s.done(SubmitResult{
         absl::UnavailableError(
@@ -208,8 +253,30 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
     return;
   }
   const int64_t zxid = node_->NextZxid();
+  const int64_t time_ms = absl::ToUnixMillis(absl::Now());
   absl::StatusOr<engine::PrepOutcome> outcome =
-      prep_->Prepare(s.ctx, s.request, zxid, absl::ToUnixMillis(absl::Now()));
+      prep_->Prepare(s.ctx, s.request, zxid, time_ms);
+  if (s.forwarded) {
+    // Answer through the log: the txn, or an error txn for a refusal.
+    engine::PrepOutcome o;
+    if (outcome.ok()) {
+      o = *std::move(outcome);
+    } else {
+      o.err = engine::ZkError::kSystemError;
+    }
+    engine::Txn txn = o.txn ? *std::move(o.txn)
+                            : MakeErrorTxn(*s.forwarded, o, zxid, time_ms);
+    txn.mutable_header()->set_origin_server(s.forwarded->origin_server);
+    txn.mutable_header()->set_origin_request_id(s.forwarded->request_id);
+    absl::StatusOr<int64_t> proposed =
+        node_->Propose(txn.SerializeAsString(), now_ms);
+    if (!proposed.ok() || *proposed != zxid) {
+      prep_->Reset();
+    } else {
+      last_proposed_ = zxid;
+    }
+    return;
+  }
   Completion c;
   c.done = std::move(s.done);
   c.zxid = last_proposed_;  // a refused request completes in order
@@ -290,8 +357,18 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
       return;
     }
   }
-  for (zab::Message& m : r.requests) (void)m;  // forwarding: not yet
   node_->Advance(r);
+  for (zab::Message& m : r.requests) {
+    absl::StatusOr<ForwardedWrite> w = DecodeForwardedWrite(m.data);
+    if (!w.ok() || w->origin_server != m.from) {
+      std::fprintf(stderr, "WARN bad forwarded write from server %lld\n",
+                   static_cast<long long>(m.from));
+      continue;
+    }
+    PendingSubmit s{w->ctx, w->request, nullptr, std::nullopt};
+    s.forwarded = *std::move(w);
+    held_.push_back(std::move(s));
+  }
 }
 
 absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
@@ -344,6 +421,18 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
         by_zxid[t.zxid].push_back(std::move(t));
       }
     }
+    // Requests this learner forwarded: answered by their txns.
+    for (const engine::Txn& t : txns) {
+      if (t.header().origin_server() != options_.node.my_id) continue;
+      auto f = forwarded_.find(t.header().origin_request_id());
+      if (f == forwarded_.end()) continue;
+      SubmitResult result{absl::OkStatus(), OutcomeOfTxn(t), {}};
+      auto tr = by_zxid.find(t.header().zxid());
+      if (tr != by_zxid.end()) result.triggers = std::move(tr->second);
+      Done done = std::move(f->second);
+      forwarded_.erase(f);
+      done(std::move(result));
+    }
     while (!completions_.empty() && completions_.front().zxid <= zxid) {
       Completion c = std::move(completions_.front());
       completions_.pop_front();
@@ -384,6 +473,7 @@ void QuorumReplica::FailPending(const absl::Status& status) {
 
 void QuorumReplica::RestartNode(int64_t now_ms) {
   FailPending(absl::UnavailableError("replication restarted"));
+  FailForwarded(absl::UnavailableError("replication restarted"));
   prep_->Reset();
   unapplied_.clear();
   absl::StatusOr<zab::DurableState> ds =
@@ -400,6 +490,7 @@ void QuorumReplica::Fail(const absl::Status& status) {
   std::fprintf(stderr, "ERROR replication stopped: %s\n",
                status.ToString().c_str());
   FailPending(status);
+  FailForwarded(status);
   absl::MutexLock lock(&mu_);
   health_ = status;
   stop_ = true;  // the server must restart; recovery starts from the disk

@@ -12,10 +12,14 @@
 // zxid: whether they are committed is the leader's to say (they are applied
 // once the server is UPTODATE). So a TRUNC never has to undo state.
 //
-// Writes are accepted on the serving leader only (others complete them with
-// Unavailable naming the leader; forwarding from followers comes with the
-// server wiring). SNAP installs are not supported yet: a learner told to
-// install a snapshot restarts its Node and retries (see docs/replication.md).
+// Writes submitted on a learner are forwarded to the leader (a ForwardedWrite
+// in a REQUEST message); the leader preps them like its own and stamps the
+// txn with their origin, proposing an error txn for a refusal, so the
+// learner answers its client when it applies that txn. A learner that loses
+// its leader fails its forwarded requests with Unavailable (outcome unknown:
+// ZooKeeper's ConnectionLoss). SNAP installs are not supported yet: a learner
+// told to install a snapshot restarts its Node and retries (see
+// docs/replication.md).
 //
 // Thread safety: all public methods are thread-safe. The SendFn is called on
 // the driver thread.
@@ -28,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +44,7 @@
 #include "engine/snapshot.h"
 #include "engine/state_db.h"
 #include "engine/txn_log.h"
+#include "replication/forwarding.h"
 #include "replication/replica.h"
 #include "replication/zab/durable.h"
 #include "replication/zab/node.h"
@@ -96,7 +102,8 @@ class QuorumReplica : public Replica {
   struct PendingSubmit {
     engine::RequestContext ctx;
     engine::WriteRequest request;
-    Done done;
+    Done done;  // null for a request a learner forwarded to us
+    std::optional<ForwardedWrite> forwarded;
   };
   struct Completion {
     int64_t zxid = 0;  // completes once applied >= zxid
@@ -108,6 +115,8 @@ class QuorumReplica : public Replica {
   QuorumReplica() = default;
   void Loop();
   void HandleSubmit(PendingSubmit& s, int64_t now_ms);
+  void ForwardSubmit(PendingSubmit& s);
+  void FailForwarded(const absl::Status& status);
   void HandleReady(zab::Ready& r);
   absl::Status ApplyUpTo(int64_t zxid);
   void CompleteUpTo(int64_t applied);
@@ -130,8 +139,12 @@ class QuorumReplica : public Replica {
   std::map<int64_t, std::string> unapplied_;  // logged payloads by zxid
   std::deque<Completion> completions_;
   std::deque<PendingSubmit> held_;  // leader catching up before serving
+  // Requests this learner forwarded, by request id, until their txn applies.
+  std::map<int64_t, Done> forwarded_;
+  int64_t next_request_id_ = 0;
   int64_t last_proposed_ = 0;
   bool was_serving_leader_ = false;
+  int64_t establish_zxid_ = 0;
   std::function<void(const std::vector<engine::WatchTrigger>&)> listener_;
 
   mutable absl::Mutex visibility_mu_;

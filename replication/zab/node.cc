@@ -300,7 +300,7 @@ absl::StatusOr<int64_t> Node::Propose(std::string data, int64_t now_ms) {
     GoLooking(now_ms);
     return absl::FailedPreconditionError("zxid counter rolled over");
   }
-  Entry e{std::max(last_zxid_, MakeZxid(new_epoch_, 0)) + 1, std::move(data)};
+  Entry e{NextZxid(), std::move(data)};
   AppendLocal(e);
   Outstanding& o = outstanding_[e.zxid];
   o.entry = e;
