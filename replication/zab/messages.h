@@ -73,7 +73,7 @@ struct Message {
   // it (ascending epochs).
   std::vector<std::pair<int64_t, int64_t>> epoch_lasts;
   Entry entry;        // kProposal, kInform
-  std::string data;   // kRequest
+  std::string data;   // kRequest; a kPing reply: session touches
   Notification vote;  // kVote
   // Not transmitted: true if the sender may send this message only after
   // the Ready it came in is durable (see Ready::messages).

@@ -58,7 +58,7 @@ const char* RoleName(Role role) {
 bool Ready::empty() const {
   return !truncate_after && !install_snapshot && entries.empty() &&
          !accepted_epoch && !current_epoch && messages.empty() &&
-         commit_zxid == 0 && requests.empty();
+         commit_zxid == 0 && requests.empty() && session_touches.empty();
 }
 
 namespace {
@@ -409,7 +409,10 @@ void Node::StepLeader(const Message& m, int64_t now_ms) {
         ready_.requests.push_back(m);
       }
       break;
-    default:  // pings refresh last_heard_ms only
+    case MsgType::kPing:
+      if (!m.data.empty()) ready_.session_touches.push_back({m.from, m.data});
+      break;
+    default:
       break;
   }
 }
@@ -795,9 +798,17 @@ void Node::StepLearner(const Message& m, int64_t now_ms) {
       commit_seen_ = std::max(commit_seen_, m.zxid);
       LearnerMaybeCommit();
       return;
-    case MsgType::kPing:
-      SendToLeader(MsgType::kPing, m.zxid, /*after_persist=*/false);
+    case MsgType::kPing: {
+      Message reply;
+      reply.type = MsgType::kPing;
+      reply.to = leader_id_;
+      reply.conn = conn_;
+      reply.zxid = m.zxid;
+      reply.data = std::move(session_touches_);  // ZooKeeper's ping body
+      session_touches_.clear();
+      Send(std::move(reply), /*after_persist=*/false);
       return;
+    }
     default:
       return;
   }

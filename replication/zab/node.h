@@ -142,6 +142,9 @@ struct Ready {
   std::vector<Message> messages;
   int64_t commit_zxid = 0;
   std::vector<Message> requests;
+  // Leader: opaque session-touch payloads learners sent with their PING
+  // replies (see Node::SetSessionTouches), by learner id.
+  std::vector<std::pair<int64_t, std::string>> session_touches;
 
   bool empty() const;
 };
@@ -164,6 +167,12 @@ class Node {
   }
   // Learner in BROADCAST only: forwards a client write to the leader.
   absl::Status Forward(std::string data);
+  // Learner: `data` rides on the next PING reply to the leader (ZooKeeper
+  // relays the sessions its clients touched this way). Replaces any payload
+  // not yet sent.
+  void SetSessionTouches(std::string data) {
+    session_touches_ = std::move(data);
+  }
   // The transport lost its connection to `peer`: give up on it at once
   // rather than waiting for a timeout.
   void PeerDisconnected(int64_t peer, int64_t now_ms);
@@ -283,6 +292,7 @@ class Node {
   int64_t last_heard_ms_ = 0;
   int64_t last_info_sent_ms_ = 0;
   int64_t commit_seen_ = 0;  // highest COMMIT/INFORM/UPTODATE zxid received
+  std::string session_touches_;
 
   Ready ready_;
 };
