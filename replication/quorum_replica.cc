@@ -1,6 +1,7 @@
 #include "replication/quorum_replica.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -11,6 +12,9 @@
 
 namespace rockeeper::replication {
 namespace {
+
+// The zxid a SNAP install left the log starting after (see the header).
+constexpr char kLogBaseFile[] = "logBase";
 
 int64_t NowMs() {
   // A monotonic clock: the core's timeouts must not jump with wall time.
@@ -40,6 +44,7 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
                         ? (fs::path(options.data_dir) / "log").string()
                         : options.data_log_dir;
   log_options.preallocate_bytes = options.log_preallocate_bytes;
+  log_options.segment_max_bytes = options.log_segment_max_bytes;
   log_options.sync = options.force_sync;
   absl::StatusOr<std::unique_ptr<engine::TxnLog>> log =
       engine::TxnLog::Open(log_options);
@@ -59,6 +64,12 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
       (fs::path(options.data_dir) / "snapshots").string());
   r->storage_ =
       std::make_unique<zab::TxnLogStorage>(r->log_.get(), r->snapshots_.get());
+  absl::StatusOr<std::optional<int64_t>> base =
+      zab::ReadEpochFile(r->epoch_dir_, kLogBaseFile);
+  if (!base.ok()) return base.status();
+  if (base->has_value()) r->storage_->set_log_base(**base);
+  r->scheduler_ = std::make_unique<engine::SnapshotScheduler>(
+      options.snap_count, static_cast<uint64_t>(options.node.my_id) * 7919);
   absl::StatusOr<zab::DurableState> ds = zab::LoadDurableState(
       r->epoch_dir_, *r->log_, r->db_->last_applied_zxid());
   if (!ds.ok()) return ds.status();
@@ -310,15 +321,15 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
   }
   absl::Status s;
   if (r.install_snapshot) {
-    // Not supported yet (see the header): start over; the leader will try
-    // again, and a wiped learner is served by DIFF while logs reach back.
-    std::fprintf(stderr,
-                 "WARN SNAP sync from server %lld at zxid 0x%llx is not "
-                 "supported yet; retrying\n",
-                 static_cast<long long>(r.install_snapshot->from),
-                 static_cast<unsigned long long>(r.install_snapshot->zxid));
-    RestartNode(NowMs());
-    return;
+    s = InstallSnapshot(*r.install_snapshot);
+    if (!s.ok()) {
+      // The state is untouched: start over; the leader will try again.
+      std::fprintf(stderr, "WARN SNAP sync from server %lld failed: %s\n",
+                   static_cast<long long>(r.install_snapshot->from),
+                   s.ToString().c_str());
+      RestartNode(NowMs());
+      return;
+    }
   }
   if (r.truncate_after) {
     s = log_->TruncateAfter(*r.truncate_after);
@@ -369,6 +380,94 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
     s.forwarded = *std::move(w);
     held_.push_back(std::move(s));
   }
+}
+
+absl::Status QuorumReplica::InstallSnapshot(const zab::SnapshotInstall& in) {
+  namespace fs = std::filesystem;
+  if (!options_.fetch_snapshot) {
+    return absl::UnimplementedError("no snapshot transfer configured");
+  }
+  const fs::path state = fs::path(options_.data_dir) / "state";
+  const fs::path incoming =
+      fs::path(options_.data_dir) / absl::StrCat("state.snap-", in.zxid);
+  std::error_code ec;
+  fs::remove_all(incoming, ec);
+  absl::Status s = options_.fetch_snapshot(in.from, in.zxid, incoming.string());
+  if (!s.ok()) return s;
+  // Check it before giving up the current state.
+  {
+    engine::StateDbOptions o = options_.state_db;
+    o.path = incoming.string();
+    absl::StatusOr<std::unique_ptr<engine::StateDb>> probe =
+        engine::StateDb::Open(o);
+    if (!probe.ok()) return probe.status();
+    if ((*probe)->last_applied_zxid() != in.zxid) {
+      return absl::DataLossError(absl::StrCat(
+          "snapshot 0x", absl::Hex(in.zxid), " from server ", in.from,
+          " is at zxid 0x", absl::Hex((*probe)->last_applied_zxid())));
+    }
+  }
+  const fs::path old = fs::path(options_.data_dir) / "state.replaced";
+  {
+    absl::MutexLock visible(&visibility_mu_);
+    prep_.reset();
+    db_.reset();
+    fs::remove_all(old, ec);
+    fs::rename(state, old, ec);
+    if (!ec) fs::rename(incoming, state, ec);
+    engine::StateDbOptions o = options_.state_db;
+    o.path = state.string();
+    absl::StatusOr<std::unique_ptr<engine::StateDb>> db =
+        ec ? absl::InternalError(ec.message()) : engine::StateDb::Open(o);
+    if (!db.ok()) {
+      // Put the old state back; without any state DB we cannot go on.
+      fs::remove_all(state, ec);
+      fs::rename(old, state, ec);
+      db = engine::StateDb::Open(o);
+      if (!db.ok()) {
+        std::fprintf(stderr, "FATAL cannot reopen the state DB: %s\n",
+                     db.status().ToString().c_str());
+        std::abort();
+      }
+      db_ = *std::move(db);
+      prep_ = std::make_unique<engine::Prep>(db_.get(), options_.prep);
+      return absl::InternalError("the fetched snapshot does not open");
+    }
+    db_ = *std::move(db);
+    prep_ = std::make_unique<engine::Prep>(db_.get(), options_.prep);
+  }
+  fs::remove_all(old, ec);
+  // The log restarts after the snapshot: nothing logged before matters.
+  unapplied_.clear();
+  s = log_->TruncateAfter(0);
+  if (s.ok()) s = zab::WriteEpochFile(epoch_dir_, kLogBaseFile, in.zxid);
+  if (!s.ok()) {
+    Fail(s);
+    return absl::OkStatus();
+  }
+  storage_->set_log_base(in.zxid);
+  std::fprintf(stderr, "INFO installed snapshot 0x%llx from server %lld\n",
+               static_cast<unsigned long long>(in.zxid),
+               static_cast<long long>(in.from));
+  return absl::OkStatus();
+}
+
+void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
+  if (options_.snap_count <= 0 ||
+      !scheduler_->OnApplied(static_cast<int64_t>(applied_txns))) {
+    return;
+  }
+  // On the driver thread, between two applies: the checkpoint is exact.
+  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
+  if (!snap.ok()) {
+    std::fprintf(stderr, "WARN snapshot failed: %s\n",
+                 snap.status().ToString().c_str());
+    return;
+  }
+  if (!options_.purge_after_snapshot) return;
+  absl::StatusOr<int64_t> oldest =
+      snapshots_->Purge(options_.snap_retain_count);
+  if (oldest.ok() && *oldest > 0) (void)log_->PurgeBefore(*oldest + 1);
 }
 
 absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
@@ -445,6 +544,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       c.done(std::move(result));
     }
   }
+  MaybeSnapshot(txns.size());
   return absl::OkStatus();
 }
 

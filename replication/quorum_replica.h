@@ -17,9 +17,13 @@
 // txn with their origin, proposing an error txn for a refusal, so the
 // learner answers its client when it applies that txn. A learner that loses
 // its leader fails its forwarded requests with Unavailable (outcome unknown:
-// ZooKeeper's ConnectionLoss). SNAP installs are not supported yet: a learner
-// told to install a snapshot restarts its Node and retries (see
-// docs/replication.md).
+// ZooKeeper's ConnectionLoss).
+//
+// Snapshots: every snap_count applied txns (a RocksDB checkpoint at an exact
+// zxid). SNAP sync: the learner fetches the leader's checkpoint through
+// options.fetch_snapshot, swaps it in for its state DB (under the visibility
+// mutex, so readers never see a half-installed state), empties its log and
+// records the snapshot zxid as the log's base (file `logBase`).
 //
 // Thread safety: all public methods are thread-safe. The SendFn is called on
 // the driver thread.
@@ -63,10 +67,27 @@ struct QuorumReplicaOptions {
   zab::NodeConfig node;
   // Txn log preallocation chunk. Default: 64 MiB.
   uint64_t log_preallocate_bytes = 64u << 20;
+  // Txn log segment size; purges delete whole segments. Default: 64 MiB.
+  uint64_t log_segment_max_bytes = 64u << 20;
   // fdatasync the log before ACKing (forceSync). Default: true.
   bool force_sync = true;
   // Driver wake-up period for ticks. Default: 10 ms.
   int64_t tick_interval_ms = 10;
+  // Take a snapshot every snap_count applied txns (0 = never). Default:
+  // 100000 (snapCount).
+  int64_t snap_count = 100000;
+  // Snapshots kept (minimum 3). Default: 3 (autopurge.snapRetainCount).
+  int snap_retain_count = 3;
+  // After each snapshot, delete the snapshots beyond snap_retain_count and
+  // the log segments only they needed (autopurge). A learner that falls
+  // behind the purged log is then synced by SNAP. Default: false.
+  bool purge_after_snapshot = false;
+  // Copies server `from`'s snapshot at `zxid` into the new directory
+  // `target_dir` (SNAP sync); the transport provides it. Null: SNAP is not
+  // possible and a learner told to install one starts over.
+  std::function<absl::Status(int64_t from, int64_t zxid,
+                             const std::string& target_dir)>
+      fetch_snapshot;
 };
 
 class QuorumReplica : public Replica {
@@ -122,6 +143,8 @@ class QuorumReplica : public Replica {
   void CompleteUpTo(int64_t applied);
   void FailPending(const absl::Status& status);
   void RestartNode(int64_t now_ms);
+  absl::Status InstallSnapshot(const zab::SnapshotInstall& install);
+  void MaybeSnapshot(size_t applied_txns);
   void Fail(const absl::Status& status);
   void PublishStatus();
 
@@ -133,6 +156,7 @@ class QuorumReplica : public Replica {
   std::unique_ptr<engine::SnapshotStore> snapshots_;
   std::unique_ptr<zab::TxnLogStorage> storage_;
   std::string epoch_dir_;
+  std::unique_ptr<engine::SnapshotScheduler> scheduler_;
 
   // Driver-thread state.
   std::unique_ptr<zab::Node> node_;

@@ -5,6 +5,7 @@
 // of a member that comes back, and refusal of writes without a quorum.
 #include "replication/quorum_replica.h"
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/snapshot.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
 
@@ -47,8 +49,15 @@ class Router {
 
 class Ensemble {
  public:
-  explicit Ensemble(int n) : n_(n) {
+  // snap_count > 0: snapshots every snap_count txns, and logs purged behind
+  // them, so a member that falls behind is synced by SNAP.
+  explicit Ensemble(int n, int64_t snap_count = 0)
+      : n_(n), snap_count_(snap_count) {
     for (int id = 1; id <= n; ++id) Start(id);
+  }
+
+  std::string DataDir(int64_t id) const {
+    return dir_.Sub(absl::StrCat("server", id));
   }
   ~Ensemble() {
     for (int id = 1; id <= n_; ++id) Stop(id);
@@ -56,7 +65,18 @@ class Ensemble {
 
   void Start(int64_t id) {
     QuorumReplicaOptions o;
-    o.data_dir = dir_.Sub(absl::StrCat("server", id));
+    o.data_dir = DataDir(id);
+    o.snap_count = snap_count_;
+    o.purge_after_snapshot = snap_count_ > 0;
+    o.log_segment_max_bytes = 4096;  // so purges delete segments
+    o.fetch_snapshot = [this](int64_t from, int64_t zxid,
+                              const std::string& target) {
+      // What the transport does over the network, done with a copy.
+      return engine::SnapshotStore::Restore(
+          DataDir(from) + "/snapshots/" +
+              engine::SnapshotStore::NameForZxid(zxid),
+          target);
+    };
     o.log_preallocate_bytes = 1 << 20;
     o.state_db.block_cache_bytes = 8 << 20;
     o.state_db.write_buffer_bytes = 1 << 20;
@@ -138,6 +158,7 @@ class Ensemble {
 
  private:
   const int n_;
+  const int64_t snap_count_;
   TempDir dir_;
   Router router_;
   std::map<int64_t, std::unique_ptr<QuorumReplica>> replicas_;
@@ -239,6 +260,38 @@ TEST(QuorumReplicaTest, RefusesWritesWithoutAQuorum) {
   ASSERT_TRUE(ok.status.ok()) << ok.status;
   e.ExpectConverged(ok.outcome.txn->header().zxid());
   EXPECT_TRUE(e.get(a)->db().GetZnode("/x").ok());
+}
+
+TEST(QuorumReplicaTest, MembersBehindThePurgedLogAreSyncedBySnapshot) {
+  Ensemble e(3, /*snap_count=*/20);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  const int64_t lagging = *leader == 1 ? 2 : 1;
+  const int64_t wiped = 6 - *leader - lagging;
+  ASSERT_TRUE(e.Write(*leader, "/before").status.ok());
+  e.Stop(lagging);
+  // Many snapshots later, the leader's log no longer reaches back to where
+  // `lagging` stopped.
+  for (int i = 0; i < 150; ++i) {
+    ASSERT_TRUE(e.Write(*leader, absl::StrCat("/s", i)).status.ok());
+  }
+  e.Start(lagging);
+  ASSERT_TRUE(e.WaitForLeader(absl::Seconds(30)).has_value());
+  // A member that lost its whole data dir comes back empty.
+  e.Stop(wiped);
+  std::filesystem::remove_all(e.DataDir(wiped));
+  e.Start(wiped);
+  leader = e.WaitForLeader(absl::Seconds(30));
+  ASSERT_TRUE(leader.has_value());
+  SubmitResult last = e.Write(*leader, "/after");
+  ASSERT_TRUE(last.status.ok()) << last.status;
+  e.ExpectConverged(last.outcome.txn->header().zxid());
+  for (int64_t id : {lagging, wiped}) {
+    EXPECT_TRUE(std::filesystem::exists(e.DataDir(id) + "/logBase"))
+        << "server " << id << " was not synced by SNAP";
+    EXPECT_TRUE(e.get(id)->db().GetZnode("/before").ok());
+    EXPECT_TRUE(e.get(id)->db().GetZnode("/s149").ok());
+  }
 }
 
 }  // namespace
