@@ -1,8 +1,8 @@
 // Whole-ensemble simulation of the ZAB core (replication/zab/node.h): 3- and
 // 5-node ensembles (with an observer) in one process, over a seeded network
 // that drops, delays, duplicates and reorders election messages, loses and
-// repeats quorum-channel messages, partitions servers, and crashes and restarts them
-// (losing whatever they had not yet made durable). Each server has a
+// repeats quorum-channel messages, partitions servers, and crashes and restarts
+// them (losing whatever they had not yet made durable). Each server has a
 // simulated disk: epochs, a txn log that is compacted below snapshots, and
 // an applied state that survives a crash only up to its last flush.
 //
@@ -245,9 +245,16 @@ class Sim {
     }
     if (Chance(sc_.partition_per_ms)) {
       partitioned_.clear();
-      if (Chance(0.6)) {
+      side_.clear();
+      const double p = std::uniform_real_distribution<double>(0, 1)(rng_);
+      if (p < 0.4) {
         // Cut one server off from everyone.
         partitioned_.insert(Uniform(1, servers_.size()));
+      } else if (p < 0.7) {
+        // Split the ensemble in two sides that cannot talk to each other.
+        for (const auto& [id, s] : servers_) {
+          if (Chance(0.5)) side_.insert(id);
+        }
       }
     }
     // Snapshots and log compaction, as the snapCount scheduler would.
@@ -278,13 +285,15 @@ class Sim {
 
   void Heal() {
     partitioned_.clear();
+    side_.clear();
     for (auto& [id, s] : servers_) {
       if (!s.node) Start(id);
     }
   }
 
   bool Blocked(const Message& m) const {
-    return partitioned_.count(m.from) > 0 || partitioned_.count(m.to) > 0;
+    return partitioned_.count(m.from) > 0 || partitioned_.count(m.to) > 0 ||
+           side_.count(m.from) != side_.count(m.to);
   }
 
   void Send(Message m) {
@@ -306,7 +315,6 @@ class Sim {
     if (Chance(sc_.conn_break / 4)) inflight_.push_back({last, seq_++, m});
     inflight_.push_back({last, seq_++, std::move(m)});
   }
-
 
   void Deliver() {
     std::vector<InFlight> due;
@@ -546,6 +554,7 @@ class Sim {
   std::deque<InFlight> inflight_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, int64_t> channel_last_ms_;
   std::set<int64_t> partitioned_;
+  std::set<int64_t> side_;  // a split: these vs. the rest
   std::vector<Entry> global_;
   std::map<int64_t, std::string> proposed_;
   std::map<int64_t, int64_t> proposer_;
@@ -573,6 +582,10 @@ std::vector<Scenario> Scenarios() {
   out.push_back({.name = "chaos3"});
   out.push_back(
       {.name = "chaos5obs", .participants = 5, .observers = 1, .max_down = 2});
+  out.push_back({.name = "split5",
+                 .participants = 5,
+                 .max_down = 1,
+                 .partition_per_ms = 0.001});
   out.push_back({.name = "crashy3",
                  .conn_break = 0.001,
                  .crash_per_ms = 0.002,
