@@ -34,7 +34,8 @@ bool IsReportedError(const absl::Status& status) {
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kAll = [] {
     std::vector<Command> all;
-    for (auto group : {SnapshotCommands, TxnLogCommands, PurgeCommands}) {
+    for (auto group :
+         {SnapshotCommands, TxnLogCommands, PurgeCommands, ZooKeeperCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;

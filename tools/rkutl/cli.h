@@ -44,6 +44,7 @@ const std::vector<Command>& AllCommands();
 std::vector<Command> SnapshotCommands();
 std::vector<Command> TxnLogCommands();
 std::vector<Command> PurgeCommands();
+std::vector<Command> ZooKeeperCommands();
 
 // Entry points implemented in their own files.
 absl::Status RunSnapshotRestore(const Args& args, std::ostream& out);

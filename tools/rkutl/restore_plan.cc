@@ -249,6 +249,7 @@ class Planner {
       acls_at_[zxid] = r.acl_node;
     } else {
       sessions_at_[zxid] = r.session;
+      if (r.session->created_zxid() == 0) return;  // unknown: any zxid will do
       Warn(absl::StrCat("session ", Hex(r.session->session_id()),
                         ": createdZxid ", Hex(r.session->created_zxid()),
                         " is taken by another change; restored with ",

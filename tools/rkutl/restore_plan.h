@@ -52,6 +52,19 @@ absl::StatusOr<RestorePlan> PlanRestore(const DumpContents& dump,
 absl::StatusOr<std::vector<std::string>> CompareWithDump(
     const engine::StateDb& db, const DumpContents& dump);
 
+// Builds a new state DB in `dir` (which must not exist) from `dump`: plans,
+// applies the txns, sets the epochs, flushes, and returns the differences
+// between the result and the dump (empty: exact). Warnings of the plan are
+// printed to stderr. Sessions whose createdZxid is 0 (unknown) are created
+// at a free zxid, which is then stored into `dump`.
+// (Implemented in snapshot_restore.cc.)
+absl::StatusOr<std::vector<std::string>> BuildStateFromDump(
+    DumpContents* dump, const std::string& dir);
+
+// Prints up to 50 lines "rkutl: <label>: <item>" to stderr.
+void PrintDiagnostics(absl::string_view label,
+                      const std::vector<std::string>& items);
+
 }  // namespace rockeeper::rkutl
 
 #endif  // ROCKEEPER_TOOLS_RKUTL_RESTORE_PLAN_H_

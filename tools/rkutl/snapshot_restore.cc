@@ -98,8 +98,10 @@ absl::Status ApplyPlan(const RestorePlan& plan, engine::StateDb& db) {
   return absl::OkStatus();
 }
 
-template <typename List>
-void PrintList(absl::string_view label, const List& items) {
+}  // namespace
+
+void PrintDiagnostics(absl::string_view label,
+                      const std::vector<std::string>& items) {
   for (size_t i = 0; i < items.size() && i < kMaxListed; ++i) {
     std::cerr << "rkutl: " << label << ": " << items[i] << "\n";
   }
@@ -108,9 +110,9 @@ void PrintList(absl::string_view label, const List& items) {
   }
 }
 
-// Builds the DB in `tmp`; returns the differences from the dump.
-absl::StatusOr<std::vector<std::string>> BuildFromDump(const DumpContents& dump,
-                                                       const std::string& tmp) {
+absl::StatusOr<std::vector<std::string>> BuildStateFromDump(
+    DumpContents* dump_ptr, const std::string& tmp) {
+  DumpContents& dump = *dump_ptr;
   engine::StateDbOptions options;
   options.path = tmp;
   options.block_cache_bytes = 32u << 20;
@@ -120,7 +122,17 @@ absl::StatusOr<std::vector<std::string>> BuildFromDump(const DumpContents& dump,
   if (!db.ok()) return db.status();
   absl::StatusOr<RestorePlan> plan = PlanRestore(dump, **db);
   if (!plan.ok()) return plan.status();
-  PrintList("warning", plan->warnings);
+  PrintDiagnostics("warning", plan->warnings);
+  // Sessions without a recorded createdZxid got a free zxid from the plan.
+  for (const engine::Txn& txn : plan->txns) {
+    if (!txn.has_create_session()) continue;
+    for (engine::SessionRecord& s : dump.sessions) {
+      if (s.session_id() == txn.header().session_id() &&
+          s.created_zxid() == 0) {
+        s.set_created_zxid(txn.header().zxid());
+      }
+    }
+  }
   if (absl::Status s = ApplyPlan(*plan, **db); !s.ok()) return s;
   if (dump.header.current_epoch != 0 || dump.header.accepted_epoch != 0) {
     absl::Status s =
@@ -130,6 +142,8 @@ absl::StatusOr<std::vector<std::string>> BuildFromDump(const DumpContents& dump,
   if (absl::Status s = (*db)->Flush(); !s.ok()) return s;
   return CompareWithDump(**db, dump);
 }
+
+namespace {
 
 absl::Status RestoreJson(const std::string& json_path,
                          const std::string& data_dir, std::ostream& out) {
@@ -147,7 +161,8 @@ absl::Status RestoreJson(const std::string& json_path,
   std::error_code ec;
   fs::remove_all(tmp, ec);
   absl::Cleanup remove_tmp = [&] { fs::remove_all(tmp, ec); };
-  absl::StatusOr<std::vector<std::string>> diffs = BuildFromDump(*dump, tmp);
+  absl::StatusOr<std::vector<std::string>> diffs =
+      BuildStateFromDump(&*dump, tmp);
   if (!diffs.ok()) return diffs.status();
   fs::rename(tmp, *target, ec);
   if (ec) return IoError(tmp, ec, "rename");
@@ -156,7 +171,7 @@ absl::Status RestoreJson(const std::string& json_path,
       << Hex(dump->header.last_applied_zxid) << ") from " << json_path
       << " into " << *target << "\n";
   if (!diffs->empty()) {
-    PrintList("difference", *diffs);
+    PrintDiagnostics("difference", *diffs);
     return absl::DataLossError(
         absl::StrCat("the restored state differs from the dump in ",
                      diffs->size(), " place(s), listed above"));
