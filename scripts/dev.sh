@@ -20,7 +20,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   zookeeper libzookeeper-mt-dev)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz prep_apply_fuzz
-  zab_codec_fuzz forward_fuzz)
+  zab_codec_fuzz forward_fuzz zk_format_fuzz)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
