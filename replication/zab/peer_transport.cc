@@ -1,0 +1,498 @@
+#include "replication/zab/peer_transport.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <deque>
+#include <list>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/call_once.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "replication/zab/codec.h"
+#include "rockeeper/peer/v1/peer_service.grpc.pb.h"
+
+namespace rockeeper::zab {
+namespace {
+
+enum Kind { kQuorum = 0, kElection = 1 };
+constexpr std::array<const char*, 2> kKindName = {"quorum", "election"};
+
+// How often an idle sender looks at its channel, so that a peer that went
+// away is noticed (and reported) without waiting for the next message.
+constexpr absl::Duration kIdleCheck = absl::Milliseconds(100);
+// Slice for blocking gRPC waits, so that Stop is noticed promptly.
+constexpr absl::Duration kWaitSlice = absl::Milliseconds(50);
+// Transport keepalive: finds half-open connections (a peer's host gone
+// without a FIN) while the ZAB core's own pings are not flowing.
+constexpr int kKeepaliveMs = 10'000;
+constexpr int kKeepaliveTimeoutMs = 5'000;
+
+std::string HostPort(const std::string& host, int port) {
+  const bool v6 = host.find(':') != std::string::npos && host[0] != '[';
+  return v6 ? absl::StrCat("[", host, "]:", port)
+            : absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+class PeerTransport::Impl {
+ public:
+  Impl(PeerTransportOptions options, ReceiveFn on_receive,
+       DisconnectFn on_disconnect)
+      : options_(std::move(options)),
+        on_receive_(std::move(on_receive)),
+        on_disconnect_(std::move(on_disconnect)),
+        services_{Service(this, kQuorum), Service(this, kElection)} {}
+
+  absl::Status Start();
+  void Send(Message m);
+  void Stop();
+  PeerTransportStats Stats() const;
+
+ private:
+  // The receiving end of one incoming stream.
+  class Reader : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+   public:
+    Reader(Impl* impl, Kind kind, grpc::ByteBuffer* response)
+        : impl_(impl), kind_(kind), response_(response) {
+      StartRead(&buf_);
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) {  // the sender closed or cancelled the stream
+        peer::v1::StreamSummary summary;
+        summary.set_received(received_);
+        grpc::Slice slice(summary.SerializeAsString());
+        *response_ = grpc::ByteBuffer(&slice, 1);
+        Finish(grpc::Status::OK);
+        return;
+      }
+      grpc::Status status = impl_->Accept(kind_, buf_, from_);
+      buf_.Clear();
+      if (!status.ok()) {
+        Finish(status);
+        return;
+      }
+      ++received_;
+      StartRead(&buf_);
+    }
+    void OnDone() override { impl_->ReaderDone(this); }
+    bool done = false;  // guarded by impl_->mu_
+
+   private:
+    Impl* const impl_;
+    const Kind kind_;
+    grpc::ByteBuffer* const response_;
+    grpc::ByteBuffer buf_;
+    std::optional<int64_t> from_;  // the stream's first `from`
+    int64_t received_ = 0;
+  };
+
+  // Serves Peer.Stream on one port, on raw bytes so that every message goes
+  // through zab::DecodeMessage.
+  class Service : public peer::v1::Peer::WithRawCallbackMethod_Stream<
+                      peer::v1::Peer::Service> {
+   public:
+    Service(Impl* impl, Kind kind) : impl_(impl), kind_(kind) {}
+    grpc::ServerReadReactor<grpc::ByteBuffer>* Stream(
+        grpc::CallbackServerContext* /*ctx*/,
+        grpc::ByteBuffer* response) override {
+      return impl_->NewReader(kind_, response);
+    }
+
+   private:
+    Impl* const impl_;
+    const Kind kind_;
+  };
+
+  // One outgoing stream, to (peer, kind), with its queue and sender thread.
+  struct Link {
+    int64_t peer = 0;
+    Kind kind = kQuorum;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<peer::v1::Peer::Stub> stub;
+    std::thread thread;
+    absl::Mutex mu;
+    absl::CondVar cv;
+    std::deque<std::string> queue ABSL_GUARDED_BY(mu);  // encoded messages
+    int64_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
+    bool stop ABSL_GUARDED_BY(mu) = false;
+    grpc::ClientContext* call ABSL_GUARDED_BY(mu) = nullptr;  // open stream
+  };
+
+  grpc::ServerReadReactor<grpc::ByteBuffer>* NewReader(
+      Kind kind, grpc::ByteBuffer* response);
+  void ReaderDone(Reader* reader);
+  grpc::Status Accept(Kind kind, const grpc::ByteBuffer& buf,
+                      std::optional<int64_t>& stream_from);
+  grpc::Status Reject(std::string why);
+
+  void RunLink(Link& link);
+  bool Connect(Link& link);
+  void StreamTo(Link& link);
+  bool Stopped(Link& link);
+  void DropQueue(Link& link);
+
+  const PeerTransportOptions options_;
+  const ReceiveFn on_receive_;
+  const DisconnectFn on_disconnect_;
+  std::array<Service, 2> services_;
+  std::array<std::unique_ptr<grpc::Server>, 2> servers_;  // after services_
+  // Fixed after Start: peer -> its two links.
+  std::map<int64_t, std::array<std::unique_ptr<Link>, 2>> links_;
+  std::atomic<bool> stopping_{false};
+  absl::once_flag stop_once_;
+
+  absl::Mutex mu_;
+  std::list<std::unique_ptr<Reader>> readers_ ABSL_GUARDED_BY(mu_);
+  int live_readers_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::array<std::atomic<int64_t>, 2> sent_{};
+  std::array<std::atomic<int64_t>, 2> received_{};
+  std::atomic<int64_t> dropped_{0};
+  std::atomic<int64_t> rejected_streams_{0};
+  std::atomic<int64_t> disconnects_{0};
+  std::atomic<int64_t> open_streams_{0};
+};
+
+absl::Status PeerTransport::Impl::Start() {
+  auto me = options_.peers.find(options_.my_id);
+  if (me == options_.peers.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("my_id ", options_.my_id, " is not among the peers"));
+  }
+  for (const auto& [id, a] : options_.peers) {
+    for (int port : {a.quorum_port, a.election_port}) {
+      if (a.host.empty() || port <= 0 || port > 65535) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "peer ", id, ": bad address ", HostPort(a.host, port)));
+      }
+    }
+  }
+  if (options_.initial_backoff_ms <= 0 ||
+      options_.max_backoff_ms < options_.initial_backoff_ms ||
+      options_.connect_timeout_ms <= 0 || options_.max_queue_bytes <= 0) {
+    return absl::InvalidArgumentError("bad peer transport timing or bounds");
+  }
+  const PeerAddress& my = me->second;
+  for (Kind kind : {kQuorum, kElection}) {
+    const std::string addr =
+        HostPort(my.host, kind == kQuorum ? my.quorum_port : my.election_port);
+    grpc::ServerBuilder builder;
+    int bound = 0;
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &bound);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
+    // Two servers must never share a port: a restarted server would split
+    // the traffic with a stale one.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.AddChannelArgument(
+        GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        kKeepaliveMs / 2);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    builder.RegisterService(&services_[kind]);
+    servers_[kind] = builder.BuildAndStart();
+    if (servers_[kind] == nullptr || bound == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", kKindName[kind], " port ", addr));
+    }
+  }
+  for (const auto& [id, a] : options_.peers) {
+    if (id == options_.my_id) continue;
+    for (Kind kind : {kQuorum, kElection}) {
+      auto link = std::make_unique<Link>();
+      link->peer = id;
+      link->kind = kind;
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(options_.initial_backoff_ms));
+      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(options_.initial_backoff_ms));
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(options_.max_backoff_ms));
+      // One connection per link, even between transports in one process.
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+      link->channel = grpc::CreateCustomChannel(
+          HostPort(a.host, kind == kQuorum ? a.quorum_port : a.election_port),
+          grpc::InsecureChannelCredentials(), args);
+      link->stub = peer::v1::Peer::NewStub(link->channel);
+      links_[id][kind] = std::move(link);
+    }
+  }
+  for (auto& [id, pair] : links_) {
+    for (auto& link : pair) {
+      Link* l = link.get();
+      l->thread = std::thread([this, l] { RunLink(*l); });
+    }
+  }
+  return absl::OkStatus();
+}
+
+void PeerTransport::Impl::Send(Message m) {
+  auto it = links_.find(m.to);
+  if (it == links_.end() || stopping_) {
+    ++dropped_;
+    return;
+  }
+  Link& link = *it->second[m.type == MsgType::kVote ? kElection : kQuorum];
+  std::string bytes = EncodeMessage(m);
+  const int64_t size = static_cast<int64_t>(bytes.size());
+  absl::MutexLock lock(&link.mu);
+  if (link.stop || bytes.size() > kMaxMessageBytes ||
+      link.queued_bytes + size > options_.max_queue_bytes) {
+    ++dropped_;
+    return;
+  }
+  link.queued_bytes += size;
+  link.queue.push_back(std::move(bytes));
+  link.cv.Signal();
+}
+
+void PeerTransport::Impl::Stop() {
+  absl::call_once(stop_once_, [this] {
+    stopping_ = true;
+    for (auto& [id, pair] : links_) {
+      for (auto& link : pair) {
+        absl::MutexLock lock(&link->mu);
+        link->stop = true;
+        if (link->call != nullptr) link->call->TryCancel();
+        link->cv.Signal();
+      }
+    }
+    for (auto& [id, pair] : links_) {
+      for (auto& link : pair) {
+        if (link->thread.joinable()) link->thread.join();
+      }
+    }
+    // Cancels the incoming streams at once; their readers then finish.
+    for (auto& server : servers_) {
+      if (server != nullptr) server->Shutdown(absl::ToChronoTime(absl::Now()));
+    }
+    for (auto& server : servers_) {
+      if (server != nullptr) server->Wait();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](int* live) { return *live == 0; }, &live_readers_));
+      readers_.clear();
+    }
+    for (auto& server : servers_) server.reset();  // frees the ports
+  });
+}
+
+PeerTransportStats PeerTransport::Impl::Stats() const {
+  PeerTransportStats s;
+  s.sent_quorum = sent_[kQuorum];
+  s.sent_election = sent_[kElection];
+  s.received_quorum = received_[kQuorum];
+  s.received_election = received_[kElection];
+  s.dropped = dropped_;
+  s.rejected_streams = rejected_streams_;
+  s.disconnects = disconnects_;
+  s.open_streams = open_streams_;
+  return s;
+}
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* PeerTransport::Impl::NewReader(
+    Kind kind, grpc::ByteBuffer* response) {
+  auto reader = std::make_unique<Reader>(this, kind, response);
+  Reader* r = reader.get();
+  absl::MutexLock lock(&mu_);
+  // Readers are owned here and freed once gRPC is done with them.
+  readers_.remove_if([](const std::unique_ptr<Reader>& x) { return x->done; });
+  readers_.push_back(std::move(reader));
+  ++live_readers_;
+  return r;
+}
+
+void PeerTransport::Impl::ReaderDone(Reader* reader) {
+  absl::MutexLock lock(&mu_);
+  reader->done = true;
+  --live_readers_;
+}
+
+grpc::Status PeerTransport::Impl::Reject(std::string why) {
+  ++rejected_streams_;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(why));
+}
+
+grpc::Status PeerTransport::Impl::Accept(Kind kind, const grpc::ByteBuffer& buf,
+                                         std::optional<int64_t>& stream_from) {
+  if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping");
+  std::vector<grpc::Slice> slices;
+  if (!buf.Dump(&slices).ok()) return Reject("unreadable message");
+  std::string bytes;
+  bytes.reserve(buf.Length());
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  absl::StatusOr<Message> m = DecodeMessage(bytes);
+  if (!m.ok()) return Reject(std::string(m.status().message()));
+  if (m->to != options_.my_id) {
+    return Reject(
+        absl::StrCat("message for ", m->to, " sent to ", options_.my_id));
+  }
+  if (m->from == options_.my_id || !links_.contains(m->from)) {
+    return Reject(absl::StrCat("message from unknown peer ", m->from));
+  }
+  if (stream_from.has_value() && *stream_from != m->from) {
+    return Reject(absl::StrCat("stream from ", *stream_from,
+                               " carries a message from ", m->from));
+  }
+  if ((m->type == MsgType::kVote) != (kind == kElection)) {
+    return Reject(absl::StrCat(MsgTypeName(m->type), " on the ",
+                               kKindName[kind], " port"));
+  }
+  stream_from = m->from;
+  ++received_[kind];
+  if (on_receive_) on_receive_(*std::move(m));
+  return grpc::Status::OK;
+}
+
+bool PeerTransport::Impl::Stopped(Link& link) {
+  absl::MutexLock lock(&link.mu);
+  return link.stop;
+}
+
+void PeerTransport::Impl::DropQueue(Link& link) {
+  absl::MutexLock lock(&link.mu);
+  dropped_ += static_cast<int64_t>(link.queue.size());
+  link.queue.clear();
+  link.queued_bytes = 0;
+}
+
+void PeerTransport::Impl::RunLink(Link& link) {
+  int64_t backoff_ms = options_.initial_backoff_ms;
+  while (!Stopped(link)) {
+    const absl::Time start = absl::Now();
+    const bool connected = Connect(link);
+    if (connected) StreamTo(link);
+    if (Stopped(link)) break;
+    // Whatever was queued for a peer we cannot reach is stale by the time
+    // it comes back; the core re-sends what still matters.
+    DropQueue(link);
+    ++disconnects_;
+    if (link.kind == kQuorum && on_disconnect_) on_disconnect_(link.peer);
+    // A stream that lived a while resets the backoff; one that breaks at
+    // once (e.g. the peer rejects us) keeps backing off.
+    if (connected &&
+        absl::Now() - start >= absl::Milliseconds(options_.max_backoff_ms)) {
+      backoff_ms = options_.initial_backoff_ms;
+    }
+    absl::MutexLock lock(&link.mu);
+    const absl::Time until = absl::Now() + absl::Milliseconds(backoff_ms);
+    while (!link.stop && absl::Now() < until)
+      link.cv.WaitWithDeadline(&link.mu, until);
+    backoff_ms = std::min(2 * backoff_ms, options_.max_backoff_ms);
+  }
+  DropQueue(link);
+}
+
+bool PeerTransport::Impl::Connect(Link& link) {
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(options_.connect_timeout_ms);
+  grpc_connectivity_state state = link.channel->GetState(true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+        state == GRPC_CHANNEL_SHUTDOWN || absl::Now() >= deadline ||
+        Stopped(link)) {
+      return false;
+    }
+    link.channel->WaitForStateChange(
+        state,
+        absl::ToChronoTime(std::min(deadline, absl::Now() + kWaitSlice)));
+    state = link.channel->GetState(true);
+  }
+  return true;
+}
+
+void PeerTransport::Impl::StreamTo(Link& link) {
+  grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&link.mu);
+    if (link.stop) return;
+    link.call = &ctx;
+  }
+  peer::v1::StreamSummary summary;
+  std::unique_ptr<grpc::ClientWriter<peer::v1::ZabMessage>> writer =
+      link.stub->Stream(&ctx, &summary);
+  ++open_streams_;
+  peer::v1::ZabMessage proto;
+  for (;;) {
+    std::string bytes;
+    bool got = false;
+    bool more = false;
+    {
+      absl::MutexLock lock(&link.mu);
+      if (!link.stop && link.queue.empty())
+        link.cv.WaitWithTimeout(&link.mu, kIdleCheck);
+      if (link.stop) break;
+      if (!link.queue.empty()) {
+        bytes = std::move(link.queue.front());
+        link.queue.pop_front();
+        link.queued_bytes -= static_cast<int64_t>(bytes.size());
+        got = true;
+        more = !link.queue.empty();
+      }
+    }
+    if (!got) {
+      // Idle: a connection that is no longer READY took the stream with it.
+      if (link.channel->GetState(false) != GRPC_CHANNEL_READY) break;
+      continue;
+    }
+    // The generated stub takes the proto; it parses what EncodeMessage
+    // wrote, so this cannot fail.
+    proto.ParseFromString(bytes);
+    grpc::WriteOptions write_options;
+    if (more) write_options.set_buffer_hint();  // flush with the last one
+    if (!writer->Write(proto, write_options)) {
+      ++dropped_;
+      break;
+    }
+    ++sent_[link.kind];
+  }
+  --open_streams_;
+  {
+    absl::MutexLock lock(&link.mu);
+    link.call = nullptr;
+  }
+  ctx.TryCancel();
+  writer->Finish();
+}
+
+PeerTransport::PeerTransport(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+PeerTransport::~PeerTransport() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<PeerTransport>> PeerTransport::Start(
+    PeerTransportOptions options, ReceiveFn on_receive,
+    DisconnectFn on_disconnect) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(on_receive),
+                                     std::move(on_disconnect));
+  absl::Status status = impl->Start();
+  if (!status.ok()) {
+    impl->Stop();
+    return status;
+  }
+  return std::make_unique<PeerTransport>(std::move(impl));
+}
+
+void PeerTransport::Send(Message m) { impl_->Send(std::move(m)); }
+void PeerTransport::Stop() { impl_->Stop(); }
+PeerTransportStats PeerTransport::Stats() const { return impl_->Stats(); }
+
+}  // namespace rockeeper::zab

@@ -1,0 +1,119 @@
+// PeerTransport: the network between the servers of an ensemble, the I/O
+// adapter that carries zab::Message values (replication/zab/messages.h)
+// between zab::Node cores as rockeeper.peer.v1.ZabMessage over gRPC
+// (proto/rockeeper/peer/v1/peer_service.proto).
+//
+// Shape: every server listens on its quorum port and on its election port.
+// For each peer it keeps two outgoing client streams, one to the peer's
+// election port (kVote messages) and one to its quorum port (all other
+// types), each fed by a FIFO queue and one sender thread. Messages from a
+// peer arrive on the peer's own outgoing streams. Peers are dialed only at
+// the addresses in the options (what a peer says about itself is never
+// used), so a server cannot be talked into connecting elsewhere.
+//
+// Delivery: at most once, FIFO per (peer, port). Messages are dropped, never
+// blocked on, when the peer is unreachable (the queue is discarded at each
+// failed connect or broken stream) or its queue bound is exceeded; the core
+// detects the gap by sequence numbers and starts the connection over.
+// Streams are re-dialed with exponential backoff.
+//
+// Incoming streams are checked message by message: undecodable bytes
+// (zab::DecodeMessage), a `from` that is not a configured peer (or is us) or
+// differs from the stream's first message, `to` != my_id, or a message on
+// the wrong port (a vote on the quorum port, anything else on the election
+// port) end the stream with INVALID_ARGUMENT. There is no authentication:
+// like ZooKeeper without quorum SASL/TLS, anyone who can reach the ports can
+// speak for a configured peer, so keep them on a private network.
+//
+// Thread safety: Send, Stats and Stop are thread-safe. Callbacks:
+// - ReceiveFn runs on gRPC's callback threads, concurrently for different
+//   incoming streams but in order for one stream. It should hand the message
+//   off quickly (it holds up that stream).
+// - DisconnectFn runs on the sender thread of the peer's quorum stream, once
+//   per broken stream or failed connect attempt (attempts are spaced by the
+//   backoff, so a down peer yields at most about one call per
+//   max_backoff_ms). Election-port failures are not reported: votes are
+//   lossy by design and the core re-sends them, while a disconnect makes a
+//   learner give up on its leader.
+// Callbacks may call Send but must not call Stop or destroy the transport.
+// No callback runs after Stop returns.
+#ifndef ROCKEEPER_REPLICATION_ZAB_PEER_TRANSPORT_H_
+#define ROCKEEPER_REPLICATION_ZAB_PEER_TRANSPORT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "replication/zab/messages.h"
+
+namespace rockeeper::zab {
+
+struct PeerAddress {
+  std::string host;  // name or IP literal (IPv6 without brackets is fine)
+  int quorum_port = 0;
+  int election_port = 0;
+};
+
+struct PeerTransportOptions {
+  int64_t my_id = 0;
+  // Every member including my_id; my entry says where to listen.
+  std::map<int64_t, PeerAddress> peers;
+  // Delay before re-dialing after a failure: starts here, doubles per
+  // consecutive failure up to max_backoff_ms. Defaults: 50 ms, 1 s.
+  int64_t initial_backoff_ms = 50;
+  int64_t max_backoff_ms = 1000;
+  // How long one connect attempt may take. Default: 1 s.
+  int64_t connect_timeout_ms = 1000;
+  // Encoded bytes queued per (peer, port) before new messages are dropped.
+  // Default: 64 MiB.
+  int64_t max_queue_bytes = 64 << 20;
+};
+
+// Counters since Start. Election = the election-port path.
+struct PeerTransportStats {
+  int64_t sent_quorum = 0;  // written to an outgoing stream
+  int64_t sent_election = 0;
+  int64_t received_quorum = 0;  // accepted and passed to ReceiveFn
+  int64_t received_election = 0;
+  int64_t dropped = 0;           // queued or submitted but never written
+  int64_t rejected_streams = 0;  // incoming streams ended INVALID_ARGUMENT
+  int64_t disconnects = 0;       // broken streams + failed connects (any port)
+  int64_t open_streams = 0;      // outgoing streams open now
+};
+
+class PeerTransport {
+ public:
+  using ReceiveFn = std::function<void(Message)>;
+  using DisconnectFn = std::function<void(int64_t peer)>;
+
+  // Validates the options, binds both listening ports (fails if either is
+  // taken) and starts dialing every peer.
+  static absl::StatusOr<std::unique_ptr<PeerTransport>> Start(
+      PeerTransportOptions options, ReceiveFn on_receive,
+      DisconnectFn on_disconnect);
+
+  class Impl;
+  explicit PeerTransport(std::unique_ptr<Impl> impl);  // use Start
+  PeerTransport(const PeerTransport&) = delete;
+  PeerTransport& operator=(const PeerTransport&) = delete;
+  ~PeerTransport();  // Stop()
+
+  // Queues `m` for m.to; never blocks on the network. kVote goes to the
+  // peer's election port, everything else to its quorum port. Messages to
+  // an unknown peer or to my_id, or after Stop, are dropped.
+  void Send(Message m);
+  // Closes all streams, stops listening and joins the transport's threads;
+  // queued messages are dropped. Idempotent.
+  void Stop();
+  PeerTransportStats Stats() const;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rockeeper::zab
+
+#endif  // ROCKEEPER_REPLICATION_ZAB_PEER_TRANSPORT_H_

@@ -1,0 +1,461 @@
+// PeerTransport over real gRPC on 127.0.0.1: several transports in one
+// process, each on its own free quorum and election ports.
+#include "replication/zab/peer_transport.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "replication/zab/codec.h"
+#include "rockeeper/peer/v1/peer_service.grpc.pb.h"
+
+namespace rockeeper::zab {
+namespace {
+
+constexpr int kNumTypes = static_cast<int>(MsgType::kRequest) + 1;
+
+// Distinct free ports: bound all at once so none repeats, then released.
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "cannot bind a free port";
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+// Polls `done` until it holds or `timeout` passes.
+bool WaitUntil(const std::function<bool()>& done,
+               absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+// What one transport's callbacks saw.
+struct Sink {
+  absl::Mutex mu;
+  std::vector<Message> got;
+  std::map<int64_t, int> disconnects;
+  bool hold = false;  // ReceiveFn blocks while true
+
+  size_t Count() {
+    absl::MutexLock l(&mu);
+    return got.size();
+  }
+  int Disconnects(int64_t peer) {
+    absl::MutexLock l(&mu);
+    return disconnects[peer];
+  }
+  std::vector<Message> Got() {
+    absl::MutexLock l(&mu);
+    return got;
+  }
+};
+
+Message Make(MsgType type, int64_t from, int64_t to, int64_t n) {
+  Message m;
+  m.type = type;
+  m.from = from;
+  m.to = to;
+  m.conn = 1000 + from;
+  m.seq = n;
+  m.zxid = MakeZxid(1, n);
+  m.epoch = 1;
+  m.committed = n / 2;
+  m.observer = type == MsgType::kFollowerInfo;
+  if (type == MsgType::kAckEpoch) m.epoch_lasts = {{0, 5}, {1, n}};
+  if (type == MsgType::kProposal || type == MsgType::kInform) {
+    m.entry = Entry{m.zxid, std::string(100, static_cast<char>('a' + n % 26))};
+  }
+  if (type == MsgType::kRequest) m.data = "request " + std::to_string(n);
+  if (type == MsgType::kVote) {
+    m.vote =
+        Notification{from, to, Vote{from, m.zxid, 1}, n, PeerState::kLooking};
+  }
+  return m;
+}
+
+class PeerTransportTest : public ::testing::Test {
+ protected:
+  // Configures members 1..n on fresh ports.
+  void Configure(int n) {
+    std::vector<int> ports = FreePorts(2 * n);
+    for (int id = 1; id <= n; ++id) {
+      peers_[id] = PeerAddress{"127.0.0.1", ports[2 * (id - 1)],
+                               ports[2 * (id - 1) + 1]};
+    }
+  }
+
+  absl::Status StartOne(
+      int64_t id, std::map<int64_t, PeerAddress> peers = {},
+      const std::function<void(PeerTransportOptions&)>& tweak = nullptr) {
+    PeerTransportOptions o;
+    o.my_id = id;
+    o.peers = peers.empty() ? peers_ : peers;
+    if (tweak) tweak(o);
+    auto sink = std::make_shared<Sink>();
+    sinks_[id] = sink;
+    auto t = PeerTransport::Start(
+        o,
+        [sink](Message m) {
+          absl::MutexLock l(&sink->mu);
+          sink->mu.Await(absl::Condition(
+              +[](bool* hold) { return !*hold; }, &sink->hold));
+          sink->got.push_back(std::move(m));
+        },
+        [sink](int64_t peer) {
+          absl::MutexLock l(&sink->mu);
+          ++sink->disconnects[peer];
+        });
+    if (!t.ok()) return t.status();
+    t_[id] = *std::move(t);
+    return absl::OkStatus();
+  }
+
+  // Waits until `id` has an open outgoing stream on each port to each peer.
+  bool WaitConnected(int64_t id, int64_t streams) {
+    return WaitUntil([&] { return t_[id]->Stats().open_streams == streams; });
+  }
+
+  void TearDown() override {
+    for (auto& [id, t] : t_) {
+      if (t != nullptr) t->Stop();
+    }
+  }
+
+  std::map<int64_t, PeerAddress> peers_;
+  std::map<int64_t, std::shared_ptr<Sink>> sinks_;
+  std::map<int64_t, std::unique_ptr<PeerTransport>> t_;
+};
+
+// The messages in `got` from `from` on one port kind, in arrival order.
+std::vector<Message> From(const std::vector<Message>& got, int64_t from,
+                          bool votes) {
+  std::vector<Message> out;
+  for (const Message& m : got) {
+    if (m.from == from && (m.type == MsgType::kVote) == votes) {
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+TEST_F(PeerTransportTest, EveryTypeBetweenAllPairsExactlyAndInOrder) {
+  Configure(3);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(StartOne(id).ok());
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(WaitConnected(id, 4));
+
+  constexpr int kProposals = 2000;
+  constexpr int kVotes = 200;
+  // expected[to][from]: what each port kind must deliver, in order.
+  std::map<int64_t, std::map<int64_t, std::vector<Message>>> quorum, election;
+  for (int64_t from = 1; from <= 3; ++from) {
+    for (int64_t to = 1; to <= 3; ++to) {
+      if (from == to) continue;
+      std::vector<Message> sent;
+      for (int t = 0; t < kNumTypes; ++t) {
+        sent.push_back(Make(static_cast<MsgType>(t), from, to, t));
+      }
+      for (int n = 1; n <= kProposals; ++n) {
+        sent.push_back(Make(MsgType::kProposal, from, to, n));
+      }
+      for (int n = 1; n <= kVotes; ++n) {
+        sent.push_back(Make(MsgType::kVote, from, to, n));
+      }
+      for (const Message& m : sent) {
+        (m.type == MsgType::kVote ? election : quorum)[to][from].push_back(m);
+        t_[from]->Send(m);
+      }
+    }
+  }
+  const size_t per_receiver = 2 * (kNumTypes + kProposals + kVotes);
+  for (int64_t to = 1; to <= 3; ++to) {
+    ASSERT_TRUE(WaitUntil([&] { return sinks_[to]->Count() >= per_receiver; }))
+        << "server " << to << " got " << sinks_[to]->Count();
+  }
+  for (int64_t to = 1; to <= 3; ++to) {
+    std::vector<Message> got = sinks_[to]->Got();
+    EXPECT_EQ(got.size(), per_receiver);
+    for (int64_t from = 1; from <= 3; ++from) {
+      if (from == to) continue;
+      for (bool votes : {false, true}) {
+        const std::vector<Message>& want =
+            (votes ? election : quorum)[to][from];
+        std::vector<Message> have = From(got, from, votes);
+        ASSERT_EQ(have.size(), want.size()) << from << "->" << to;
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(EncodeMessage(have[i]), EncodeMessage(want[i]))
+              << from << "->" << to << " message " << i << " ("
+              << MsgTypeName(want[i].type) << ")";
+        }
+      }
+    }
+    PeerTransportStats s = t_[to]->Stats();
+    EXPECT_EQ(s.received_election, 2 * (kVotes + 1));
+    EXPECT_EQ(s.received_quorum, 2 * (kNumTypes - 1 + kProposals));
+    EXPECT_EQ(s.sent_election, 2 * (kVotes + 1));
+    EXPECT_EQ(s.dropped, 0);
+    EXPECT_EQ(s.rejected_streams, 0);
+  }
+}
+
+TEST_F(PeerTransportTest, VotesTravelOnTheElectionPortOnly) {
+  Configure(2);
+  // Server 1 knows server 2's quorum port wrong (nothing listens there), so
+  // only what travels on the election port can reach 2.
+  std::map<int64_t, PeerAddress> wrong = peers_;
+  wrong[2].quorum_port = FreePorts(1)[0];
+  ASSERT_TRUE(StartOne(1, wrong).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  ASSERT_TRUE(WaitConnected(1, 1));  // the election stream only
+  t_[1]->Send(Make(MsgType::kProposal, 1, 2, 1));
+  t_[1]->Send(Make(MsgType::kVote, 1, 2, 1));
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[2]->Count() == 1; }));
+  // The proposal is dropped at a failed connect, which is reported.
+  ASSERT_TRUE(WaitUntil([&] {
+    return t_[1]->Stats().dropped >= 1 && sinks_[1]->Disconnects(2) >= 1;
+  }));
+  std::vector<Message> got = sinks_[2]->Got();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].type, MsgType::kVote);
+  EXPECT_EQ(t_[2]->Stats().received_election, 1);
+  EXPECT_EQ(t_[2]->Stats().received_quorum, 0);
+  // The other direction is configured right: its proposal arrives.
+  t_[2]->Send(Make(MsgType::kProposal, 2, 1, 1));
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 1; }));
+  EXPECT_EQ(t_[1]->Stats().received_quorum, 1);
+}
+
+TEST_F(PeerTransportTest, StoppedPeerIsReportedAndRestartResumesInOrder) {
+  Configure(3);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(StartOne(id).ok());
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(WaitConnected(id, 4));
+  t_[3]->Stop();
+  t_[3].reset();
+  for (int64_t id : {1, 2}) {
+    ASSERT_TRUE(WaitUntil([&] { return sinks_[id]->Disconnects(3) >= 1; }))
+        << "server " << id << " never heard that 3 went away";
+    ASSERT_TRUE(WaitConnected(id, 2));
+  }
+  // Sending to the down peer never blocks: 80 MiB against a 64 MiB bound.
+  const int64_t dropped_before = t_[1]->Stats().dropped;
+  const absl::Time start = absl::Now();
+  for (int n = 1; n <= 20000; ++n) {
+    Message m = Make(MsgType::kProposal, 1, 3, n);
+    m.entry.data.assign(4096, 'x');
+    t_[1]->Send(std::move(m));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return t_[1]->Stats().dropped - dropped_before >= 20000; }));
+  // A failed attempt is reported at most once per backoff interval.
+  const int before = sinks_[1]->Disconnects(3);
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_LE(sinks_[1]->Disconnects(3) - before, 6);
+
+  ASSERT_TRUE(StartOne(3).ok());  // the same ports again
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(WaitConnected(id, 4));
+  constexpr int kN = 500;
+  for (int n = 1; n <= kN; ++n) {
+    t_[1]->Send(Make(MsgType::kProposal, 1, 3, n));
+    t_[2]->Send(Make(MsgType::kProposal, 2, 3, n));
+    t_[3]->Send(Make(MsgType::kProposal, 3, 1, n));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[3]->Count() == 2 * kN; }));
+  std::vector<Message> got = sinks_[3]->Got();
+  for (int64_t from : {1, 2}) {
+    std::vector<Message> have = From(got, from, false);
+    ASSERT_EQ(have.size(), static_cast<size_t>(kN));
+    for (int n = 1; n <= kN; ++n) {
+      ASSERT_EQ(have[n - 1].zxid, MakeZxid(1, n)) << "from " << from;
+    }
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return From(sinks_[1]->Got(), 3, false).size() == static_cast<size_t>(kN);
+  }));
+}
+
+// A raw client on a server's port: writes `frames` (serialized ZabMessages
+// or garbage) and returns the final status.
+grpc::Status RawStream(int port, const std::vector<std::string>& frames) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto call = stub.PrepareCall(&ctx, "/rockeeper.peer.v1.Peer/Stream", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto step = [&](int want) {
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(tag, reinterpret_cast<void*>(want));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  bool open = step(1);
+  for (const std::string& f : frames) {
+    if (!open) break;
+    grpc::Slice slice(f);
+    grpc::ByteBuffer buf(&slice, 1);
+    call->Write(buf, reinterpret_cast<void*>(2));
+    open = step(2);
+  }
+  if (open) {
+    call->WritesDone(reinterpret_cast<void*>(3));
+    step(3);
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  step(4);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
+  Configure(3);
+  ASSERT_TRUE(StartOne(1).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  const int quorum = peers_[1].quorum_port;
+  const int election = peers_[1].election_port;
+  auto enc = [](MsgType type, int64_t from, int64_t to) {
+    return EncodeMessage(Make(type, from, to, 1));
+  };
+  struct Case {
+    const char* name;
+    int port;
+    std::vector<std::string> frames;
+  };
+  const std::vector<Case> cases = {
+      {"garbage", quorum, {std::string("\xff\xff\xff\xff garbage", 13)}},
+      {"unknown type", quorum, {[] {
+         peer::v1::ZabMessage p;
+         p.set_type(99);
+         p.set_from(2);
+         p.set_to(1);
+         return p.SerializeAsString();
+       }()}},
+      {"unknown from", quorum, {enc(MsgType::kPing, 99, 1)}},
+      {"from self", quorum, {enc(MsgType::kPing, 1, 1)}},
+      {"wrong to", quorum, {enc(MsgType::kPing, 2, 3)}},
+      {"from changes",
+       quorum,
+       {enc(MsgType::kPing, 2, 1), enc(MsgType::kPing, 3, 1)}},
+      {"vote on quorum port", quorum, {enc(MsgType::kVote, 2, 1)}},
+      {"ping on election port", election, {enc(MsgType::kPing, 2, 1)}},
+  };
+  for (const Case& c : cases) {
+    grpc::Status s = RawStream(c.port, c.frames);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name << ": " << s.error_message();
+  }
+  EXPECT_EQ(t_[1]->Stats().rejected_streams,
+            static_cast<int64_t>(cases.size()));
+  // Only the good first message of "from changes" got through.
+  ASSERT_EQ(sinks_[1]->Count(), 1u);
+
+  // A well-behaved raw stream ends OK with a summary.
+  {
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(quorum),
+                                       grpc::InsecureChannelCredentials());
+    auto stub = peer::v1::Peer::NewStub(channel);
+    grpc::ClientContext ctx;
+    peer::v1::StreamSummary summary;
+    auto w = stub->Stream(&ctx, &summary);
+    for (int n = 1; n <= 3; ++n) {
+      peer::v1::ZabMessage p;
+      ASSERT_TRUE(p.ParseFromString(enc(MsgType::kPing, 2, 1)));
+      ASSERT_TRUE(w->Write(p));
+    }
+    ASSERT_TRUE(w->WritesDone());
+    grpc::Status s = w->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(summary.received(), 3);
+  }
+  // The transports still talk.
+  ASSERT_TRUE(WaitConnected(2, 2));
+  t_[2]->Send(Make(MsgType::kCommit, 2, 1, 7));
+  t_[2]->Send(Make(MsgType::kVote, 2, 1, 7));
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 6; }));
+}
+
+TEST_F(PeerTransportTest, StopWithQueuedMessagesIsPrompt) {
+  Configure(2);
+  ASSERT_TRUE(StartOne(1).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  ASSERT_TRUE(WaitConnected(1, 2));
+  {
+    absl::MutexLock l(&sinks_[2]->mu);
+    sinks_[2]->hold = true;  // 2 stops reading: 1's sender stalls
+  }
+  const absl::Time start = absl::Now();
+  for (int n = 1; n <= 150; ++n) {
+    Message m = Make(MsgType::kProposal, 1, 2, n);
+    m.entry.data.assign(1 << 20, 'p');
+    t_[1]->Send(std::move(m));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // never blocked
+  EXPECT_GT(t_[1]->Stats().dropped, 0);              // over the bound
+  const absl::Time stop = absl::Now();
+  t_[1]->Stop();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(2));
+  t_[1]->Stop();  // idempotent
+  EXPECT_LT(t_[1]->Stats().sent_quorum, 150);
+  t_[1]->Send(Make(MsgType::kPing, 1, 2, 1));  // after Stop: dropped
+  {
+    absl::MutexLock l(&sinks_[2]->mu);
+    sinks_[2]->hold = false;
+  }
+  t_[2]->Stop();
+  const size_t after_stop = sinks_[2]->Count();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(sinks_[2]->Count(), after_stop);  // no callback after Stop
+}
+
+TEST_F(PeerTransportTest, StartRefusesTakenPortsAndBadOptions) {
+  Configure(2);
+  ASSERT_TRUE(StartOne(1).ok());
+  PeerTransportOptions o;
+  o.my_id = 1;
+  o.peers = peers_;
+  EXPECT_FALSE(PeerTransport::Start(o, nullptr, nullptr).ok());
+  o.my_id = 7;
+  EXPECT_FALSE(PeerTransport::Start(o, nullptr, nullptr).ok());
+  o.my_id = 2;
+  o.peers[2].election_port = 0;
+  EXPECT_FALSE(PeerTransport::Start(o, nullptr, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace rockeeper::zab
