@@ -69,7 +69,9 @@ std::string PeerAddress(const std::string& peer) {
 // ZooKeeper wire protocol front end), from the rk-client-ip metadata.
 std::string ClientIp(const grpc::ServerContextBase* context) {
   const std::string peer = context->peer();
-  if (peer.rfind("inproc", 0) == 0 || peer.empty()) {
+  // In-process peers are "unknown" (or "inproc..."): only those may name the
+  // client in metadata, so a network client cannot claim another IP.
+  if (peer.rfind("ipv4:", 0) != 0 && peer.rfind("ipv6:", 0) != 0) {
     const auto& md = context->client_metadata();
     auto it = md.find("rk-client-ip");
     if (it != md.end()) return std::string(it->second.data(), it->second.size());
@@ -97,7 +99,14 @@ struct RockeeperService::Caller {
 
 RockeeperService::RockeeperService(replication::StandaloneReplica* replica,
                                    ServiceOptions options)
-    : replica_(replica), options_(options), sessions_(options.server_id) {
+    : replica_(replica),
+      options_(options),
+      own_metrics_(options.metrics == nullptr
+                       ? std::make_unique<ServerMetrics>()
+                       : nullptr),
+      metrics_(options.metrics != nullptr ? options.metrics
+                                          : own_metrics_.get()),
+      sessions_(options.server_id) {
   // Sessions survive restarts: give each a fresh deadline, as ZooKeeper.
   std::vector<engine::SessionRecord> stored;
   if (replica_->db().ListSessions(&stored).ok()) {
@@ -153,6 +162,7 @@ int RockeeperService::ReapContainers() {
 void RockeeperService::ExpiryLoop() {
   absl::Time next_reap = absl::Now() + options_.container_check_interval;
   while (!stop_.WaitForNotificationWithTimeout(options_.expiry_interval)) {
+    UnstickOrder();
     if (absl::Now() >= next_reap) {
       ReapContainers();
       next_reap = absl::Now() + options_.container_check_interval;
@@ -161,6 +171,7 @@ void RockeeperService::ExpiryLoop() {
       engine::RequestContext ctx;
       ctx.session_id = id;
       sessions_.Remove(id);
+      metrics_->sessions_expired.Add();
       replication::SubmitResult r =
           SubmitAndWait(ctx, engine::CloseSessionRequest{});
       EndSession(id, EventHub::End::kExpired);
@@ -202,11 +213,17 @@ replication::SubmitResult RockeeperService::SubmitAndWait(
     replication::SubmitResult result;
   };
   auto waiter = std::make_shared<Waiter>();
-  replica_->Submit(ctx, request, [this, waiter](replication::SubmitResult r) {
-    PublishTriggers(r.triggers);
-    waiter->result = std::move(r);
-    waiter->done.Notify();
-  });
+  const absl::Time start = absl::Now();
+  replica_->Submit(ctx, request,
+                   [this, waiter, start](replication::SubmitResult r) {
+                     if (r.outcome.txn) {
+                       metrics_->RecordCommit(
+                           absl::ToInt64Microseconds(absl::Now() - start));
+                     }
+                     PublishTriggers(r.triggers);
+                     waiter->result = std::move(r);
+                     waiter->done.Notify();
+                   });
   waiter->done.WaitForNotification();
   return std::move(waiter->result);
 }
@@ -246,9 +263,15 @@ void RockeeperService::PublishTriggers(
 void RockeeperService::SubmitAsync(
     const engine::RequestContext& ctx, const engine::WriteRequest& request,
     std::function<void(replication::SubmitResult)> done) {
+  const absl::Time start = absl::Now();
   replica_->Submit(
       ctx, request,
-      [this, done = std::move(done)](replication::SubmitResult r) mutable {
+      [this, start,
+       done = std::move(done)](replication::SubmitResult r) mutable {
+        if (r.outcome.txn) {
+          metrics_->RecordCommit(
+              absl::ToInt64Microseconds(absl::Now() - start));
+        }
         PublishTriggers(r.triggers);
         auto result =
             std::make_shared<replication::SubmitResult>(std::move(r));
@@ -256,26 +279,150 @@ void RockeeperService::SubmitAsync(
       });
 }
 
+// --- Per-connection order of in-process callers ----------------------------
+//
+// The wire protocol front end sends each ZooKeeper request as its own gRPC
+// call; gRPC may start the handlers of concurrent calls in any order, but
+// ZooKeeper runs a session's requests in the order they were sent. So the
+// front end numbers its calls ("rk-order: <connection>:<seq>", seq 1, 2, ...
+// per connection) and calls are admitted in that order here.
+
+bool RockeeperService::OrderKey(grpc::ServerContextBase* ctx, uint64_t* conn,
+                                uint64_t* seq) {
+  const std::string peer = ctx->peer();
+  if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0) {
+    return false;  // network callers have their own stream order
+  }
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("rk-order");
+  if (it == md.end()) return false;
+  const absl::string_view v(it->second.data(), it->second.size());
+  const size_t colon = v.find(':');
+  return colon != absl::string_view::npos &&
+         absl::SimpleAtoi(v.substr(0, colon), conn) &&
+         absl::SimpleAtoi(v.substr(colon + 1), seq);
+}
+
+void RockeeperService::Admit(uint64_t conn, uint64_t seq,
+                             std::function<void()> start) {
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&order_mu_);
+    OrderState& st = order_[conn];
+    st.waiting.emplace(seq, std::move(start));
+    if (st.stuck_since == absl::InfiniteFuture()) st.stuck_since = absl::Now();
+    if (st.draining) return;  // the draining thread will run it
+    st.draining = true;
+  }
+  // This thread runs every admissible call, in order, until none is left.
+  for (;;) {
+    {
+      absl::MutexLock lock(&order_mu_);
+      OrderState& st = order_[conn];
+      while (!st.waiting.empty() && st.waiting.begin()->first <= st.next) {
+        ready.push_back(std::move(st.waiting.begin()->second));
+        st.waiting.erase(st.waiting.begin());
+        ++st.next;
+      }
+      if (ready.empty()) {
+        st.draining = false;
+        st.stuck_since =
+            st.waiting.empty() ? absl::InfiniteFuture() : absl::Now();
+        if (st.forgotten && st.waiting.empty()) order_.erase(conn);
+        return;
+      }
+    }
+    for (auto& f : ready) f();
+    ready.clear();
+  }
+}
+
+void RockeeperService::UnstickOrder() {
+  const absl::Time limit = absl::Now() - absl::Seconds(5);
+  std::vector<std::pair<uint64_t, uint64_t>> unstick;  // conn, seq
+  {
+    absl::MutexLock lock(&order_mu_);
+    for (auto& [conn, st] : order_) {
+      if (!st.draining && !st.waiting.empty() && st.stuck_since < limit) {
+        std::fprintf(
+            stderr,
+            "WARN wire connection %llu: call %llu never arrived; "
+            "admitting %llu\n",
+            static_cast<unsigned long long>(conn),
+            static_cast<unsigned long long>(st.next),
+            static_cast<unsigned long long>(st.waiting.begin()->first));
+        st.next = st.waiting.begin()->first;
+        // Re-queue the first waiting call through Admit, which drains.
+        unstick.emplace_back(conn, st.next);
+      }
+    }
+  }
+  for (const auto& [conn, seq] : unstick) {
+    std::function<void()> first;
+    {
+      absl::MutexLock lock(&order_mu_);
+      auto it = order_.find(conn);
+      if (it == order_.end()) continue;
+      auto w = it->second.waiting.find(seq);
+      if (w == it->second.waiting.end()) continue;
+      first = std::move(w->second);
+      it->second.waiting.erase(w);
+    }
+    Admit(conn, seq, std::move(first));
+  }
+}
+
+void RockeeperService::ForgetConnection(uint64_t conn) {
+  absl::MutexLock lock(&order_mu_);
+  auto it = order_.find(conn);
+  if (it == order_.end()) return;
+  if (!it->second.draining && it->second.waiting.empty()) {
+    order_.erase(it);
+  } else {
+    it->second.forgotten = true;  // erased once drained
+  }
+}
+
 grpc::ServerUnaryReactor* RockeeperService::Serve(
-    grpc::CallbackServerContext* ctx, v1::ResponseHeader* header, Body body) {
+    grpc::CallbackServerContext* ctx, OpKind op, v1::ResponseHeader* header,
+    Body body) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  uint64_t conn = 0;
+  uint64_t seq = 0;
+  if (OrderKey(ctx, &conn, &seq)) {
+    Admit(conn, seq, [this, ctx, op, header, reactor, body = std::move(body)] {
+      Start(ctx, op, header, reactor, body);
+    });
+  } else {
+    Start(ctx, op, header, reactor, std::move(body));
+  }
+  return reactor;
+}
+
+void RockeeperService::Start(grpc::CallbackServerContext* ctx, OpKind op,
+                             v1::ResponseHeader* header,
+                             grpc::ServerUnaryReactor* reactor, Body body) {
   // Backpressure: count the request until it finishes.
   if (in_flight_.fetch_add(1) >= options_.max_outstanding_requests) {
     in_flight_.fetch_sub(1);
+    metrics_->requests_throttled.Add();
+    metrics_->RecordRequest(op, 0, /*error=*/true);
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                  "too many outstanding requests"));
-    return reactor;
+    return;
   }
   Caller caller = ResolveCaller(ctx);
   if (caller.err != ZkError::kOk) {
     FillHeader(caller.err, replica_->db().last_applied_zxid(), 0, header);
     in_flight_.fetch_sub(1);
+    metrics_->RecordRequest(op, 0, /*error=*/true);
     reactor->Finish(grpc::Status::OK);
-    return reactor;
+    return;
   }
   const int64_t sid = caller.ctx.session_id;
   const absl::Time start = absl::Now();
-  serializer_.Run(sid, [this, reactor, start, caller = std::move(caller),
+  serializer_.Run(sid, [this, reactor, start, op, header,
+                        caller = std::move(caller),
                         body = std::move(body)](SessionSerializer::Done done) {
     // Ids added by an AddAuth queued before this request count.
     Caller current = caller;
@@ -289,39 +436,28 @@ grpc::ServerUnaryReactor* RockeeperService::Serve(
         current.ctx.auth_ids = std::move(ids);
       }
     }
-    body(current, [this, reactor, done, start](const grpc::Status& st) {
-      const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
-      {
-        absl::MutexLock lock(&stats_mu_);
-        if (latency_count_ == 0 || us < latency_min_us_) latency_min_us_ = us;
-        latency_max_us_ = std::max(latency_max_us_, us);
-        latency_total_us_ += us;
-        ++latency_count_;
-      }
-      in_flight_.fetch_sub(1);
-      reactor->Finish(st);
-      done();
-    });
+    body(current,
+         [this, reactor, done, start, op, header](const grpc::Status& st) {
+           const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
+           metrics_->RecordRequest(op, us, !st.ok() || header->err() != 0);
+           in_flight_.fetch_sub(1);
+           reactor->Finish(st);
+           done();
+         });
   });
-  return reactor;
 }
 
 RockeeperService::LatencyStats RockeeperService::latency() const {
-  absl::MutexLock lock(&stats_mu_);
+  const MinMaxAvg::Value v = metrics_->latency_us();
   LatencyStats s;
-  s.count = latency_count_;
-  s.min_us = latency_min_us_;
-  s.max_us = latency_max_us_;
-  s.avg_us = latency_count_ == 0 ? 0.0
-                                 : static_cast<double>(latency_total_us_) /
-                                       static_cast<double>(latency_count_);
+  s.count = v.count;
+  s.min_us = v.min;
+  s.max_us = v.max;
+  s.avg_us = v.avg;
   return s;
 }
 
-void RockeeperService::ResetStats() {
-  absl::MutexLock lock(&stats_mu_);
-  latency_count_ = latency_total_us_ = latency_min_us_ = latency_max_us_ = 0;
-}
+void RockeeperService::ResetStats() { metrics_->ResetStats(); }
 
 void RockeeperService::EndSession(int64_t session_id, EventHub::End why) {
   watches_.RemoveSession(session_id);
@@ -375,7 +511,9 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
     v1::ConnectResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const int64_t applied = replica_->db().last_applied_zxid();
+  const absl::Time start = absl::Now();
   if (req->last_zxid_seen() > applied) {
+    metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
     reactor->Finish(grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
         absl::StrCat("client has seen zxid ", req->last_zxid_seen(),
@@ -396,6 +534,9 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
       resp->set_timeout_ms(s->timeout_ms);
       FillHeader(ZkError::kOk, applied, s->id, resp->mutable_header());
     }
+    metrics_->RecordRequest(OpKind::kCreateSession,
+                            absl::ToInt64Microseconds(absl::Now() - start),
+                            resp->header().err() != 0);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -403,6 +544,7 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
   if (options_.max_sessions_per_ip > 0 &&
       sessions_.CountForIp(ip) >=
           static_cast<size_t>(options_.max_sessions_per_ip)) {
+    metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                  "too many sessions from " + ip));
     return reactor;
@@ -411,11 +553,16 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
   rctx.session_id = sessions_.NextSessionId();
   const std::string password = SessionTracker::NewPassword();
   SubmitAsync(rctx, engine::CreateSessionRequest{timeout, password},
-              [this, reactor, resp, rctx, password, timeout,
-               ip](replication::SubmitResult r) {
+              [this, reactor, resp, rctx, password, timeout, ip,
+               start](replication::SubmitResult r) {
                 grpc::Status st =
                     FinishWrite(r, rctx.session_id, resp->mutable_header());
-                if (st.ok() && r.outcome.err == ZkError::kOk) {
+                const bool ok = st.ok() && r.outcome.err == ZkError::kOk;
+                metrics_->RecordRequest(
+                    OpKind::kCreateSession,
+                    absl::ToInt64Microseconds(absl::Now() - start), !ok);
+                if (ok) {
+                  metrics_->sessions_created.Add();
                   sessions_.Add(rctx.session_id, timeout, password, ip);
                   resp->set_session_id(rctx.session_id);
                   resp->set_password(password);
@@ -429,7 +576,7 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
 grpc::ServerUnaryReactor* RockeeperService::Close(
     grpc::CallbackServerContext* ctx, const v1::CloseRequest*,
     v1::CloseResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kCloseSession, resp->mutable_header(),
                [this, resp](const Caller& caller, Finish finish) {
                  const int64_t sid = caller.ctx.session_id;
                  if (sid == 0) {
@@ -440,6 +587,7 @@ grpc::ServerUnaryReactor* RockeeperService::Close(
                    return;
                  }
                  sessions_.Remove(sid);
+                 metrics_->sessions_closed.Add();
                  SubmitAsync(caller.ctx, engine::CloseSessionRequest{},
                              [this, resp, sid, finish](
                                  replication::SubmitResult r) {
@@ -454,7 +602,7 @@ grpc::ServerUnaryReactor* RockeeperService::Close(
 grpc::ServerUnaryReactor* RockeeperService::Heartbeat(
     grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest*,
     v1::HeartbeatResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kPing, resp->mutable_header(),
                [this, resp](const Caller& caller, Finish finish) {
                  FillHeader(caller.ctx.session_id == 0 ? ZkError::kBadArguments
                                                        : ZkError::kOk,
@@ -487,37 +635,40 @@ grpc::ServerUnaryReactor* RockeeperService::Create(
     reactor->Finish(st);
     return reactor;
   }
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    SubmitAsync(caller.ctx, ToCreate(*req),
-                [this, resp, sid, finish](replication::SubmitResult r) {
-                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-                  if (st.ok() && r.outcome.txn) {
-                    resp->set_path(r.outcome.txn->create().path());
-                    ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
-                                                    r.outcome.txn->header()),
-                              resp->mutable_stat());
-                  }
-                  finish(st);
-                });
-  });
+  return Serve(
+      ctx, OpKind::kCreate, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        const int64_t sid = caller.ctx.session_id;
+        SubmitAsync(
+            caller.ctx, ToCreate(*req),
+            [this, resp, sid, finish](replication::SubmitResult r) {
+              grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+              if (st.ok() && r.outcome.txn) {
+                resp->set_path(r.outcome.txn->create().path());
+                ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
+                                                r.outcome.txn->header()),
+                          resp->mutable_stat());
+              }
+              finish(st);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
     v1::DeleteResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    SubmitAsync(caller.ctx,
-                engine::DeleteRequest{req->path(),
-                                      VersionOrAny(req->has_version(),
-                                                   req->version())},
-                [this, resp, sid, finish](replication::SubmitResult r) {
-                  finish(FinishWrite(r, sid, resp->mutable_header()));
-                });
-  });
+  return Serve(
+      ctx, OpKind::kDelete, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        const int64_t sid = caller.ctx.session_id;
+        SubmitAsync(
+            caller.ctx,
+            engine::DeleteRequest{
+                req->path(), VersionOrAny(req->has_version(), req->version())},
+            [this, resp, sid, finish](replication::SubmitResult r) {
+              finish(FinishWrite(r, sid, resp->mutable_header()));
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::SetData(
@@ -529,46 +680,50 @@ grpc::ServerUnaryReactor* RockeeperService::SetData(
     reactor->Finish(st);
     return reactor;
   }
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kSetData, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    SubmitAsync(caller.ctx,
-                engine::SetDataRequest{req->path(), req->data(),
-                                       VersionOrAny(req->has_version(),
-                                                    req->version())},
-                [this, resp, sid, finish](replication::SubmitResult r) {
-                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-                  if (st.ok() && r.outcome.txn) {
-                    ToApiStat(r.outcome.txn->set_data().stat(),
-                              resp->mutable_stat());
-                  }
-                  finish(st);
-                });
-  });
+                 const int64_t sid = caller.ctx.session_id;
+                 SubmitAsync(
+                     caller.ctx,
+                     engine::SetDataRequest{
+                         req->path(), req->data(),
+                         VersionOrAny(req->has_version(), req->version())},
+                     [this, resp, sid, finish](replication::SubmitResult r) {
+                       grpc::Status st =
+                           FinishWrite(r, sid, resp->mutable_header());
+                       if (st.ok() && r.outcome.txn) {
+                         ToApiStat(r.outcome.txn->set_data().stat(),
+                                   resp->mutable_stat());
+                       }
+                       finish(st);
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::SetAcl(
     grpc::CallbackServerContext* ctx, const v1::SetAclRequest* req,
     v1::SetAclResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    engine::SetAclRequest set;
-    set.path = req->path();
-    for (const v1::Acl& a : req->acl()) {
-      set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
-    }
-    set.version = VersionOrAny(req->has_version(), req->version());
-    const int64_t sid = caller.ctx.session_id;
-    SubmitAsync(caller.ctx, set,
-                [this, resp, sid, finish](replication::SubmitResult r) {
-                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-                  if (st.ok() && r.outcome.txn) {
-                    ToApiStat(r.outcome.txn->set_acl().stat(),
-                              resp->mutable_stat());
-                  }
-                  finish(st);
-                });
-  });
+  return Serve(
+      ctx, OpKind::kSetAcl, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        engine::SetAclRequest set;
+        set.path = req->path();
+        for (const v1::Acl& a : req->acl()) {
+          set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
+        }
+        set.version = VersionOrAny(req->has_version(), req->version());
+        const int64_t sid = caller.ctx.session_id;
+        SubmitAsync(caller.ctx, set,
+                    [this, resp, sid, finish](replication::SubmitResult r) {
+                      grpc::Status st =
+                          FinishWrite(r, sid, resp->mutable_header());
+                      if (st.ok() && r.outcome.txn) {
+                        ToApiStat(r.outcome.txn->set_acl().stat(),
+                                  resp->mutable_stat());
+                      }
+                      finish(st);
+                    });
+      });
 }
 
 namespace {
@@ -636,16 +791,18 @@ grpc::ServerUnaryReactor* RockeeperService::Multi(
     reactor->Finish(st);
     return reactor;
   }
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kMulti, resp->mutable_header(),
                [this, multi, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    SubmitAsync(caller.ctx, *multi,
-                [this, resp, sid, finish](replication::SubmitResult r) {
-                  grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-                  if (st.ok()) FillMultiResults(r, resp);
-                  finish(st);
-                });
-  });
+                 const int64_t sid = caller.ctx.session_id;
+                 SubmitAsync(
+                     caller.ctx, *multi,
+                     [this, resp, sid, finish](replication::SubmitResult r) {
+                       grpc::Status st =
+                           FinishWrite(r, sid, resp->mutable_header());
+                       if (st.ok()) FillMultiResults(r, resp);
+                       finish(st);
+                     });
+               });
 }
 
 // --- Reads ----------------------------------------------------------------
@@ -668,270 +825,294 @@ grpc::Status WatchNeedsSession(bool watch, const int64_t session_id) {
 grpc::ServerUnaryReactor* RockeeperService::Exists(
     grpc::CallbackServerContext* ctx, const v1::ExistsRequest* req,
     v1::ExistsResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kExists, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
-    if (st.ok()) {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      engine::Znode node;
-      const ZkError err =
-          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-      if (req->watch() && (err == ZkError::kOk || err == ZkError::kNoNode)) {
-        watches_.Add(caller.ctx.session_id, req->path(),
-                     err == ZkError::kOk ? WatchKind::kData : WatchKind::kExist);
-      }
-      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-                 resp->mutable_header());
-      if (err == ZkError::kOk) {
-        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-      }
-    }
-    finish(st);
-  });
+                 grpc::Status st =
+                     WatchNeedsSession(req->watch(), caller.ctx.session_id);
+                 if (st.ok()) {
+                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+                   engine::Znode node;
+                   const ZkError err = CheckRead(
+                       req->path(), engine::perms::kRead, caller.ctx, &node);
+                   if (req->watch() &&
+                       (err == ZkError::kOk || err == ZkError::kNoNode)) {
+                     watches_.Add(caller.ctx.session_id, req->path(),
+                                  err == ZkError::kOk ? WatchKind::kData
+                                                      : WatchKind::kExist);
+                   }
+                   FillHeader(err, replica_->db().last_applied_zxid(),
+                              caller.ctx.session_id, resp->mutable_header());
+                   if (err == ZkError::kOk) {
+                     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+                   }
+                 }
+                 finish(st);
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::GetData(
     grpc::CallbackServerContext* ctx, const v1::GetDataRequest* req,
     v1::GetDataResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
-    if (st.ok()) {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      engine::Znode node;
-      const ZkError err =
-          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-      if (req->watch() && err == ZkError::kOk) {
-        watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
-      }
-      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-                 resp->mutable_header());
-      if (err == ZkError::kOk) {
-        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-        resp->set_data(std::move(node.data));
-      }
-    }
-    finish(st);
-  });
+  return Serve(
+      ctx, OpKind::kGetData, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        grpc::Status st =
+            WatchNeedsSession(req->watch(), caller.ctx.session_id);
+        if (st.ok()) {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          engine::Znode node;
+          const ZkError err =
+              CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+          if (req->watch() && err == ZkError::kOk) {
+            watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(),
+                     caller.ctx.session_id, resp->mutable_header());
+          if (err == ZkError::kOk) {
+            ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+            resp->set_data(std::move(node.data));
+          }
+        }
+        finish(st);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::GetChildren(
     grpc::CallbackServerContext* ctx, const v1::GetChildrenRequest* req,
     v1::GetChildrenResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    grpc::Status st = WatchNeedsSession(req->watch(), caller.ctx.session_id);
-    if (st.ok()) {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      engine::Znode node;
-      ZkError err =
-          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-      if (req->watch() && err == ZkError::kOk) {
-        watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
-      }
-      std::vector<std::string> names;
-      if (err == ZkError::kOk &&
-          !replica_->db().ListChildren(req->path(), &names).ok()) {
-        err = ZkError::kSystemError;
-      }
-      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-                 resp->mutable_header());
-      if (err == ZkError::kOk) {
-        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-        for (auto& n : names) resp->add_children(std::move(n));
-      }
-    }
-    finish(st);
-  });
+  return Serve(
+      ctx, OpKind::kGetChildren, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        grpc::Status st =
+            WatchNeedsSession(req->watch(), caller.ctx.session_id);
+        if (st.ok()) {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          engine::Znode node;
+          ZkError err =
+              CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
+          if (req->watch() && err == ZkError::kOk) {
+            watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
+          }
+          std::vector<std::string> names;
+          if (err == ZkError::kOk &&
+              !replica_->db().ListChildren(req->path(), &names).ok()) {
+            err = ZkError::kSystemError;
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(),
+                     caller.ctx.session_id, resp->mutable_header());
+          if (err == ZkError::kOk) {
+            ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+            for (auto& n : names) resp->add_children(std::move(n));
+          }
+        }
+        finish(st);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::GetAcl(
     grpc::CallbackServerContext* ctx, const v1::GetAclRequest* req,
     v1::GetAclResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kGetAcl, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    grpc::Status st = grpc::Status::OK;
-    {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      engine::Znode node;
-      const ZkError err =
-          CheckRead(req->path(), engine::perms::kRead | engine::perms::kAdmin,
-                    caller.ctx, &node);
-      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-                 resp->mutable_header());
-      absl::StatusOr<engine::AclVector> acl =
-          err == ZkError::kOk ? replica_->db().GetAcl(node.acl_id)
-                              : absl::StatusOr<engine::AclVector>();
-      if (err == ZkError::kOk && !acl.ok()) {
-        st = grpc::Status(grpc::StatusCode::INTERNAL,
-                          std::string(acl.status().message()));
-      } else if (err == ZkError::kOk) {
-        // Callers without ADMIN see digest ids masked, as in ZooKeeper.
-        const bool admin = engine::HasPermission(*acl, engine::perms::kAdmin,
-                                                 caller.ctx.auth_ids);
-        for (const auto& a : *acl) {
-          auto* out = resp->add_acl();
-          out->set_perms(a.perms());
-          out->set_scheme(a.scheme());
-          std::string id = a.id();
-          if (!admin && a.scheme() == "digest") {
-            id = id.substr(0, id.find(':')) + ":x";
-          }
-          out->set_id(id);
-        }
-        ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-      }
-    }
-    finish(st);
-  });
+                 grpc::Status st = grpc::Status::OK;
+                 {
+                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+                   engine::Znode node;
+                   const ZkError err =
+                       CheckRead(req->path(),
+                                 engine::perms::kRead | engine::perms::kAdmin,
+                                 caller.ctx, &node);
+                   FillHeader(err, replica_->db().last_applied_zxid(),
+                              caller.ctx.session_id, resp->mutable_header());
+                   absl::StatusOr<engine::AclVector> acl =
+                       err == ZkError::kOk
+                           ? replica_->db().GetAcl(node.acl_id)
+                           : absl::StatusOr<engine::AclVector>();
+                   if (err == ZkError::kOk && !acl.ok()) {
+                     st = grpc::Status(grpc::StatusCode::INTERNAL,
+                                       std::string(acl.status().message()));
+                   } else if (err == ZkError::kOk) {
+                     // Callers without ADMIN see digest ids masked, as in
+                     // ZooKeeper.
+                     const bool admin = engine::HasPermission(
+                         *acl, engine::perms::kAdmin, caller.ctx.auth_ids);
+                     for (const auto& a : *acl) {
+                       auto* out = resp->add_acl();
+                       out->set_perms(a.perms());
+                       out->set_scheme(a.scheme());
+                       std::string id = a.id();
+                       if (!admin && a.scheme() == "digest") {
+                         id = id.substr(0, id.find(':')) + ":x";
+                       }
+                       out->set_id(id);
+                     }
+                     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+                   }
+                 }
+                 finish(st);
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::MultiRead(
     grpc::CallbackServerContext* ctx, const v1::MultiReadRequest* req,
     v1::MultiReadResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      for (const auto& op : req->ops()) {
-        auto* result = resp->add_results();
-        engine::Znode node;
-        const std::string& path = op.has_get_data() ? op.get_data().path()
-                                                    : op.get_children().path();
-        ZkError err = CheckRead(path, engine::perms::kRead, caller.ctx, &node);
-        if (err == ZkError::kOk && op.has_get_children()) {
-          std::vector<std::string> names;
-          if (!replica_->db().ListChildren(path, &names).ok()) {
-            err = ZkError::kSystemError;
+  return Serve(
+      ctx, OpKind::kMultiRead, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          for (const auto& op : req->ops()) {
+            auto* result = resp->add_results();
+            engine::Znode node;
+            const std::string& path = op.has_get_data()
+                                          ? op.get_data().path()
+                                          : op.get_children().path();
+            ZkError err =
+                CheckRead(path, engine::perms::kRead, caller.ctx, &node);
+            if (err == ZkError::kOk && op.has_get_children()) {
+              std::vector<std::string> names;
+              if (!replica_->db().ListChildren(path, &names).ok()) {
+                err = ZkError::kSystemError;
+              }
+              for (auto& n : names) result->add_children(std::move(n));
+            } else if (err == ZkError::kOk) {
+              result->set_data(node.data);
+            }
+            result->set_err(static_cast<int32_t>(err));
+            if (err == ZkError::kOk) {
+              ToApiStat(engine::ClientStat(node), result->mutable_stat());
+            }
           }
-          for (auto& n : names) result->add_children(std::move(n));
-        } else if (err == ZkError::kOk) {
-          result->set_data(node.data);
+          FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                     caller.ctx.session_id, resp->mutable_header());
         }
-        result->set_err(static_cast<int32_t>(err));
-        if (err == ZkError::kOk) {
-          ToApiStat(engine::ClientStat(node), result->mutable_stat());
-        }
-      }
-      FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-                 caller.ctx.session_id, resp->mutable_header());
-    }
-    finish(grpc::Status::OK);
-  });
+        finish(grpc::Status::OK);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::GetEphemerals(
     grpc::CallbackServerContext* ctx, const v1::GetEphemeralsRequest* req,
     v1::GetEphemeralsResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    grpc::Status st = grpc::Status::OK;
-    {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      std::vector<std::string> paths;
-      if (caller.ctx.session_id != 0 &&
-          !replica_->db().ListEphemerals(caller.ctx.session_id, &paths).ok()) {
-        st = grpc::Status(grpc::StatusCode::INTERNAL, "listing ephemerals");
-      }
-      const std::string& prefix = req->prefix_path();
-      for (auto& p : paths) {
-        if (prefix.empty() || prefix == "/" || p.rfind(prefix, 0) == 0) {
-          resp->add_paths(std::move(p));
+  return Serve(
+      ctx, OpKind::kGetEphemerals, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        grpc::Status st = grpc::Status::OK;
+        {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          std::vector<std::string> paths;
+          if (caller.ctx.session_id != 0 &&
+              !replica_->db()
+                   .ListEphemerals(caller.ctx.session_id, &paths)
+                   .ok()) {
+            st = grpc::Status(grpc::StatusCode::INTERNAL, "listing ephemerals");
+          }
+          const std::string& prefix = req->prefix_path();
+          for (auto& p : paths) {
+            if (prefix.empty() || prefix == "/" || p.rfind(prefix, 0) == 0) {
+              resp->add_paths(std::move(p));
+            }
+          }
+          FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                     caller.ctx.session_id, resp->mutable_header());
         }
-      }
-      FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-                 caller.ctx.session_id, resp->mutable_header());
-    }
-    finish(st);
-  });
+        finish(st);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::GetAllChildrenNumber(
     grpc::CallbackServerContext* ctx,
     const v1::GetAllChildrenNumberRequest* req,
     v1::GetAllChildrenNumberResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kGetAllChildrenNumber, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      engine::Znode node;
-      ZkError err =
-          CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-      if (err == ZkError::kOk) {
-        absl::StatusOr<int64_t> n =
-            replica_->db().CountDescendants(req->path());
-        if (n.ok()) {
-          resp->set_total_number(static_cast<int32_t>(*n));
-        } else {
-          err = ZkError::kSystemError;
-        }
-      }
-      FillHeader(err, replica_->db().last_applied_zxid(), caller.ctx.session_id,
-                 resp->mutable_header());
-    }
-    finish(grpc::Status::OK);
-  });
+                 {
+                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+                   engine::Znode node;
+                   ZkError err = CheckRead(req->path(), engine::perms::kRead,
+                                           caller.ctx, &node);
+                   if (err == ZkError::kOk) {
+                     absl::StatusOr<int64_t> n =
+                         replica_->db().CountDescendants(req->path());
+                     if (n.ok()) {
+                       resp->set_total_number(static_cast<int32_t>(*n));
+                     } else {
+                       err = ZkError::kSystemError;
+                     }
+                   }
+                   FillHeader(err, replica_->db().last_applied_zxid(),
+                              caller.ctx.session_id, resp->mutable_header());
+                 }
+                 finish(grpc::Status::OK);
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::Sync(
     grpc::CallbackServerContext* ctx, const v1::SyncRequest* req,
     v1::SyncResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kSync, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    // Standalone: a write is applied before it returns, so this server is
-    // always up to date with the (only) leader. Running in the session's
-    // FIFO order is what sync promises.
-    resp->set_path(req->path());
-    FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
-                                                : ZkError::kBadArguments,
-               replica_->db().last_applied_zxid(), caller.ctx.session_id,
-               resp->mutable_header());
-    finish(grpc::Status::OK);
-  });
+                 // Standalone: a write is applied before it returns, so this
+                 // server is always up to date with the (only) leader. Running
+                 // in the session's FIFO order is what sync promises.
+                 resp->set_path(req->path());
+                 FillHeader(engine::IsValidPath(req->path())
+                                ? ZkError::kOk
+                                : ZkError::kBadArguments,
+                            replica_->db().last_applied_zxid(),
+                            caller.ctx.session_id, resp->mutable_header());
+                 finish(grpc::Status::OK);
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::AddAuth(
     grpc::CallbackServerContext* ctx, const v1::AddAuthRequest* req,
     v1::AddAuthResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kAuth, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    if (sid == 0) {
-      finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "AddAuth needs a session (metadata rk-session-id)"));
-      return;
-    }
-    ZkError err = ZkError::kOk;
-    if (req->scheme() != "digest" ||
-        req->auth().find(':') == std::string::npos) {
-      err = ZkError::kAuthFailed;
-    } else {
-      for (auto& id :
-           engine::DigestAuthIds(req->auth(), options_.super_digest)) {
-        sessions_.AddAuth(sid, std::move(id));
-      }
-    }
-    FillHeader(err, replica_->db().last_applied_zxid(), sid,
-               resp->mutable_header());
-    finish(grpc::Status::OK);
-  });
+                 const int64_t sid = caller.ctx.session_id;
+                 if (sid == 0) {
+                   finish(grpc::Status(
+                       grpc::StatusCode::FAILED_PRECONDITION,
+                       "AddAuth needs a session (metadata rk-session-id)"));
+                   return;
+                 }
+                 ZkError err = ZkError::kOk;
+                 if (req->scheme() != "digest" ||
+                     req->auth().find(':') == std::string::npos) {
+                   err = ZkError::kAuthFailed;
+                 } else {
+                   for (auto& id : engine::DigestAuthIds(
+                            req->auth(), options_.super_digest)) {
+                     sessions_.AddAuth(sid, std::move(id));
+                   }
+                 }
+                 FillHeader(err, replica_->db().last_applied_zxid(), sid,
+                            resp->mutable_header());
+                 finish(grpc::Status::OK);
+               });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::WhoAmI(
     grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
     v1::WhoAmIResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kWhoAmI, resp->mutable_header(),
                [this, resp](const Caller& caller, Finish finish) {
-    for (const auto& id : caller.ctx.auth_ids) {
-      auto* info = resp->add_client_info();
-      info->set_auth_scheme(id.scheme);
-      info->set_user(id.scheme == "digest" ? id.id.substr(0, id.id.find(':'))
-                                           : id.id);
-    }
-    FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-               caller.ctx.session_id, resp->mutable_header());
-    finish(grpc::Status::OK);
-  });
+                 // ZooKeeper lists the added identities before the connection's
+                 // ip.
+                 for (const bool ip_pass : {false, true}) {
+                   for (const auto& id : caller.ctx.auth_ids) {
+                     if ((id.scheme == "ip") != ip_pass) continue;
+                     auto* info = resp->add_client_info();
+                     info->set_auth_scheme(id.scheme);
+                     info->set_user(id.scheme == "digest"
+                                        ? id.id.substr(0, id.id.find(':'))
+                                        : id.id);
+                   }
+                 }
+                 FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                            caller.ctx.session_id, resp->mutable_header());
+                 finish(grpc::Status::OK);
+               });
 }
 
 // --- Watches ----------------------------------------------------------------
@@ -939,26 +1120,26 @@ grpc::ServerUnaryReactor* RockeeperService::WhoAmI(
 grpc::ServerUnaryReactor* RockeeperService::AddWatch(
     grpc::CallbackServerContext* ctx, const v1::AddWatchRequest* req,
     v1::AddWatchResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
+  return Serve(ctx, OpKind::kAddWatch, resp->mutable_header(),
                [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    if (sid == 0) {
-      finish(WatchNeedsSession(true, sid));
-      return;
-    }
-    ZkError err = ZkError::kOk;
-    if (!engine::IsValidPath(req->path())) {
-      err = ZkError::kBadArguments;
-    } else {
-      watches_.Add(sid, req->path(),
-                   req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
-                       ? WatchKind::kPersistentRecursive
-                       : WatchKind::kPersistent);
-    }
-    FillHeader(err, replica_->db().last_applied_zxid(), sid,
-               resp->mutable_header());
-    finish(grpc::Status::OK);
-  });
+                 const int64_t sid = caller.ctx.session_id;
+                 if (sid == 0) {
+                   finish(WatchNeedsSession(true, sid));
+                   return;
+                 }
+                 ZkError err = ZkError::kOk;
+                 if (!engine::IsValidPath(req->path())) {
+                   err = ZkError::kBadArguments;
+                 } else {
+                   watches_.Add(sid, req->path(),
+                                req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
+                                    ? WatchKind::kPersistentRecursive
+                                    : WatchKind::kPersistent);
+                 }
+                 FillHeader(err, replica_->db().last_applied_zxid(), sid,
+                            resp->mutable_header());
+                 finish(grpc::Status::OK);
+               });
 }
 
 namespace {
@@ -987,77 +1168,91 @@ std::optional<std::vector<WatchKind>> KindsOf(v1::WatcherType type) {
 grpc::ServerUnaryReactor* RockeeperService::RemoveWatches(
     grpc::CallbackServerContext* ctx, const v1::RemoveWatchesRequest* req,
     v1::RemoveWatchesResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    std::optional<std::vector<WatchKind>> kinds = KindsOf(req->type());
-    if (!kinds) {
-      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "unknown watcher type"));
-      return;
-    }
-    const int64_t sid = caller.ctx.session_id;
-    const int removed = sid == 0 ? 0 : watches_.Remove(sid, req->path(), *kinds);
-    FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
-               replica_->db().last_applied_zxid(), sid, resp->mutable_header());
-    finish(grpc::Status::OK);
-  });
+  return Serve(
+      ctx, OpKind::kRemoveWatches, resp->mutable_header(),
+      [this, ctx, req, resp](const Caller& caller, Finish finish) {
+        std::optional<std::vector<WatchKind>> kinds = KindsOf(req->type());
+        if (!kinds) {
+          finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "unknown watcher type"));
+          return;
+        }
+        const int64_t sid = caller.ctx.session_id;
+        // The wire front end's checkWatches (17): in-process callers may ask to
+        // only check (rk-check-only metadata).
+        bool check_only = false;
+        if (ctx->peer().rfind("ipv4:", 0) != 0 &&
+            ctx->peer().rfind("ipv6:", 0) != 0) {
+          check_only = ctx->client_metadata().count("rk-check-only") > 0;
+        }
+        const int removed =
+            sid == 0     ? 0
+            : check_only ? (watches_.Contains(sid, req->path(), *kinds) ? 1 : 0)
+                         : watches_.Remove(sid, req->path(), *kinds);
+        FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
+                   replica_->db().last_applied_zxid(), sid,
+                   resp->mutable_header());
+        finish(grpc::Status::OK);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::SetWatches(
     grpc::CallbackServerContext* ctx, const v1::SetWatchesRequest* req,
     v1::SetWatchesResponse* resp) {
-  return Serve(ctx, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-    const int64_t sid = caller.ctx.session_id;
-    if (sid == 0) {
-      finish(WatchNeedsSession(true, sid));
-      return;
-    }
-    {
-      absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-      const int64_t rel = req->relative_zxid();
-      const engine::StateDb& db = replica_->db();
-      using engine::WatchEventType;
-      // As ZooKeeper's DataTree.setWatches: fire at once what changed after
-      // `rel`, register the rest. Made-up events carry zxid -1.
-      for (const std::string& path : req->data_watches()) {
-        absl::StatusOr<engine::Znode> n = db.GetZnode(path);
-        if (!n.ok()) {
-          events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
-        } else if (n->mzxid > rel) {
-          events_.Publish(sid, WatchEventType::kNodeDataChanged, path, -1);
-        } else {
-          watches_.Add(sid, path, WatchKind::kData);
+  return Serve(
+      ctx, OpKind::kSetWatches, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        const int64_t sid = caller.ctx.session_id;
+        if (sid == 0) {
+          finish(WatchNeedsSession(true, sid));
+          return;
         }
-      }
-      for (const std::string& path : req->exist_watches()) {
-        if (db.GetZnode(path).ok()) {
-          events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
-        } else {
-          watches_.Add(sid, path, WatchKind::kExist);
+        {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          const int64_t rel = req->relative_zxid();
+          const engine::StateDb& db = replica_->db();
+          using engine::WatchEventType;
+          // As ZooKeeper's DataTree.setWatches: fire at once what changed after
+          // `rel`, register the rest. Made-up events carry zxid -1.
+          for (const std::string& path : req->data_watches()) {
+            absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+            if (!n.ok()) {
+              events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+            } else if (n->mzxid > rel) {
+              events_.Publish(sid, WatchEventType::kNodeDataChanged, path, -1);
+            } else {
+              watches_.Add(sid, path, WatchKind::kData);
+            }
+          }
+          for (const std::string& path : req->exist_watches()) {
+            if (db.GetZnode(path).ok()) {
+              events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
+            } else {
+              watches_.Add(sid, path, WatchKind::kExist);
+            }
+          }
+          for (const std::string& path : req->child_watches()) {
+            absl::StatusOr<engine::Znode> n = db.GetZnode(path);
+            if (!n.ok()) {
+              events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
+            } else if (n->pzxid > rel) {
+              events_.Publish(sid, WatchEventType::kNodeChildrenChanged, path,
+                              -1);
+            } else {
+              watches_.Add(sid, path, WatchKind::kChild);
+            }
+          }
+          for (const std::string& path : req->persistent_watches()) {
+            watches_.Add(sid, path, WatchKind::kPersistent);
+          }
+          for (const std::string& path : req->persistent_recursive_watches()) {
+            watches_.Add(sid, path, WatchKind::kPersistentRecursive);
+          }
+          FillHeader(ZkError::kOk, db.last_applied_zxid(), sid,
+                     resp->mutable_header());
         }
-      }
-      for (const std::string& path : req->child_watches()) {
-        absl::StatusOr<engine::Znode> n = db.GetZnode(path);
-        if (!n.ok()) {
-          events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
-        } else if (n->pzxid > rel) {
-          events_.Publish(sid, WatchEventType::kNodeChildrenChanged, path, -1);
-        } else {
-          watches_.Add(sid, path, WatchKind::kChild);
-        }
-      }
-      for (const std::string& path : req->persistent_watches()) {
-        watches_.Add(sid, path, WatchKind::kPersistent);
-      }
-      for (const std::string& path : req->persistent_recursive_watches()) {
-        watches_.Add(sid, path, WatchKind::kPersistentRecursive);
-      }
-      FillHeader(ZkError::kOk, db.last_applied_zxid(), sid,
-                 resp->mutable_header());
-    }
-    finish(grpc::Status::OK);
-  });
+        finish(grpc::Status::OK);
+      });
 }
 
 // --- The Session stream ---------------------------------------------------

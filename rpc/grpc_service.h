@@ -14,18 +14,22 @@
 #ifndef ROCKEEPER_RPC_GRPC_SERVICE_H_
 #define ROCKEEPER_RPC_GRPC_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
-#include <atomic>
-#include <functional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "replication/standalone_replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
+#include "rpc/metrics.h"
 #include "rpc/serial_executor.h"
 #include "rpc/session_tracker.h"
 #include "rpc/watch_manager.h"
@@ -61,6 +65,9 @@ struct ServiceOptions {
   // Defaults: 60 s, 10000.
   absl::Duration container_check_interval = absl::Seconds(60);
   int64_t container_max_per_minute = 10000;
+  // Request counts and latencies; must outlive the service. Null: the
+  // service keeps its own.
+  ServerMetrics* metrics = nullptr;
 };
 
 class RockeeperService final : public v1::Rockeeper::CallbackService {
@@ -115,10 +122,12 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
       grpc::CallbackServerContext* ctx) override;
 
   SessionTracker& sessions() { return sessions_; }
+  const SessionTracker& sessions() const { return sessions_; }
   const WatchManager& watches() const { return watches_; }
+  ServerMetrics& metrics() const { return *metrics_; }
 
-  // Request latency (unary RPCs, arrival to response) since start or the
-  // last ResetStats; for srvr/mntr.
+  // Request latency (unary RPCs and Connect, arrival to response) since
+  // start or the last ResetStats; for srvr/mntr.
   struct LatencyStats {
     int64_t count = 0;
     int64_t min_us = 0;
@@ -129,6 +138,10 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   void ResetStats();
   int64_t outstanding_requests() const { return in_flight_.load(); }
 
+  // The wire protocol front end closed connection `conn` (of its rk-order
+  // metadata): forgets its ordering state.
+  void ForgetConnection(uint64_t conn);
+
  private:
   struct Caller;
   class SessionStream;
@@ -138,8 +151,18 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   // The common frame of every unary RPC: backpressure, caller resolution,
   // per-session FIFO order; `body` fills the response and calls its Finish
   // exactly once. `header` is filled on a session error.
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+  // `op` labels the request in the metrics.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, OpKind op,
                                   v1::ResponseHeader* header, Body body);
+  // Serve's work once the call is admitted.
+  void Start(grpc::CallbackServerContext* ctx, OpKind op,
+             v1::ResponseHeader* header, grpc::ServerUnaryReactor* reactor,
+             Body body);
+  // rk-order metadata of an in-process caller: connection and sequence.
+  static bool OrderKey(grpc::ServerContextBase* ctx, uint64_t* conn,
+                       uint64_t* seq);
+  // Runs `start` once every call of `conn` numbered below `seq` started.
+  void Admit(uint64_t conn, uint64_t seq, std::function<void()> start);
   // Submits a write; `done` runs on the work queue (never on the apply
   // thread) after the txn's watch events were published.
   void SubmitAsync(const engine::RequestContext& ctx,
@@ -167,11 +190,22 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   replication::StandaloneReplica* const replica_;
   const ServiceOptions options_;
   std::atomic<int64_t> in_flight_{0};
-  mutable absl::Mutex stats_mu_;
-  int64_t latency_count_ ABSL_GUARDED_BY(stats_mu_) = 0;
-  int64_t latency_total_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
-  int64_t latency_min_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
-  int64_t latency_max_us_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  struct OrderState {
+    uint64_t next = 1;
+    bool draining = false;
+    std::map<uint64_t, std::function<void()>> waiting;
+    // When the first call began waiting for a missing predecessor.
+    absl::Time stuck_since = absl::InfiniteFuture();
+    bool forgotten = false;  // ForgetConnection came while calls waited
+  };
+  // Admits calls that waited too long for a predecessor that never came
+  // (a call that failed before reaching its handler), so a connection
+  // cannot hang. Runs on the expiry thread.
+  void UnstickOrder();
+  absl::Mutex order_mu_;
+  absl::flat_hash_map<uint64_t, OrderState> order_ ABSL_GUARDED_BY(order_mu_);
+  const std::unique_ptr<ServerMetrics> own_metrics_;
+  ServerMetrics* const metrics_;
   SessionTracker sessions_;
   WatchManager watches_;
   EventHub events_;

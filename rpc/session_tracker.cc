@@ -90,4 +90,12 @@ size_t SessionTracker::size() const {
   return sessions_.size();
 }
 
+std::vector<SessionInfo> SessionTracker::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<SessionInfo> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, info] : sessions_) out.push_back(info);
+  return out;
+}
+
 }  // namespace rockeeper::rpc

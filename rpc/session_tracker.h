@@ -55,6 +55,8 @@ class SessionTracker {
   // Sessions past their deadline at `now` (they stay tracked until Remove).
   std::vector<int64_t> Expired(absl::Time now) const;
   size_t size() const;
+  // Every tracked session (for dump), in no particular order.
+  std::vector<SessionInfo> List() const;
 
  private:
   mutable absl::Mutex mu_;

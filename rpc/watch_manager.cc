@@ -1,5 +1,8 @@
 #include "rpc/watch_manager.h"
 
+#include <map>
+#include <set>
+
 #include "engine/path_utils.h"
 
 namespace rockeeper::rpc {
@@ -36,6 +39,18 @@ int WatchManager::Remove(int64_t session_id, const std::string& path,
     if (it->second.empty()) table.erase(it);
   }
   return removed;
+}
+
+bool WatchManager::Contains(int64_t session_id, const std::string& path,
+                            const std::vector<WatchKind>& kinds) const {
+  absl::MutexLock lock(&mu_);
+  for (WatchKind kind : kinds) {
+    const Table& table =
+        const_cast<WatchManager*>(this)->TableFor(kind);  // read only
+    auto it = table.find(path);
+    if (it != table.end() && it->second.contains(session_id)) return true;
+  }
+  return false;
 }
 
 void WatchManager::RemoveSession(int64_t session_id) {
@@ -124,6 +139,45 @@ WatchManager::Summary WatchManager::summary() const {
   s.paths = paths.size();
   s.sessions = sessions.size();
   return s;
+}
+
+std::vector<std::pair<int64_t, std::vector<std::string>>>
+WatchManager::BySession() const {
+  std::map<int64_t, std::set<std::string>> m;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Table* table :
+         {&data_, &exist_, &child_, &persistent_, &recursive_}) {
+      for (const auto& [path, ids] : *table) {
+        for (int64_t id : ids) m[id].insert(path);
+      }
+    }
+  }
+  std::vector<std::pair<int64_t, std::vector<std::string>>> out;
+  out.reserve(m.size());
+  for (auto& [id, paths] : m) {
+    out.emplace_back(id, std::vector<std::string>(paths.begin(), paths.end()));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> WatchManager::ByPath()
+    const {
+  std::map<std::string, std::set<int64_t>> m;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Table* table :
+         {&data_, &exist_, &child_, &persistent_, &recursive_}) {
+      for (const auto& [path, ids] : *table)
+        m[path].insert(ids.begin(), ids.end());
+    }
+  }
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  out.reserve(m.size());
+  for (auto& [path, ids] : m) {
+    out.emplace_back(path, std::vector<int64_t>(ids.begin(), ids.end()));
+  }
+  return out;
 }
 
 }  // namespace rockeeper::rpc

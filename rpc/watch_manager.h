@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -47,6 +48,10 @@ class WatchManager {
   int Remove(int64_t session_id, const std::string& path,
              const std::vector<WatchKind>& kinds);
   void RemoveSession(int64_t session_id);
+  // Whether the session has a watch of `path` of one of the kinds
+  // (ZooKeeper's checkWatches).
+  bool Contains(int64_t session_id, const std::string& path,
+                const std::vector<WatchKind>& kinds) const;
   // The notifications `trigger` causes; one-shot watches that fired are gone.
   std::vector<Notification> Trigger(const engine::WatchTrigger& trigger);
   size_t watch_count() const;
@@ -57,6 +62,11 @@ class WatchManager {
     size_t watches = 0;
   };
   Summary summary() const;
+  // For `wchc`: each watching session's watched paths (any kind), sorted by
+  // session id then path.
+  std::vector<std::pair<int64_t, std::vector<std::string>>> BySession() const;
+  // For `wchp`: each watched path's sessions, sorted by path then id.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> ByPath() const;
 
  private:
   using Sessions = absl::flat_hash_set<int64_t>;

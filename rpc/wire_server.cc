@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,10 +15,12 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <type_traits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/jute.h"
@@ -40,6 +43,71 @@ constexpr int32_t kUnimplemented = -6;
 constexpr int32_t kBadArguments = -8;
 constexpr int32_t kThrottled = -127;
 constexpr int32_t kSystemError = -1;
+
+// Monotonic milliseconds (ZooKeeper's Time.currentElapsedTime).
+int64_t MonotonicMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ZooKeeper's short operation names (FinalRequestProcessor's lastOp).
+const char* LastOpName(int32_t type) {
+  switch (type) {
+    case kPing:
+      return "PING";
+    case kMulti:
+      return "MULT";
+    case kMultiRead:
+      return "MLTR";
+    case kCreate:
+    case kCreate2:
+    case kCreateContainer:
+    case kCreateTtl:
+      return "CREA";
+    case kDelete:
+      return "DELE";
+    case kSetData:
+      return "SETD";
+    case kSetAcl:
+      return "SETA";
+    case kCloseSession:
+      return "CLOS";
+    case kSync:
+      return "SYNC";
+    case kCheck:
+      return "CHEC";
+    case kExists:
+      return "EXIS";
+    case kGetData:
+      return "GETD";
+    case kSetWatches:
+      return "SETW";
+    case kSetWatches2:
+      return "STW2";
+    case kAddWatch:
+      return "ADDW";
+    case kGetAcl:
+      return "GETA";
+    case kGetChildren:
+    case kGetChildren2:
+      return "GETC";
+    case kGetAllChildrenNumber:
+      return "GETACN";
+    case kCheckWatches:
+      return "CHKW";
+    case kRemoveWatches:
+      return "REMW";
+    case kGetEphemerals:
+      return "GETE";
+    case kWhoAmI:
+      return "HOMI";
+    case kAuth:
+      return "AUTH";
+    default:
+      return "UNKN";
+  }
+}
 
 jute::Stat ToJute(const v1::Stat& s) {
   return jute::Stat{s.czxid(), s.mzxid(), s.ctime_ms(), s.mtime_ms(),
@@ -87,7 +155,12 @@ class Connection;
 class WireServer::Impl {
  public:
   Impl(WireServerOptions options, std::shared_ptr<grpc::Channel> channel)
-      : options_(std::move(options)), stub_(v1::Rockeeper::NewStub(channel)) {}
+      : options_(std::move(options)), stub_(v1::Rockeeper::NewStub(channel)) {
+    if (options_.metrics == nullptr)
+      own_metrics_ = std::make_unique<ServerMetrics>();
+    metrics_ =
+        options_.metrics != nullptr ? options_.metrics : own_metrics_.get();
+  }
   ~Impl();
 
   absl::Status Listen();
@@ -96,16 +169,20 @@ class WireServer::Impl {
 
   const WireServerOptions options_;
   std::unique_ptr<v1::Rockeeper::Stub> stub_;
+  std::unique_ptr<ServerMetrics> own_metrics_;
+  ServerMetrics* metrics_ = nullptr;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> connections_open_{0};
+  uint64_t next_conn_id_ = 0;  // loop thread only
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> sent_{0};
   std::thread thread_;
-  // Owned by the loop thread.
+  // Changed by the loop thread only, under conns_mu_ (read by cons/crst).
+  mutable absl::Mutex conns_mu_;
   absl::flat_hash_map<int, std::shared_ptr<Connection>> connections_;
 };
 
@@ -114,8 +191,14 @@ class WireServer::Impl {
 // thread has output, under `mu_`.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(WireServer::Impl* server, int fd, std::string ip)
-      : server_(server), fd_(fd), ip_(std::move(ip)) {}
+  Connection(WireServer::Impl* server, int fd, std::string ip,
+             std::string remote, uint64_t conn_id)
+      : server_(server),
+        conn_id_(conn_id),
+        fd_(fd),
+        ip_(std::move(ip)),
+        remote_(std::move(remote)),
+        established_ms_(absl::ToUnixMillis(absl::Now())) {}
 
   // Loop thread: new bytes arrived. False: close the connection.
   bool OnReadable();
@@ -132,6 +215,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DeliverEvent(const v1::WatchEvent& e);
   void SessionEnded();
 
+  ConnectionInfo Info();
+  void ResetStats();
+  // Once closed with no call in flight: tells on_connection_closed.
+  void MaybeForget();
+
  private:
   class EventReader;
   struct Reply {
@@ -139,6 +227,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t event_seq = 0;
     std::string frame;
     bool close_after = false;
+    // For the connection's statistics.
+    const char* op = "NA";
+    int32_t xid = 0;
+    bool is_connect = false;
+    int64_t start_ms = 0;
   };
   using ReplySlot = std::shared_ptr<Reply>;
 
@@ -162,20 +255,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool HandleMultiRead(int32_t xid, jute::JuteReader& r);
 
   WireServer::Impl* const server_;
+  const uint64_t conn_id_;
+  uint64_t next_seq_ = 0;         // loop thread only
+  bool check_only_next_ = false;  // loop thread only: next call is checkWatches
+  std::atomic<int64_t> in_flight_calls_{0};
   const int fd_;
   const std::string ip_;
+  const std::string remote_;  // ip:port
+  const int64_t established_ms_;
   std::string in_;  // loop thread only
   bool handshake_done_ = false;  // loop thread only
+  // Loop thread only: the connection is closing (closeSession, unknown
+  // opcode); later frames are ignored, as ZooKeeper does.
+  bool stop_reading_ = false;
+  // The request being parsed (loop thread only), for NewSlot.
+  const char* current_op_ = "NA";
+  int32_t current_xid_ = 0;
+  bool current_is_connect_ = false;
 
   absl::Mutex mu_;
   std::string out_ ABSL_GUARDED_BY(mu_);
   std::deque<ReplySlot> replies_ ABSL_GUARDED_BY(mu_);
   uint64_t events_written_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool forgotten_ ABSL_GUARDED_BY(mu_) = false;
   bool close_when_flushed_ ABSL_GUARDED_BY(mu_) = false;
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
   int64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
   EventReader* reader_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Statistics for cons (reset by crst).
+  int interest_ ABSL_GUARDED_BY(mu_) = 0;
+  int32_t timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stat_received_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stat_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  const char* last_op_ ABSL_GUARDED_BY(mu_) = "NA";
+  int64_t last_cxid_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t last_zxid_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t last_response_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t min_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t max_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sum_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t count_latency_ ABSL_GUARDED_BY(mu_) = 0;
+  // Caller holds mu_: a reply left.
+  void CountReply(const Reply& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 // The session's event stream over the in-process channel.
@@ -229,8 +352,34 @@ void Connection::Call(Fn fn, Req req, Done done) {
   auto state = std::make_shared<State>();
   state->req = std::move(req);
   SetupContext(&state->ctx);
+  if constexpr (!std::is_same_v<Req, v1::ConnectRequest>) {
+    // The service admits a connection's calls in this order (ZooKeeper's
+    // per-session FIFO), whatever order gRPC starts them in.
+    state->ctx.AddMetadata("rk-order",
+                           absl::StrCat(conn_id_, ":", ++next_seq_));
+  }
+  if (check_only_next_) {
+    state->ctx.AddMetadata("rk-check-only", "1");
+    check_only_next_ = false;
+  }
+  in_flight_calls_.fetch_add(1);
+  auto self = shared_from_this();
   fn(server_->stub_->async(), &state->ctx, &state->req, &state->resp,
-     [state, done = std::move(done)](grpc::Status s) { done(s, state->resp); });
+     [self, state, done = std::move(done)](grpc::Status s) {
+       done(s, state->resp);
+       if (self->in_flight_calls_.fetch_sub(1) == 1) self->MaybeForget();
+     });
+}
+
+void Connection::MaybeForget() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_ || forgotten_ || in_flight_calls_.load() != 0) return;
+    forgotten_ = true;
+  }
+  if (server_->options_.on_connection_closed) {
+    server_->options_.on_connection_closed(conn_id_);
+  }
 }
 
 void Connection::SetupContext(grpc::ClientContext* ctx) {
@@ -243,6 +392,10 @@ void Connection::SetupContext(grpc::ClientContext* ctx) {
 
 Connection::ReplySlot Connection::NewSlot() {
   auto slot = std::make_shared<Reply>();
+  slot->op = current_op_;
+  slot->xid = current_xid_;
+  slot->is_connect = current_is_connect_;
+  slot->start_ms = MonotonicMs();
   absl::MutexLock lock(&mu_);
   replies_.push_back(slot);
   return slot;
@@ -286,9 +439,65 @@ void Connection::DeliverEvent(const v1::WatchEvent& e) {
     if (closed_) return;
     out_ += w.Framed();
     server_->sent_.fetch_add(1, std::memory_order_relaxed);
+    server_->metrics_->wire_packets_sent.Add();
+    server_->metrics_->wire_watch_events_sent.Add();
+    ++stat_sent_;
     events_written_ = std::max(events_written_, e.seq());
   }
   Flush();
+}
+
+void Connection::CountReply(const Reply& r) {
+  ++stat_sent_;
+  last_op_ = r.op;
+  if (r.xid >= 0) last_cxid_ = r.xid;
+  if (!r.is_connect && r.frame.size() >= 16) {
+    // Frame: length(4) xid(4) zxid(8) err(4).
+    uint64_t z = 0;
+    for (size_t i = 8; i < 16; ++i) {
+      z = (z << 8) | static_cast<unsigned char>(r.frame[i]);
+    }
+    last_zxid_ = static_cast<int64_t>(z);
+  }
+  const int64_t now = MonotonicMs();
+  const int64_t lat = std::max<int64_t>(0, now - r.start_ms);
+  last_response_ms_ = now;
+  last_latency_ms_ = lat;
+  if (count_latency_ == 0 || lat < min_latency_ms_) min_latency_ms_ = lat;
+  max_latency_ms_ = std::max(max_latency_ms_, lat);
+  sum_latency_ms_ += lat;
+  ++count_latency_;
+}
+
+ConnectionInfo Connection::Info() {
+  absl::MutexLock lock(&mu_);
+  ConnectionInfo c;
+  c.remote = remote_;
+  c.interest_ops = interest_;
+  c.queued = static_cast<int64_t>(replies_.size());
+  c.received = stat_received_;
+  c.sent = stat_sent_;
+  c.session_id = session_id_;
+  c.last_op = last_op_;
+  c.established_ms = established_ms_;
+  c.timeout_ms = timeout_ms_;
+  c.last_cxid = last_cxid_;
+  c.last_zxid = last_zxid_;
+  c.last_response_ms = last_response_ms_;
+  c.last_latency_ms = last_latency_ms_;
+  c.min_latency_ms = min_latency_ms_;
+  c.max_latency_ms = max_latency_ms_;
+  c.avg_latency_ms = count_latency_ == 0 ? 0 : sum_latency_ms_ / count_latency_;
+  return c;
+}
+
+void Connection::ResetStats() {
+  absl::MutexLock lock(&mu_);
+  stat_received_ = stat_sent_ = 0;
+  last_op_ = "NA";
+  last_cxid_ = last_zxid_ = -1;
+  last_response_ms_ = last_latency_ms_ = 0;
+  min_latency_ms_ = max_latency_ms_ = sum_latency_ms_ = count_latency_ = 0;
 }
 
 void Connection::SessionEnded() {
@@ -308,13 +517,18 @@ void Connection::Flush() {
     while (!replies_.empty() && replies_.front()->ready &&
            replies_.front()->event_seq <= events_written_) {
       out_ += replies_.front()->frame;
-      server_->sent_.fetch_add(1, std::memory_order_relaxed);
+      if (!replies_.front()->frame.empty()) {
+        server_->sent_.fetch_add(1, std::memory_order_relaxed);
+        server_->metrics_->wire_packets_sent.Add();
+        CountReply(*replies_.front());
+      }
       if (replies_.front()->close_after) close_when_flushed_ = true;
       replies_.pop_front();
     }
     while (!out_.empty()) {
       const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
       if (n > 0) {
+        server_->metrics_->wire_bytes_sent.Add(static_cast<uint64_t>(n));
         out_.erase(0, static_cast<size_t>(n));
         continue;
       }
@@ -325,6 +539,7 @@ void Connection::Flush() {
     }
     if (!close_now && out_.size() > server_->options_.max_output_bytes) {
       close_now = true;  // a client that does not read
+      server_->metrics_->wire_slow_clients_closed.Add();
     }
     if (!close_now) {
       const bool want = !out_.empty();
@@ -335,7 +550,11 @@ void Connection::Flush() {
         ev.data.fd = fd_;
         epoll_ctl(server_->epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
       }
-      if (out_.empty() && close_when_flushed_) close_now = true;
+      // Replies still owed (e.g. closeSession's, whose session stream ends
+      // first) go out before the socket closes.
+      if (out_.empty() && replies_.empty() && close_when_flushed_) {
+        close_now = true;
+      }
     }
   }
   if (close_now) Close();
@@ -352,6 +571,7 @@ void Connection::Close() {
   if (reader != nullptr) reader->Cancel();
   // The loop thread closes the fd when it sees the hang-up.
   ::shutdown(fd_, SHUT_RDWR);
+  MaybeForget();
 }
 
 bool Connection::OnReadable() {
@@ -359,6 +579,7 @@ bool Connection::OnReadable() {
   for (;;) {
     const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
+      server_->metrics_->wire_bytes_received.Add(static_cast<uint64_t>(n));
       in_.append(buf, static_cast<size_t>(n));
       continue;
     }
@@ -369,6 +590,11 @@ bool Connection::OnReadable() {
   }
   if (!handshake_done_ && in_.size() >= 4 &&
       IsFourLetterWord(absl::string_view(in_).substr(0, 4))) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++stat_received_;
+    }
+    server_->metrics_->four_letter_words.Add();
     const std::string out = RunFourLetterWord(
         absl::string_view(in_).substr(0, 4), server_->options_.four_letter_words);
     in_.clear();
@@ -387,10 +613,26 @@ bool Connection::OnReadable() {
     auto frame = jute::NextFrame(absl::string_view(in_).substr(offset),
                                  server_->options_.max_frame_bytes + 64,
                                  &consumed, &bad);
-    if (bad) return false;
+    if (bad) {
+      server_->metrics_->wire_bad_frames.Add();
+      return false;
+    }
     if (!frame) break;
+    if (stop_reading_) {  // after closeSession or an unknown opcode
+      offset = in_.size();
+      break;
+    }
     server_->received_.fetch_add(1, std::memory_order_relaxed);
-    if (!HandleFrame(*frame)) return false;
+    server_->metrics_->wire_packets_received.Add();
+    {
+      absl::MutexLock lock(&mu_);
+      ++stat_received_;
+      interest_ = 1;
+    }
+    if (!HandleFrame(*frame)) {
+      server_->metrics_->wire_bad_frames.Add();
+      return false;
+    }
     offset += consumed;
   }
   in_.erase(0, offset);
@@ -400,8 +642,12 @@ bool Connection::OnReadable() {
 bool Connection::HandleFrame(absl::string_view payload) {
   if (!handshake_done_) {
     handshake_done_ = true;
+    current_op_ = "SESS";
+    current_xid_ = -1;
+    current_is_connect_ = true;
     return HandleConnect(payload);
   }
+  current_is_connect_ = false;
   return HandleRequest(payload);
 }
 
@@ -440,6 +686,7 @@ bool Connection::HandleConnect(absl::string_view payload) {
           {
             absl::MutexLock lock(&self->mu_);
             self->session_id_ = resp.session_id();
+            self->timeout_ms_ = resp.timeout_ms();
             if (!self->closed_) {
               self->reader_ = new EventReader(self, self->server_->stub_.get(),
                                               resp.session_id(),
@@ -459,6 +706,8 @@ bool Connection::HandleRequest(absl::string_view payload) {
   jute::RequestHeader h;
   if (!jute::Read(r, &h)) return false;
   const int32_t xid = h.xid;
+  current_op_ = LastOpName(h.type);
+  current_xid_ = xid;
   auto self = shared_from_this();
   // Completes a reply from a v1 response with a `header`.
   auto reply = [self](ReplySlot slot, int32_t xid, const grpc::Status& s,
@@ -489,6 +738,7 @@ bool Connection::HandleRequest(absl::string_view payload) {
       return true;
     }
     case kCloseSession: {
+      stop_reading_ = true;
       ReplySlot slot = NewSlot();
       Call<v1::CloseRequest, v1::CloseResponse>(
           RK_ASYNC(Close), {},
@@ -714,10 +964,14 @@ bool Connection::HandleRequest(absl::string_view payload) {
       Call<v1::AddWatchRequest, v1::AddWatchResponse>(
           RK_ASYNC(AddWatch), std::move(req),
           [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr);
+            // ZooKeeper answers an ErrorResponse{0}: the Java client reads
+            // (and needs) that 4-byte body.
+            reply(slot, xid, s, resp.header(),
+                  [](jute::JuteWriter& w) { w.WriteInt(0); });
           });
       return true;
     }
+    case kCheckWatches:
     case kRemoveWatches: {
       std::string path;
       int32_t type = 0;
@@ -730,6 +984,8 @@ bool Connection::HandleRequest(absl::string_view payload) {
       v1::RemoveWatchesRequest req;
       req.set_path(path);
       req.set_type(static_cast<v1::WatcherType>(type));
+      // checkWatches: the same request, but the watch stays.
+      check_only_next_ = h.type == kCheckWatches;
       ReplySlot slot = NewSlot();
       Call<v1::RemoveWatchesRequest, v1::RemoveWatchesResponse>(
           RK_ASYNC(RemoveWatches), std::move(req),
@@ -788,9 +1044,12 @@ bool Connection::HandleRequest(absl::string_view payload) {
       return true;
     }
     default: {
-      // Unknown or unsupported opcode: ZooKeeper's error reply.
+      // Unknown or unsupported opcode: ZooKeeper's error reply (zxid -1),
+      // then it closes the connection.
+      stop_reading_ = true;
       ReplySlot slot = NewSlot();
-      Complete(slot, ErrorFrame(xid, 0, kUnimplemented), 0);
+      Complete(slot, ErrorFrame(xid, -1, kUnimplemented), 0,
+               /*close_after=*/true);
       return true;
     }
   }
@@ -1013,6 +1272,14 @@ std::string PeerIp(const sockaddr_storage& addr) {
   return buf;
 }
 
+std::string PeerRemote(const sockaddr_storage& addr) {
+  const uint16_t port =
+      addr.ss_family == AF_INET
+          ? ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port)
+          : ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
+  return absl::StrCat(PeerIp(addr), ":", port);
+}
+
 }  // namespace
 
 void WireServer::Impl::Loop() {
@@ -1035,9 +1302,14 @@ void WireServer::Impl::Loop() {
           if (cfd < 0) break;
           int one = 1;
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-          auto conn = std::make_shared<Connection>(this, cfd, PeerIp(addr));
-          connections_[cfd] = conn;
+          auto conn = std::make_shared<Connection>(
+              this, cfd, PeerIp(addr), PeerRemote(addr), ++next_conn_id_);
+          {
+            absl::MutexLock lock(&conns_mu_);
+            connections_[cfd] = conn;
+          }
           connections_open_.fetch_add(1);
+          metrics_->wire_connections_accepted.Add();
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.fd = cfd;
@@ -1057,7 +1329,10 @@ void WireServer::Impl::Loop() {
         conn->Close();
         epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
         ::close(fd);
-        connections_.erase(it);
+        {
+          absl::MutexLock lock(&conns_mu_);
+          connections_.erase(it);
+        }
         connections_open_.fetch_sub(1);
       }
     }
@@ -1071,6 +1346,7 @@ WireServer::Impl::~Impl() {
     (void)!::write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&conns_mu_);
   for (auto& [fd, conn] : connections_) {
     conn->Close();
     ::close(fd);
@@ -1102,6 +1378,27 @@ WireServer::Stats WireServer::stats() const {
 void WireServer::ResetStats() {
   impl_->received_ = 0;
   impl_->sent_ = 0;
+}
+
+std::vector<ConnectionInfo> WireServer::connections() const {
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    absl::MutexLock lock(&impl_->conns_mu_);
+    for (const auto& [fd, conn] : impl_->connections_) conns.push_back(conn);
+  }
+  std::vector<ConnectionInfo> out;
+  out.reserve(conns.size());
+  for (const auto& c : conns) out.push_back(c->Info());
+  return out;
+}
+
+void WireServer::ResetConnectionStats() {
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    absl::MutexLock lock(&impl_->conns_mu_);
+    for (const auto& [fd, conn] : impl_->connections_) conns.push_back(conn);
+  }
+  for (const auto& c : conns) c->ResetStats();
 }
 
 }  // namespace rockeeper::rpc

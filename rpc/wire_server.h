@@ -9,6 +9,10 @@
 // session's Session stream. One semantics, one session table, one watch
 // manager for both protocols.
 //
+// Order: each call carries "rk-order: <connection>:<seq>" metadata so the
+// service admits a connection's requests in the order they were read
+// (concurrent in-process calls may reach their handlers in any order).
+//
 // Network: one epoll thread owns every socket (non-blocking reads and
 // writes); gRPC completions append replies to a connection's output under
 // its mutex and wake the loop through an eventfd. Replies leave in request
@@ -19,13 +23,16 @@
 #define ROCKEEPER_RPC_WIRE_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
 #include "rpc/four_letter_words.h"
+#include "rpc/metrics.h"
 
 namespace rockeeper::rpc {
 
@@ -40,6 +47,13 @@ struct WireServerOptions {
   size_t max_output_bytes = 64u << 20;
   // Answers four-letter words sent instead of a handshake.
   FourLetterWords four_letter_words;
+  // Counters (packets, bytes, connections, watch events); must outlive the
+  // server. Null: the server keeps its own.
+  ServerMetrics* metrics = nullptr;
+  // Called once per connection, after it closed and its last call to the
+  // service completed, with the connection number it sent in its calls'
+  // rk-order metadata (RockeeperService::ForgetConnection). May be null.
+  std::function<void(uint64_t)> on_connection_closed;
 };
 
 class WireServer {
@@ -58,6 +72,10 @@ class WireServer {
   };
   Stats stats() const;
   void ResetStats();
+  // Every open connection with its statistics (cons, stat).
+  std::vector<ConnectionInfo> connections() const;
+  // Resets the per-connection statistics (crst).
+  void ResetConnectionStats();
 
   class Impl;
 

@@ -5,15 +5,20 @@
 //   rockeeper status [--config zoo.cfg]
 //
 // The server speaks the gRPC API (rockeeper.v1) on grpcPort and the
-// ZooKeeper wire protocol on clientPort; quorum mode arrives with [zab].
+// ZooKeeper wire protocol on clientPort, and serves the admin HTTP endpoints
+// (/commands, /metrics, /live, /ready) on admin.serverPort; quorum mode
+// arrives with [zab].
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,7 +27,9 @@
 #include "grpcpp/grpcpp.h"
 #include "replication/standalone_replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
+#include "rpc/admin_http.h"
 #include "rpc/grpc_service.h"
+#include "rpc/metrics.h"
 #include "rpc/wire_server.h"
 #include "server/config.h"
 
@@ -153,6 +160,14 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
   s.log_dir_bytes = cfg.data_log_dir == cfg.data_dir
                         ? DirBytes(cfg.data_dir + "/log")
                         : DirBytes(cfg.data_log_dir);
+  s.snapshot_dir_bytes = DirBytes(cfg.data_dir + "/snapshots");
+  const auto ps = replica.pipeline_stats();
+  s.txns_applied = static_cast<int64_t>(ps.txns_applied);
+  s.log_batches = static_cast<int64_t>(ps.log_batches);
+  s.apply_batches = static_cast<int64_t>(ps.apply_batches);
+  s.snapshots_taken = static_cast<int64_t>(ps.snapshots);
+  s.healthy = replica.health().ok();
+  s.tick_time_ms = cfg.tick_time_ms;
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
@@ -226,6 +241,8 @@ int Serve(const ServerConfig& cfg) {
   so.container_max_per_minute = cfg.container_max_per_minute;
   so.max_outstanding_requests = cfg.global_outstanding_limit;
   so.max_sessions_per_ip = cfg.max_client_cnxns;
+  rpc::ServerMetrics metrics;  // outlives everything below
+  so.metrics = &metrics;
   auto service = std::make_unique<rpc::RockeeperService>(replica->get(), so);
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -252,18 +269,51 @@ int Serve(const ServerConfig& cfg) {
   wo.address = cfg.client_port_address;
   wo.port = cfg.client_port;
   wo.max_frame_bytes = cfg.jute_max_buffer_bytes;
-  rpc::WireServer* wire_ptr = nullptr;  // set once started; read by 4lw
+  wo.metrics = &metrics;
+  wo.on_connection_closed = [&service](uint64_t conn) {
+    service->ForgetConnection(conn);
+  };
+  // Set once started; read by 4lw and admin commands (which only run after
+  // the wire server or the admin server started, so after this is set).
+  std::atomic<rpc::WireServer*> wire_ptr{nullptr};
   const absl::Time started = absl::Now();
   wo.four_letter_words.allowed = [&cfg](absl::string_view c) {
     return cfg.IsFourLetterWordEnabled(c);
   };
   wo.four_letter_words.reset_stats = [&service, &wire_ptr] {
     service->ResetStats();
-    if (wire_ptr != nullptr) wire_ptr->ResetStats();
+    if (rpc::WireServer* w = wire_ptr.load()) w->ResetStats();
+  };
+  wo.four_letter_words.reset_connection_stats = [&wire_ptr] {
+    if (rpc::WireServer* w = wire_ptr.load()) w->ResetConnectionStats();
+  };
+  wo.four_letter_words.connections = [&wire_ptr] {
+    rpc::WireServer* w = wire_ptr.load();
+    return w != nullptr ? w->connections() : std::vector<rpc::ConnectionInfo>{};
+  };
+  wo.four_letter_words.sessions = [&service, &replica] {
+    std::vector<rpc::SessionDump> out;
+    for (const rpc::SessionInfo& info : service->sessions().List()) {
+      rpc::SessionDump d;
+      d.id = info.id;
+      d.timeout_ms = info.timeout_ms;
+      d.expires_at_ms = absl::ToUnixMillis(info.expires_at);
+      (void)(*replica)->db().ListEphemerals(info.id, &d.ephemerals);
+      out.push_back(std::move(d));
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+  };
+  wo.four_letter_words.watches_by_session = [&service] {
+    return service->watches().BySession();
+  };
+  wo.four_letter_words.watches_by_path = [&service] {
+    return service->watches().ByPath();
   };
   wo.four_letter_words.snapshot = [&cfg, &service, &wire_ptr, &replica,
                                    started] {
-    return Snapshot(cfg, *service, **replica, wire_ptr, started);
+    return Snapshot(cfg, *service, **replica, wire_ptr.load(), started);
   };
   absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire = rpc::WireServer::Start(
       wo, server->InProcessChannel(grpc::ChannelArguments()));
@@ -276,9 +326,40 @@ int Serve(const ServerConfig& cfg) {
   Log("INFO", absl::StrCat("ZooKeeper protocol on ", cfg.client_port_address,
                            ":", (*wire)->port()));
 
+  // The admin HTTP server. As ZooKeeper's AdminServer, failing to start it
+  // is logged and the server runs on without it.
+  std::atomic<bool> serving{true};
+  std::unique_ptr<rpc::AdminHttpServer> admin;
+  if (cfg.admin_enable_server) {
+    rpc::AdminHttpOptions ao;
+    ao.address = cfg.admin_server_address;
+    ao.port = cfg.admin_server_port;
+    rpc::AdminEndpoints endpoints;
+    endpoints.commands = wo.four_letter_words;
+    endpoints.metrics = &metrics;
+    endpoints.live = [&replica] { return (*replica)->health().ok(); };
+    endpoints.ready = [&replica, &serving, &wire_ptr] {
+      return serving.load() && wire_ptr.load() != nullptr &&
+             (*replica)->health().ok();
+    };
+    absl::StatusOr<std::unique_ptr<rpc::AdminHttpServer>> started_admin =
+        rpc::AdminHttpServer::Start(ao, std::move(endpoints));
+    if (started_admin.ok()) {
+      admin = *std::move(started_admin);
+      Log("INFO", absl::StrCat("admin HTTP on ", cfg.admin_server_address, ":",
+                               admin->port()));
+    } else {
+      Log("WARN", absl::StrCat("admin HTTP server not started: ",
+                               started_admin.status().ToString()));
+    }
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   Log("INFO", absl::StrCat("signal ", sig, ": shutting down"));
+  serving = false;
+  admin.reset();
+  wire_ptr = nullptr;
   wire->reset();  // closes client connections first
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();

@@ -214,7 +214,8 @@ class KazooTest(unittest.TestCase):
         bad = struct.pack(">ii", 1, 1) + struct.pack(">i", 1000) + b"/a"
         s.sendall(struct.pack(">i", len(bad)) + bad)
         self.assertEqual(self.recv_all(s), b"")
-        # An unknown opcode gets an error reply, the connection stays.
+        # An unknown opcode gets ZooKeeper's error reply (zxid -1,
+        # UNIMPLEMENTED), then the connection is closed, as ZooKeeper does.
         s = self.raw()
         s.sendall(struct.pack(">i", len(connect)) + connect)
         (n,) = struct.unpack(">i", s.recv(4))
@@ -222,8 +223,8 @@ class KazooTest(unittest.TestCase):
             n -= len(s.recv(n))
         unknown = struct.pack(">ii", 7, 999)
         s.sendall(struct.pack(">i", len(unknown)) + unknown)
-        reply = s.recv(20)
-        self.assertEqual(struct.unpack(">iiqi", reply), (16, 7, 0, -6))
+        reply = self.recv_all(s)
+        self.assertEqual(struct.unpack(">iiqi", reply), (16, 7, -1, -6))
         # The server and other clients are fine.
         self.assertEqual(zk.get("/survivor")[0], b"x")
 
