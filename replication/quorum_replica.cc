@@ -126,10 +126,26 @@ ReplicaStatus QuorumReplica::status() const {
   return status_;
 }
 
-void QuorumReplica::SetApplyListener(
-    std::function<void(const std::vector<engine::WatchTrigger>&)> fn) {
+void QuorumReplica::SetApplyListener(ApplyListener fn) {
   absl::MutexLock lock(&visibility_mu_);
   listener_ = std::move(fn);
+}
+
+bool QuorumReplica::is_session_authority() const {
+  absl::MutexLock lock(&mu_);
+  return status_.mode == "leader" && status_.serving;
+}
+
+void QuorumReplica::RelaySessionTouches(std::vector<int64_t> session_ids) {
+  absl::MutexLock lock(&mu_);
+  touches_to_relay_.insert(touches_to_relay_.end(), session_ids.begin(),
+                           session_ids.end());
+}
+
+void QuorumReplica::SetSessionTouchListener(
+    std::function<void(const std::vector<int64_t>&)> fn) {
+  absl::MutexLock lock(&mu_);
+  touch_listener_ = std::move(fn);
 }
 
 void QuorumReplica::PublishStatus() {
@@ -141,6 +157,7 @@ void QuorumReplica::PublishStatus() {
   s.current_epoch = node_->current_epoch();
   s.last_logged_zxid = node_->last_logged_zxid();
   s.last_applied_zxid = db_->last_applied_zxid();
+  serving_.store(s.serving);
   absl::MutexLock lock(&mu_);
   status_ = s;
   last_proposed_published_ = last_proposed_;
@@ -152,6 +169,7 @@ void QuorumReplica::Loop() {
     std::vector<zab::Message> inbox;
     std::vector<int64_t> disconnects;
     std::deque<PendingSubmit> submits;
+    std::vector<int64_t> touches;
     {
       absl::MutexLock lock(&mu_);
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -164,6 +182,19 @@ void QuorumReplica::Loop() {
       inbox.swap(inbox_);
       disconnects.swap(disconnects_);
       submits.swap(submits_);
+      touches.swap(touches_to_relay_);
+    }
+    if (!touches.empty()) {
+      // 8 bytes big-endian per session id: the PING reply's body.
+      std::string body;
+      body.reserve(touches.size() * 8);
+      for (int64_t id : touches) {
+        for (int shift = 56; shift >= 0; shift -= 8) {
+          body.push_back(
+              static_cast<char>((static_cast<uint64_t>(id) >> shift) & 0xff));
+        }
+      }
+      node_->SetSessionTouches(std::move(body));
     }
     const int64_t now = NowMs();
     for (const zab::Message& m : inbox) node_->Step(m, now);
@@ -369,6 +400,24 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
     }
   }
   node_->Advance(r);
+  if (!r.session_touches.empty()) {
+    std::vector<int64_t> ids;
+    for (const auto& [from, body] : r.session_touches) {
+      for (size_t i = 0; i + 8 <= body.size(); i += 8) {
+        uint64_t id = 0;
+        for (size_t j = 0; j < 8; ++j) {
+          id = (id << 8) | static_cast<uint8_t>(body[i + j]);
+        }
+        ids.push_back(static_cast<int64_t>(id));
+      }
+    }
+    std::function<void(const std::vector<int64_t>&)> fn;
+    {
+      absl::MutexLock lock(&mu_);
+      fn = touch_listener_;
+    }
+    if (fn) fn(ids);
+  }
   for (zab::Message& m : r.requests) {
     absl::StatusOr<ForwardedWrite> w = DecodeForwardedWrite(m.data);
     if (!w.ok() || w->origin_server != m.from) {
@@ -511,7 +560,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
     absl::Status s = db_->Apply(txns, &triggers);
     if (!s.ok()) return s;
     prep_->OnApplied(zxid);
-    if (listener_) listener_(triggers);
+    if (listener_) listener_(txns, triggers);
     unapplied_.erase(unapplied_.begin(), unapplied_.upper_bound(zxid));
     // Local requests complete with their own triggers.
     absl::flat_hash_map<int64_t, std::vector<engine::WatchTrigger>> by_zxid;

@@ -113,11 +113,14 @@ class QuorumReplica : public Replica {
   absl::Status health() const override;
   ReplicaStatus status() const override;
 
-  // Called (under the visibility mutex, on the driver thread) with the watch
-  // triggers of every applied batch, local or not: on a follower, watches
-  // fire for txns other servers proposed.
-  void SetApplyListener(
-      std::function<void(const std::vector<engine::WatchTrigger>&)> fn);
+  // See Replica. On a follower the listener sees txns other servers
+  // proposed: that is how watches fire and sessions are tracked there.
+  void SetApplyListener(ApplyListener fn) override;
+  bool is_session_authority() const override;
+  bool serving() const override { return serving_.load(); }
+  void RelaySessionTouches(std::vector<int64_t> session_ids) override;
+  void SetSessionTouchListener(
+      std::function<void(const std::vector<int64_t>&)> fn) override;
 
  private:
   struct PendingSubmit {
@@ -169,7 +172,9 @@ class QuorumReplica : public Replica {
   int64_t last_proposed_ = 0;
   bool was_serving_leader_ = false;
   int64_t establish_zxid_ = 0;
-  std::function<void(const std::vector<engine::WatchTrigger>&)> listener_;
+  ApplyListener listener_;  // guarded by visibility_mu_
+  std::function<void(const std::vector<int64_t>&)> touch_listener_
+      ABSL_GUARDED_BY(mu_);
 
   mutable absl::Mutex visibility_mu_;
   mutable absl::Mutex mu_;
@@ -177,9 +182,11 @@ class QuorumReplica : public Replica {
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<int64_t> touches_to_relay_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   ReplicaStatus status_ ABSL_GUARDED_BY(mu_);
   int64_t last_proposed_published_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> serving_{false};
   std::thread driver_;
 };
 

@@ -60,6 +60,32 @@ class Replica {
   virtual int64_t last_proposed_zxid() const = 0;
   virtual absl::Status health() const = 0;
   virtual ReplicaStatus status() const = 0;
+
+  // --- Ensemble hooks (a standalone replica keeps the defaults) ----------
+  // False while an ensemble member has no serving leader (or is catching
+  // up): clients get UNAVAILABLE / ConnectionLoss, as ZooKeeper closes
+  // connections then. Cheap (called per request).
+  virtual bool serving() const { return true; }
+  using ApplyListener =
+      std::function<void(const std::vector<engine::Txn>& txns,
+                         const std::vector<engine::WatchTrigger>& triggers)>;
+  // Called with every applied batch, whoever proposed it, on the apply
+  // thread under the visibility mutex (so watch events are queued before a
+  // reader can see the change). When set, Submit results carry no triggers.
+  // Standalone: never called (Submit results carry the triggers).
+  virtual void SetApplyListener(ApplyListener fn) { (void)fn; }
+  // True if this server expires sessions and reaps containers: standalone,
+  // or the serving leader of an ensemble.
+  virtual bool is_session_authority() const { return true; }
+  // A non-authority relays the sessions its clients touched to the leader.
+  virtual void RelaySessionTouches(std::vector<int64_t> session_ids) {
+    (void)session_ids;
+  }
+  // On the leader: sessions the learners relayed.
+  virtual void SetSessionTouchListener(
+      std::function<void(const std::vector<int64_t>&)> fn) {
+    (void)fn;
+  }
 };
 
 }  // namespace rockeeper::replication

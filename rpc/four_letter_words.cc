@@ -444,6 +444,11 @@ std::string RunFourLetterWord(absl::string_view cmd, const FourLetterWords& h) {
     return out;
   }
   const ServerSnapshot s = h.snapshot ? h.snapshot() : ServerSnapshot{};
+  if (s.mode == "looking" &&
+      (cmd == "srvr" || cmd == "stat" || cmd == "dump")) {
+    // An ensemble member without a leader, in ZooKeeper's words.
+    return "This ZooKeeper instance is not currently serving requests\n";
+  }
   if (cmd == "srvr") return Srvr(s, h, false);
   if (cmd == "stat") return Srvr(s, h, true);
   if (cmd == "dump") return Dump(s, h);

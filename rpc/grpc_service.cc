@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
-#include <thread>
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -74,7 +74,8 @@ std::string ClientIp(const grpc::ServerContextBase* context) {
   if (peer.rfind("ipv4:", 0) != 0 && peer.rfind("ipv6:", 0) != 0) {
     const auto& md = context->client_metadata();
     auto it = md.find("rk-client-ip");
-    if (it != md.end()) return std::string(it->second.data(), it->second.size());
+    if (it != md.end())
+      return std::string(it->second.data(), it->second.size());
     return "";
   }
   return PeerAddress(peer);
@@ -97,7 +98,7 @@ struct RockeeperService::Caller {
   ZkError err = ZkError::kOk;  // SESSIONEXPIRED for an unknown session
 };
 
-RockeeperService::RockeeperService(replication::StandaloneReplica* replica,
+RockeeperService::RockeeperService(replication::Replica* replica,
                                    ServiceOptions options)
     : replica_(replica),
       options_(options),
@@ -114,12 +115,46 @@ RockeeperService::RockeeperService(replication::StandaloneReplica* replica,
       sessions_.Add(s.session_id(), s.timeout_ms(), s.password());
     }
   }
+  replica_->SetApplyListener(
+      [this](const std::vector<engine::Txn>& txns,
+             const std::vector<engine::WatchTrigger>& triggers) {
+        OnApplied(txns, triggers);
+      });
+  replica_->SetSessionTouchListener([this](const std::vector<int64_t>& ids) {
+    for (int64_t id : ids) sessions_.Touch(id);
+  });
+  was_authority_ = replica_->is_session_authority();
+  sessions_.set_enforce_deadlines(was_authority_);
   expiry_thread_ = std::thread([this] { ExpiryLoop(); });
+}
+
+void RockeeperService::OnApplied(
+    const std::vector<engine::Txn>& txns,
+    const std::vector<engine::WatchTrigger>& triggers) {
+  PublishTriggers(triggers);
+  for (const engine::Txn& t : txns) {
+    const int64_t sid = t.header().session_id();
+    if (t.has_create_session()) {
+      if (!sessions_.Get(sid)) {
+        sessions_.Add(sid, t.create_session().timeout_ms(),
+                      t.create_session().password());
+      }
+    } else if (t.has_close_session()) {
+      // Still tracked here: closed or expired through another server (a
+      // local close or expiry forgot it before submitting).
+      if (sessions_.Get(sid)) {
+        sessions_.Remove(sid);
+        EndSession(sid, EventHub::End::kExpired);
+      }
+    }
+  }
 }
 
 RockeeperService::~RockeeperService() {
   stop_.Notify();
   if (expiry_thread_.joinable()) expiry_thread_.join();
+  replica_->SetApplyListener(nullptr);
+  replica_->SetSessionTouchListener(nullptr);
 }
 
 int RockeeperService::ReapContainers() {
@@ -163,6 +198,20 @@ void RockeeperService::ExpiryLoop() {
   absl::Time next_reap = absl::Now() + options_.container_check_interval;
   while (!stop_.WaitForNotificationWithTimeout(options_.expiry_interval)) {
     UnstickOrder();
+    const bool authority = replica_->is_session_authority();
+    if (authority != was_authority_) {
+      // A new leader gives every session a full timeout from now, as
+      // ZooKeeper does: their touches went to the old leader.
+      if (authority) sessions_.ResetDeadlines();
+      sessions_.set_enforce_deadlines(authority);
+      was_authority_ = authority;
+      next_reap = absl::Now() + options_.container_check_interval;
+    }
+    std::vector<int64_t> touched = sessions_.TakeTouched();
+    if (!authority) {
+      if (!touched.empty()) replica_->RelaySessionTouches(std::move(touched));
+      continue;
+    }
     if (absl::Now() >= next_reap) {
       ReapContainers();
       next_reap = absl::Now() + options_.container_check_interval;
@@ -241,7 +290,8 @@ void RockeeperService::PublishTriggers(
     if (t.type != engine::WatchEventType::kNodeDeleted) {
       absl::StatusOr<engine::Znode> node = replica_->db().GetZnode(t.path);
       if (node.ok()) {
-        absl::StatusOr<engine::AclVector> a = replica_->db().GetAcl(node->acl_id);
+        absl::StatusOr<engine::AclVector> a =
+            replica_->db().GetAcl(node->acl_id);
         if (a.ok()) acl = *std::move(a);
       }
     }
@@ -273,8 +323,7 @@ void RockeeperService::SubmitAsync(
               absl::ToInt64Microseconds(absl::Now() - start));
         }
         PublishTriggers(r.triggers);
-        auto result =
-            std::make_shared<replication::SubmitResult>(std::move(r));
+        auto result = std::make_shared<replication::SubmitResult>(std::move(r));
         completions_.Post([done, result] { done(std::move(*result)); });
       });
 }
@@ -411,6 +460,16 @@ void RockeeperService::Start(grpc::CallbackServerContext* ctx, OpKind op,
                                  "too many outstanding requests"));
     return;
   }
+  if (!replica_->serving()) {
+    // No quorum (or still syncing): like ZooKeeper, which drops clients
+    // then, tell the client to go to another server.
+    in_flight_.fetch_sub(1);
+    metrics_->RecordRequest(op, 0, /*error=*/true);
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "this server has no quorum: looking for a "
+                                 "leader"));
+    return;
+  }
   Caller caller = ResolveCaller(ctx);
   if (caller.err != ZkError::kOk) {
     FillHeader(caller.err, replica_->db().last_applied_zxid(), 0, header);
@@ -464,8 +523,7 @@ void RockeeperService::EndSession(int64_t session_id, EventHub::End why) {
   events_.Close(session_id, why);
 }
 
-void RockeeperService::FillHeader(ZkError err, int64_t zxid,
-                                  int64_t session_id,
+void RockeeperService::FillHeader(ZkError err, int64_t zxid, int64_t session_id,
                                   v1::ResponseHeader* header) const {
   header->set_zxid(zxid);
   if (session_id != 0) header->set_event_seq(events_.LastSeq(session_id));
@@ -483,9 +541,8 @@ grpc::Status RockeeperService::FinishWrite(
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         std::string(result.status.message()));
   }
-  const int64_t zxid = result.outcome.txn
-                           ? result.outcome.txn->header().zxid()
-                           : replica_->db().last_applied_zxid();
+  const int64_t zxid = result.outcome.txn ? result.outcome.txn->header().zxid()
+                                          : replica_->db().last_applied_zxid();
   FillHeader(result.outcome.err, zxid, session_id, header);
   return grpc::Status::OK;
 }
@@ -510,6 +567,13 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
     grpc::CallbackServerContext* ctx, const v1::ConnectRequest* req,
     v1::ConnectResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!replica_->serving()) {
+    metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "this server has no quorum: looking for a "
+                                 "leader"));
+    return reactor;
+  }
   const int64_t applied = replica_->db().last_applied_zxid();
   const absl::Time start = absl::Now();
   if (req->last_zxid_seen() > applied) {
@@ -576,27 +640,26 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
 grpc::ServerUnaryReactor* RockeeperService::Close(
     grpc::CallbackServerContext* ctx, const v1::CloseRequest*,
     v1::CloseResponse* resp) {
-  return Serve(ctx, OpKind::kCloseSession, resp->mutable_header(),
-               [this, resp](const Caller& caller, Finish finish) {
-                 const int64_t sid = caller.ctx.session_id;
-                 if (sid == 0) {
-                   FillHeader(ZkError::kBadArguments,
-                              replica_->db().last_applied_zxid(), 0,
-                              resp->mutable_header());
-                   finish(grpc::Status::OK);
-                   return;
-                 }
-                 sessions_.Remove(sid);
-                 metrics_->sessions_closed.Add();
-                 SubmitAsync(caller.ctx, engine::CloseSessionRequest{},
-                             [this, resp, sid, finish](
-                                 replication::SubmitResult r) {
-                               grpc::Status st =
-                                   FinishWrite(r, sid, resp->mutable_header());
-                               EndSession(sid, EventHub::End::kClosed);
-                               finish(st);
-                             });
-               });
+  return Serve(
+      ctx, OpKind::kCloseSession, resp->mutable_header(),
+      [this, resp](const Caller& caller, Finish finish) {
+        const int64_t sid = caller.ctx.session_id;
+        if (sid == 0) {
+          FillHeader(ZkError::kBadArguments, replica_->db().last_applied_zxid(),
+                     0, resp->mutable_header());
+          finish(grpc::Status::OK);
+          return;
+        }
+        sessions_.Remove(sid);
+        metrics_->sessions_closed.Add();
+        SubmitAsync(caller.ctx, engine::CloseSessionRequest{},
+                    [this, resp, sid, finish](replication::SubmitResult r) {
+                      grpc::Status st =
+                          FinishWrite(r, sid, resp->mutable_header());
+                      EndSession(sid, EventHub::End::kClosed);
+                      finish(st);
+                    });
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::Heartbeat(
@@ -629,7 +692,8 @@ grpc::Status CheckDataSize(size_t bytes, size_t max) {
 grpc::ServerUnaryReactor* RockeeperService::Create(
     grpc::CallbackServerContext* ctx, const v1::CreateRequest* req,
     v1::CreateResponse* resp) {
-  if (grpc::Status st = CheckDataSize(req->data().size(), options_.max_data_bytes);
+  if (grpc::Status st =
+          CheckDataSize(req->data().size(), options_.max_data_bytes);
       !st.ok()) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(st);
@@ -674,7 +738,8 @@ grpc::ServerUnaryReactor* RockeeperService::Delete(
 grpc::ServerUnaryReactor* RockeeperService::SetData(
     grpc::CallbackServerContext* ctx, const v1::SetDataRequest* req,
     v1::SetDataResponse* resp) {
-  if (grpc::Status st = CheckDataSize(req->data().size(), options_.max_data_bytes);
+  if (grpc::Status st =
+          CheckDataSize(req->data().size(), options_.max_data_bytes);
       !st.ok()) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(st);
@@ -741,10 +806,10 @@ grpc::Status ToMulti(const v1::MultiRequest& req, engine::MultiRequest* multi) {
             VersionOrAny(op.delete_().has_version(), op.delete_().version())});
         break;
       case v1::MultiRequest::Op::kSetData:
-        multi->ops.push_back(engine::SetDataRequest{
-            op.set_data().path(), op.set_data().data(),
-            VersionOrAny(op.set_data().has_version(),
-                         op.set_data().version())});
+        multi->ops.push_back(
+            engine::SetDataRequest{op.set_data().path(), op.set_data().data(),
+                                   VersionOrAny(op.set_data().has_version(),
+                                                op.set_data().version())});
         break;
       case v1::MultiRequest::Op::kCheck:
         multi->ops.push_back(engine::CheckRequest{
@@ -1151,9 +1216,9 @@ std::optional<std::vector<WatchKind>> KindsOf(v1::WatcherType type) {
     case v1::WATCHER_DATA:
       return std::vector<WatchKind>{WatchKind::kData, WatchKind::kExist};
     case v1::WATCHER_ANY:
-      return std::vector<WatchKind>{
-          WatchKind::kChild, WatchKind::kData, WatchKind::kExist,
-          WatchKind::kPersistent, WatchKind::kPersistentRecursive};
+      return std::vector<WatchKind>{WatchKind::kChild, WatchKind::kData,
+                                    WatchKind::kExist, WatchKind::kPersistent,
+                                    WatchKind::kPersistentRecursive};
     case v1::WATCHER_PERSISTENT:
       return std::vector<WatchKind>{WatchKind::kPersistent};
     case v1::WATCHER_PERSISTENT_RECURSIVE:
@@ -1261,10 +1326,14 @@ namespace {
 
 v1::SessionMessage::State ToApiState(EventHub::End end) {
   switch (end) {
-    case EventHub::End::kReplaced: return v1::SessionMessage::REPLACED;
-    case EventHub::End::kClosed: return v1::SessionMessage::CLOSED;
-    case EventHub::End::kExpired: return v1::SessionMessage::EXPIRED;
-    case EventHub::End::kNone: break;
+    case EventHub::End::kReplaced:
+      return v1::SessionMessage::REPLACED;
+    case EventHub::End::kClosed:
+      return v1::SessionMessage::CLOSED;
+    case EventHub::End::kExpired:
+      return v1::SessionMessage::EXPIRED;
+    case EventHub::End::kNone:
+      break;
   }
   return v1::SessionMessage::STATE_UNSPECIFIED;
 }

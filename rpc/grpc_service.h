@@ -1,5 +1,6 @@
 // The rockeeper.v1.Rockeeper gRPC service (proto/rockeeper/v1/rockeeper.proto)
-// over a StandaloneReplica, on gRPC's asynchronous callback API: no thread
+// over a Replica (standalone, or a member of a ZAB ensemble), on gRPC's
+// asynchronous callback API: no thread
 // per request or per session. Writes are submitted to the replica's write
 // path and answered when their txn has applied (the completion runs on a
 // small work queue); reads run inline on the state DB with ZooKeeper's ACL
@@ -7,7 +8,9 @@
 // (SessionSerializer), reads included; different sessions run in parallel.
 // Session streams are reactors fed by the EventHub. An expiry thread closes
 // sessions whose clients stopped heartbeating and runs the container/TTL
-// reaper.
+// reaper; in an ensemble only the leader does (the session authority), and
+// the other servers relay their clients' session touches to it. A member
+// without a serving quorum answers every request UNAVAILABLE.
 //
 // Thread safety: gRPC calls handlers from its threads; all state is in
 // thread-safe members.
@@ -26,7 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "replication/standalone_replica.h"
+#include "replication/replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
 #include "rpc/metrics.h"
@@ -72,52 +75,73 @@ struct ServiceOptions {
 
 class RockeeperService final : public v1::Rockeeper::CallbackService {
  public:
-  RockeeperService(replication::StandaloneReplica* replica,
-                   ServiceOptions options);
+  RockeeperService(replication::Replica* replica, ServiceOptions options);
   ~RockeeperService() override;
 
   grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* ctx,
-      const v1::ConnectRequest* req, v1::ConnectResponse* resp) override;
+                                    const v1::ConnectRequest* req,
+                                    v1::ConnectResponse* resp) override;
   grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
-      const v1::CloseRequest* req, v1::CloseResponse* resp) override;
+                                  const v1::CloseRequest* req,
+                                  v1::CloseResponse* resp) override;
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
-      const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) override;
+                                      const v1::HeartbeatRequest* req,
+                                      v1::HeartbeatResponse* resp) override;
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* ctx,
-      const v1::CreateRequest* req, v1::CreateResponse* resp) override;
+                                   const v1::CreateRequest* req,
+                                   v1::CreateResponse* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-      const v1::DeleteRequest* req, v1::DeleteResponse* resp) override;
+                                   const v1::DeleteRequest* req,
+                                   v1::DeleteResponse* resp) override;
   grpc::ServerUnaryReactor* SetData(grpc::CallbackServerContext* ctx,
-      const v1::SetDataRequest* req, v1::SetDataResponse* resp) override;
+                                    const v1::SetDataRequest* req,
+                                    v1::SetDataResponse* resp) override;
   grpc::ServerUnaryReactor* SetAcl(grpc::CallbackServerContext* ctx,
-      const v1::SetAclRequest* req, v1::SetAclResponse* resp) override;
+                                   const v1::SetAclRequest* req,
+                                   v1::SetAclResponse* resp) override;
   grpc::ServerUnaryReactor* Multi(grpc::CallbackServerContext* ctx,
-      const v1::MultiRequest* req, v1::MultiResponse* resp) override;
+                                  const v1::MultiRequest* req,
+                                  v1::MultiResponse* resp) override;
   grpc::ServerUnaryReactor* Exists(grpc::CallbackServerContext* ctx,
-      const v1::ExistsRequest* req, v1::ExistsResponse* resp) override;
+                                   const v1::ExistsRequest* req,
+                                   v1::ExistsResponse* resp) override;
   grpc::ServerUnaryReactor* GetData(grpc::CallbackServerContext* ctx,
-      const v1::GetDataRequest* req, v1::GetDataResponse* resp) override;
+                                    const v1::GetDataRequest* req,
+                                    v1::GetDataResponse* resp) override;
   grpc::ServerUnaryReactor* GetChildren(grpc::CallbackServerContext* ctx,
-      const v1::GetChildrenRequest* req, v1::GetChildrenResponse* resp) override;
+                                        const v1::GetChildrenRequest* req,
+                                        v1::GetChildrenResponse* resp) override;
   grpc::ServerUnaryReactor* GetAcl(grpc::CallbackServerContext* ctx,
-      const v1::GetAclRequest* req, v1::GetAclResponse* resp) override;
+                                   const v1::GetAclRequest* req,
+                                   v1::GetAclResponse* resp) override;
   grpc::ServerUnaryReactor* MultiRead(grpc::CallbackServerContext* ctx,
-      const v1::MultiReadRequest* req, v1::MultiReadResponse* resp) override;
-  grpc::ServerUnaryReactor* GetEphemerals(grpc::CallbackServerContext* ctx,
-      const v1::GetEphemeralsRequest* req, v1::GetEphemeralsResponse* resp) override;
-  grpc::ServerUnaryReactor* GetAllChildrenNumber(grpc::CallbackServerContext* ctx,
-      const v1::GetAllChildrenNumberRequest* req, v1::GetAllChildrenNumberResponse* resp) override;
+                                      const v1::MultiReadRequest* req,
+                                      v1::MultiReadResponse* resp) override;
+  grpc::ServerUnaryReactor* GetEphemerals(
+      grpc::CallbackServerContext* ctx, const v1::GetEphemeralsRequest* req,
+      v1::GetEphemeralsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetAllChildrenNumber(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetAllChildrenNumberRequest* req,
+      v1::GetAllChildrenNumberResponse* resp) override;
   grpc::ServerUnaryReactor* Sync(grpc::CallbackServerContext* ctx,
-      const v1::SyncRequest* req, v1::SyncResponse* resp) override;
+                                 const v1::SyncRequest* req,
+                                 v1::SyncResponse* resp) override;
   grpc::ServerUnaryReactor* AddAuth(grpc::CallbackServerContext* ctx,
-      const v1::AddAuthRequest* req, v1::AddAuthResponse* resp) override;
+                                    const v1::AddAuthRequest* req,
+                                    v1::AddAuthResponse* resp) override;
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
-      const v1::WhoAmIRequest* req, v1::WhoAmIResponse* resp) override;
+                                   const v1::WhoAmIRequest* req,
+                                   v1::WhoAmIResponse* resp) override;
   grpc::ServerUnaryReactor* AddWatch(grpc::CallbackServerContext* ctx,
-      const v1::AddWatchRequest* req, v1::AddWatchResponse* resp) override;
-  grpc::ServerUnaryReactor* RemoveWatches(grpc::CallbackServerContext* ctx,
-      const v1::RemoveWatchesRequest* req, v1::RemoveWatchesResponse* resp) override;
+                                     const v1::AddWatchRequest* req,
+                                     v1::AddWatchResponse* resp) override;
+  grpc::ServerUnaryReactor* RemoveWatches(
+      grpc::CallbackServerContext* ctx, const v1::RemoveWatchesRequest* req,
+      v1::RemoveWatchesResponse* resp) override;
   grpc::ServerUnaryReactor* SetWatches(grpc::CallbackServerContext* ctx,
-      const v1::SetWatchesRequest* req, v1::SetWatchesResponse* resp) override;
+                                       const v1::SetWatchesRequest* req,
+                                       v1::SetWatchesResponse* resp) override;
   grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionMessage>* Session(
       grpc::CallbackServerContext* ctx) override;
 
@@ -187,7 +211,13 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   // One pass of the container/TTL reaper; returns the number deleted.
   int ReapContainers();
 
-  replication::StandaloneReplica* const replica_;
+  // Every applied batch (ensembles): watch events, and sessions created or
+  // closed through other servers.
+  void OnApplied(const std::vector<engine::Txn>& txns,
+                 const std::vector<engine::WatchTrigger>& triggers);
+
+  replication::Replica* const replica_;
+  bool was_authority_ = true;  // ExpiryLoop thread only
   const ServiceOptions options_;
   std::atomic<int64_t> in_flight_{0};
   struct OrderState {

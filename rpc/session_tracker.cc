@@ -1,5 +1,6 @@
 #include "rpc/session_tracker.h"
 
+#include <algorithm>
 #include <random>
 
 #include "absl/time/clock.h"
@@ -47,9 +48,35 @@ bool SessionTracker::Touch(int64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return false;
   const absl::Time now = absl::Now();
-  if (now > it->second.expires_at) return false;  // already expired
+  if (enforce_deadlines_ && now > it->second.expires_at) {
+    return false;  // already expired
+  }
   it->second.expires_at = now + absl::Milliseconds(it->second.timeout_ms);
+  // Bounded: a learner hands these to the leader every half tick.
+  if (touched_.size() < (1u << 20)) touched_.push_back(id);
   return true;
+}
+
+std::vector<int64_t> SessionTracker::TakeTouched() {
+  absl::MutexLock lock(&mu_);
+  std::vector<int64_t> out;
+  out.swap(touched_);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void SessionTracker::ResetDeadlines() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  for (auto& [id, s] : sessions_) {
+    s.expires_at = now + absl::Milliseconds(s.timeout_ms);
+  }
+}
+
+void SessionTracker::set_enforce_deadlines(bool enforce) {
+  absl::MutexLock lock(&mu_);
+  enforce_deadlines_ = enforce;
 }
 
 std::optional<SessionInfo> SessionTracker::Get(int64_t id) const {

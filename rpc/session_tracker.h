@@ -52,6 +52,15 @@ class SessionTracker {
   bool Touch(int64_t id);
   std::optional<SessionInfo> Get(int64_t id) const;
   void AddAuth(int64_t id, engine::AuthId auth);
+  // Sessions touched since the last call (a learner relays them to the
+  // leader).
+  std::vector<int64_t> TakeTouched();
+  // Every session's deadline restarts now (a new leader).
+  void ResetDeadlines();
+  // false: Touch never refuses a session for its deadline (a learner, whose
+  // deadlines are not authoritative: the leader expires sessions). Default:
+  // true.
+  void set_enforce_deadlines(bool enforce);
   // Sessions past their deadline at `now` (they stay tracked until Remove).
   std::vector<int64_t> Expired(absl::Time now) const;
   size_t size() const;
@@ -62,6 +71,8 @@ class SessionTracker {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int64_t, SessionInfo> sessions_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> touched_ ABSL_GUARDED_BY(mu_);
+  bool enforce_deadlines_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace rockeeper::rpc

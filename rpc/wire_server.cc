@@ -30,13 +30,34 @@ namespace {
 
 // ZooKeeper opcodes (ZooDefs.OpCode).
 enum Op : int32_t {
-  kCreate = 1, kDelete = 2, kExists = 3, kGetData = 4, kSetData = 5,
-  kGetAcl = 6, kSetAcl = 7, kGetChildren = 8, kSync = 9, kPing = 11,
-  kGetChildren2 = 12, kCheck = 13, kMulti = 14, kCreate2 = 15,
-  kCheckWatches = 17, kRemoveWatches = 18, kCreateContainer = 19,
-  kCreateTtl = 21, kMultiRead = 22, kAuth = 100, kSetWatches = 101,
-  kGetEphemerals = 103, kGetAllChildrenNumber = 104, kSetWatches2 = 105,
-  kAddWatch = 106, kWhoAmI = 107, kCloseSession = -11, kError = -1,
+  kCreate = 1,
+  kDelete = 2,
+  kExists = 3,
+  kGetData = 4,
+  kSetData = 5,
+  kGetAcl = 6,
+  kSetAcl = 7,
+  kGetChildren = 8,
+  kSync = 9,
+  kPing = 11,
+  kGetChildren2 = 12,
+  kCheck = 13,
+  kMulti = 14,
+  kCreate2 = 15,
+  kCheckWatches = 17,
+  kRemoveWatches = 18,
+  kCreateContainer = 19,
+  kCreateTtl = 21,
+  kMultiRead = 22,
+  kAuth = 100,
+  kSetWatches = 101,
+  kGetEphemerals = 103,
+  kGetAllChildrenNumber = 104,
+  kSetWatches2 = 105,
+  kAddWatch = 106,
+  kWhoAmI = 107,
+  kCloseSession = -11,
+  kError = -1,
 };
 constexpr int32_t kMarshallingError = -5;
 constexpr int32_t kUnimplemented = -6;
@@ -110,10 +131,10 @@ const char* LastOpName(int32_t type) {
 }
 
 jute::Stat ToJute(const v1::Stat& s) {
-  return jute::Stat{s.czxid(), s.mzxid(), s.ctime_ms(), s.mtime_ms(),
-                    s.version(), s.cversion(), s.aversion(),
-                    s.ephemeral_owner(), s.data_length(), s.num_children(),
-                    s.pzxid()};
+  return jute::Stat{
+      s.czxid(),       s.mzxid(),        s.ctime_ms(), s.mtime_ms(),
+      s.version(),     s.cversion(),     s.aversion(), s.ephemeral_owner(),
+      s.data_length(), s.num_children(), s.pzxid()};
 }
 
 void ToApiAcls(const std::vector<jute::Acl>& in,
@@ -132,6 +153,13 @@ void FillCreate(const jute::CreateRequest& c, v1::CreateRequest* out) {
   ToApiAcls(c.acl, out->mutable_acl());
   out->set_mode(static_cast<v1::CreateMode>(c.flags));
   if (c.ttl >= 0) out->set_ttl_ms(c.ttl);
+}
+
+// UNAVAILABLE: the server has no quorum. As ZooKeeper, drop the connection
+// (the client sees ConnectionLoss and tries another server) instead of
+// answering.
+bool DropConnection(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE;
 }
 
 int32_t GrpcToZk(const grpc::Status& s) {
@@ -263,7 +291,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string ip_;
   const std::string remote_;  // ip:port
   const int64_t established_ms_;
-  std::string in_;  // loop thread only
+  std::string in_;               // loop thread only
   bool handshake_done_ = false;  // loop thread only
   // Loop thread only: the connection is closing (closeSession, unknown
   // opcode); later frames are ignored, as ZooKeeper does.
@@ -432,8 +460,8 @@ void Connection::DeliverEvent(const v1::WatchEvent& e) {
   jute::JuteWriter w;
   // ZooKeeper 3.8 sends zxid -1 in notification headers.
   jute::Write(w, jute::ReplyHeader{-1, -1, 0});
-  jute::Write(w, jute::WatcherEvent{static_cast<int32_t>(e.type()), 3,
-                                    e.path()});
+  jute::Write(w,
+              jute::WatcherEvent{static_cast<int32_t>(e.type()), 3, e.path()});
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
@@ -595,8 +623,9 @@ bool Connection::OnReadable() {
       ++stat_received_;
     }
     server_->metrics_->four_letter_words.Add();
-    const std::string out = RunFourLetterWord(
-        absl::string_view(in_).substr(0, 4), server_->options_.four_letter_words);
+    const std::string out =
+        RunFourLetterWord(absl::string_view(in_).substr(0, 4),
+                          server_->options_.four_letter_words);
     in_.clear();
     {
       absl::MutexLock lock(&mu_);
@@ -673,8 +702,11 @@ bool Connection::HandleConnect(absl::string_view payload) {
         jute::ConnectResponse out;
         if (read_only) out.read_only = false;
         const bool ok = s.ok() && resp.header().err() == 0;
-        if (!s.ok() && s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-          // The client has seen a newer zxid: close without replying.
+        if (!s.ok() &&
+            (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+             DropConnection(s))) {
+          // The client has seen a newer zxid, or this server has no quorum:
+          // close without replying.
           self->Complete(slot, "", 0, /*close_after=*/true);
           return;
         }
@@ -688,9 +720,9 @@ bool Connection::HandleConnect(absl::string_view payload) {
             self->session_id_ = resp.session_id();
             self->timeout_ms_ = resp.timeout_ms();
             if (!self->closed_) {
-              self->reader_ = new EventReader(self, self->server_->stub_.get(),
-                                              resp.session_id(),
-                                              resp.password());
+              self->reader_ =
+                  new EventReader(self, self->server_->stub_.get(),
+                                  resp.session_id(), resp.password());
             }
           }
         }
@@ -714,17 +746,21 @@ bool Connection::HandleRequest(absl::string_view payload) {
                       const v1::ResponseHeader& header,
                       std::function<void(jute::JuteWriter&)> body,
                       bool close_after = false) {
+    if (DropConnection(s)) {
+      self->Complete(slot, "", 0, /*close_after=*/true);
+      return;
+    }
     if (!s.ok()) {
-      self->Complete(slot, self->ErrorFrame(xid, header.zxid(), GrpcToZk(s)),
-                     0, close_after);
+      self->Complete(slot, self->ErrorFrame(xid, header.zxid(), GrpcToZk(s)), 0,
+                     close_after);
       return;
     }
     self->Complete(slot, self->Frame(xid, header, body), header.event_seq(),
                    close_after);
   };
-#define RK_ASYNC(Method)                                             \
-  [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) {          \
-    async->Method(ctx, rq, rs, std::move(cb));                       \
+#define RK_ASYNC(Method)                                    \
+  [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) { \
+    async->Method(ctx, rq, rs, std::move(cb));              \
   }
   switch (h.type) {
     case kPing: {
@@ -757,6 +793,10 @@ bool Connection::HandleRequest(absl::string_view payload) {
       Call<v1::AddAuthRequest, v1::AddAuthResponse>(
           RK_ASYNC(AddAuth), std::move(req),
           [self, slot, xid](const grpc::Status& s, const auto& resp) {
+            if (DropConnection(s)) {
+              self->Complete(slot, "", 0, /*close_after=*/true);
+              return;
+            }
             const int32_t err = s.ok() ? resp.header().err() : GrpcToZk(s);
             // ZooKeeper answers {-4, 0, err} and closes on failure.
             self->Complete(slot, self->ErrorFrame(xid, 0, err),
@@ -1114,6 +1154,10 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
       [self, slot, xid, types](const grpc::Status& s,
                                const v1::MultiResponse& resp) {
         if (!s.ok()) {
+          if (DropConnection(s)) {
+            self->Complete(slot, "", 0, /*close_after=*/true);
+            return;
+          }
           self->Complete(slot, self->ErrorFrame(xid, 0, GrpcToZk(s)), 0);
           return;
         }
@@ -1123,7 +1167,8 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
         const bool failed = resp.header().err() != 0;
         for (int i = 0; i < resp.results_size(); ++i) {
           const auto& res = resp.results(i);
-          const int32_t type = i < static_cast<int>(types.size()) ? types[i] : 0;
+          const int32_t type =
+              i < static_cast<int>(types.size()) ? types[i] : 0;
           if (failed) {
             jute::Write(w, jute::MultiHeader{kError, false, res.err()});
             w.WriteInt(res.err());
@@ -1131,7 +1176,8 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
           }
           const bool create2 = type == kCreate2 || type == kCreateContainer ||
                                type == kCreateTtl;
-          jute::Write(w, jute::MultiHeader{create2 ? kCreate2 : type, false, 0});
+          jute::Write(w,
+                      jute::MultiHeader{create2 ? kCreate2 : type, false, 0});
           if (type == kCreate) w.WriteString(res.path());
           if (create2) {
             w.WriteString(res.path());
@@ -1175,6 +1221,10 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
       [self, slot, xid, ops](const grpc::Status& s,
                              const v1::MultiReadResponse& resp) {
         if (!s.ok()) {
+          if (DropConnection(s)) {
+            self->Complete(slot, "", 0, /*close_after=*/true);
+            return;
+          }
           self->Complete(slot, self->ErrorFrame(xid, 0, GrpcToZk(s)), 0);
           return;
         }
@@ -1201,14 +1251,17 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
   return true;
 }
 
-// --- The server ---------------------------------------------------------------
+// --- The server
+// ---------------------------------------------------------------
 
 absl::Status WireServer::Impl::Listen() {
-  listen_fd_ = ::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  listen_fd_ =
+      ::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   bool v6 = listen_fd_ >= 0 && options_.address.find(':') != std::string::npos;
   if (!v6) {
     if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    listen_fd_ =
+        ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
   if (listen_fd_ < 0) return absl::InternalError("socket failed");
   int one = 1;
@@ -1220,7 +1273,8 @@ absl::Status WireServer::Impl::Listen() {
     a->sin6_family = AF_INET6;
     a->sin6_port = htons(static_cast<uint16_t>(options_.port));
     if (inet_pton(AF_INET6, options_.address.c_str(), &a->sin6_addr) != 1) {
-      return absl::InvalidArgumentError("bad clientPortAddress " + options_.address);
+      return absl::InvalidArgumentError("bad clientPortAddress " +
+                                        options_.address);
     }
     len = sizeof(*a);
   } else {
@@ -1228,15 +1282,16 @@ absl::Status WireServer::Impl::Listen() {
     a->sin_family = AF_INET;
     a->sin_port = htons(static_cast<uint16_t>(options_.port));
     if (inet_pton(AF_INET, options_.address.c_str(), &a->sin_addr) != 1) {
-      return absl::InvalidArgumentError("bad clientPortAddress " + options_.address);
+      return absl::InvalidArgumentError("bad clientPortAddress " +
+                                        options_.address);
     }
     len = sizeof(*a);
   }
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(listen_fd_, 1024) != 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", options_.address, ":", options_.port, ": ",
-        std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.address, ":", options_.port,
+                     ": ", std::strerror(errno)));
   }
   sockaddr_storage bound{};
   socklen_t blen = sizeof(bound);
@@ -1297,8 +1352,9 @@ void WireServer::Impl::Loop() {
         for (;;) {
           sockaddr_storage addr{};
           socklen_t len = sizeof(addr);
-          const int cfd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr),
-                                    &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          const int cfd =
+              ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (cfd < 0) break;
           int one = 1;
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -6,10 +6,15 @@
 //
 // The server speaks the gRPC API (rockeeper.v1) on grpcPort and the
 // ZooKeeper wire protocol on clientPort, and serves the admin HTTP endpoints
-// (/commands, /metrics, /live, /ready) on admin.serverPort; quorum mode
-// arrives with [zab].
+// (/commands, /metrics, /live, /ready) on admin.serverPort. With server.N
+// lines in zoo.cfg it is a member of a ZAB ensemble (server/quorum_member.h):
+// writes go through the leader, and without a quorum clients are turned
+// away.
+#include <netdb.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,8 +25,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -32,6 +39,7 @@
 #include "rpc/metrics.h"
 #include "rpc/wire_server.h"
 #include "server/config.h"
+#include "server/quorum_member.h"
 
 namespace rockeeper::server {
 namespace {
@@ -73,41 +81,83 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
   absl::StatusOr<ServerConfig> cfg = LoadZooCfg(path);
   if (!cfg.ok()) return cfg.status();
   for (const std::string& w : cfg->warnings) Log("WARN", w);
+  // A quorum config: which server.N are we (dataDir/myid)?
+  absl::Status s = ResolveMyId(*cfg);
+  if (!s.ok()) return s;
   return cfg;
 }
 
-std::string ConnectAddress(const ServerConfig& cfg) {
-  const std::string& a = cfg.grpc_port_address;
-  const std::string host = (a.empty() || a == "0.0.0.0") ? "127.0.0.1"
-                           : (a == "::")                 ? "[::1]"
-                           : a.find(':') != std::string::npos
-                               ? absl::StrCat("[", a, "]")
-                               : a;
-  return absl::StrCat(host, ":", cfg.grpc_port);
+// Sends a four-letter word to host:port and returns the whole answer.
+absl::StatusOr<std::string> FourLetterWord(const std::string& host, int port,
+                                           const char* word) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) !=
+      0) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", host));
+  }
+  int fd = -1;
+  for (addrinfo* a = res; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", host, ":", port));
+  }
+  std::string out;
+  if (write(fd, word, 4) == 4) {
+    char buf[4096];
+    for (int i = 0; i < 1024; ++i) {  // bounded: at most 4 MiB
+      const ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return out;
 }
 
+// Like `zkServer.sh status`: asks the server's client port for `srvr`.
 int Status(const ServerConfig& cfg) {
   std::printf("rockeeper %s\n", kVersion);
-  const std::string target = ConnectAddress(cfg);
-  std::printf("Client port found: %d. Client address: %s.\n", cfg.grpc_port,
-              target.substr(0, target.rfind(':')).c_str());
-  auto channel =
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  auto stub = v1::Rockeeper::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  v1::ExistsRequest req;
-  req.set_path("/");
-  v1::ExistsResponse resp;
-  grpc::Status st = stub->Exists(&ctx, req, &resp);
-  if (!st.ok()) {
+  const std::string& a = cfg.client_port_address;
+  const std::string host = (a.empty() || a == "0.0.0.0") ? "127.0.0.1"
+                           : a == "::"                   ? "::1"
+                                                         : a;
+  std::printf("Client port found: %d. Client address: %s.\n", cfg.client_port,
+              host.c_str());
+  absl::StatusOr<std::string> srvr =
+      FourLetterWord(host, cfg.client_port, "srvr");
+  if (!srvr.ok() || srvr->empty()) {
     std::printf("Error contacting service. It is probably not running.\n");
-    std::fprintf(stderr, "%s\n", st.error_message().c_str());
+    if (!srvr.ok()) {
+      std::fprintf(stderr, "%s\n", srvr.status().ToString().c_str());
+    }
     return 1;
   }
-  std::printf("Mode: standalone\n");
-  std::printf("Zxid: 0x%llx\n",
-              static_cast<unsigned long long>(resp.header().zxid()));
+  bool mode = false;
+  for (absl::string_view line : absl::StrSplit(*srvr, '\n')) {
+    if (absl::StartsWith(line, "Mode: ") || absl::StartsWith(line, "Zxid: ")) {
+      std::printf("%.*s\n", static_cast<int>(line.size()), line.data());
+      mode = mode || absl::StartsWith(line, "Mode: ");
+    }
+  }
+  if (!mode) {
+    // e.g. "This ZooKeeper instance is not currently serving requests"
+    std::printf("%s", srvr->c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -117,7 +167,8 @@ int64_t DirBytes(const std::string& dir) {
   int64_t total = 0;
   for (auto it = fs::recursive_directory_iterator(dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) total += static_cast<int64_t>(it->file_size(ec));
+    if (it->is_regular_file(ec))
+      total += static_cast<int64_t>(it->file_size(ec));
   }
   return total;
 }
@@ -125,9 +176,11 @@ int64_t DirBytes(const std::string& dir) {
 // What the four-letter words report.
 rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
                              const rpc::RockeeperService& service,
-                             const replication::StandaloneReplica& replica,
+                             const replication::Replica& replica,
+                             const replication::StandaloneReplica* standalone,
                              const rpc::WireServer* wire, absl::Time started) {
   rpc::ServerSnapshot s;
+  if (!cfg.standalone()) s.mode = replica.status().mode;
   s.zxid = replica.db().last_applied_zxid();
   s.znode_count = replica.db().znode_count();
   const auto watches = service.watches().summary();
@@ -161,11 +214,13 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
                         ? DirBytes(cfg.data_dir + "/log")
                         : DirBytes(cfg.data_log_dir);
   s.snapshot_dir_bytes = DirBytes(cfg.data_dir + "/snapshots");
-  const auto ps = replica.pipeline_stats();
-  s.txns_applied = static_cast<int64_t>(ps.txns_applied);
-  s.log_batches = static_cast<int64_t>(ps.log_batches);
-  s.apply_batches = static_cast<int64_t>(ps.apply_batches);
-  s.snapshots_taken = static_cast<int64_t>(ps.snapshots);
+  if (standalone != nullptr) {
+    const auto ps = standalone->pipeline_stats();
+    s.txns_applied = static_cast<int64_t>(ps.txns_applied);
+    s.log_batches = static_cast<int64_t>(ps.log_batches);
+    s.apply_batches = static_cast<int64_t>(ps.apply_batches);
+    s.snapshots_taken = static_cast<int64_t>(ps.snapshots);
+  }
   s.healthy = replica.health().ok();
   s.tick_time_ms = cfg.tick_time_ms;
   std::error_code ec;
@@ -174,7 +229,8 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
     ++s.open_fds;
   }
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) s.max_fds = static_cast<int64_t>(rl.rlim_cur);
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    s.max_fds = static_cast<int64_t>(rl.rlim_cur);
   s.conf = {{"clientPort", absl::StrCat(cfg.client_port)},
             {"grpcPort", absl::StrCat(cfg.grpc_port)},
             {"dataDir", cfg.data_dir},
@@ -190,12 +246,6 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
 }
 
 int Serve(const ServerConfig& cfg) {
-  if (!cfg.standalone()) {
-    Log("ERROR",
-        "quorum configurations (server.N lines) need ZAB replication, which "
-        "is not implemented yet; remove the server.N lines to run standalone");
-    return 2;
-  }
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -212,21 +262,45 @@ int Serve(const ServerConfig& cfg) {
   ro.pipeline.snap_count = cfg.snap_count;
   ro.pipeline.snap_retain_count =
       static_cast<int>(cfg.autopurge_snap_retain_count);
-  ro.state_db.block_cache_bytes = static_cast<size_t>(cfg.block_cache_size_bytes);
+  ro.state_db.block_cache_bytes =
+      static_cast<size_t>(cfg.block_cache_size_bytes);
   ro.state_db.write_buffer_bytes =
       static_cast<size_t>(cfg.write_buffer_size_bytes);
   ro.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   ro.force_sync = cfg.force_sync;
-  absl::StatusOr<std::unique_ptr<replication::StandaloneReplica>> replica =
-      replication::StandaloneReplica::Open(ro);
-  if (!replica.ok()) {
-    Log("ERROR", absl::StrCat("cannot open data dir ", cfg.data_dir, ": ",
-                              replica.status().ToString()));
-    return 1;
+  std::unique_ptr<replication::StandaloneReplica> standalone;
+  std::unique_ptr<QuorumMember> member;
+  replication::Replica* replica = nullptr;
+  if (cfg.standalone()) {
+    absl::StatusOr<std::unique_ptr<replication::StandaloneReplica>> opened =
+        replication::StandaloneReplica::Open(ro);
+    if (!opened.ok()) {
+      Log("ERROR", absl::StrCat("cannot open data dir ", cfg.data_dir, ": ",
+                                opened.status().ToString()));
+      return 1;
+    }
+    standalone = *std::move(opened);
+    replica = standalone.get();
+    Log("INFO", absl::StrFormat("data dir %s: zxid 0x%x, %d txns replayed",
+                                cfg.data_dir, replica->db().last_applied_zxid(),
+                                standalone->recovered_txns()));
+  } else {
+    absl::StatusOr<std::unique_ptr<QuorumMember>> started_member =
+        QuorumMember::Start(cfg);
+    if (!started_member.ok()) {
+      Log("ERROR",
+          absl::StrCat("cannot join the ensemble as server ", cfg.my_id, ": ",
+                       started_member.status().ToString()));
+      return 1;
+    }
+    member = *std::move(started_member);
+    replica = &member->replica();
+    Log("INFO", absl::StrFormat(
+                    "server %d of %d: data dir %s at zxid 0x%x; looking for "
+                    "a leader",
+                    cfg.my_id, cfg.servers.size(), cfg.data_dir,
+                    replica->db().last_applied_zxid()));
   }
-  Log("INFO", absl::StrFormat("data dir %s: zxid 0x%x, %d txns replayed",
-                              cfg.data_dir, (*replica)->db().last_applied_zxid(),
-                              (*replica)->recovered_txns()));
 
   rpc::ServiceOptions so;
   so.server_id = cfg.my_id;
@@ -235,7 +309,8 @@ int Serve(const ServerConfig& cfg) {
   so.super_digest = cfg.super_digest;
   so.skip_acl = cfg.skip_acl;
   so.max_data_bytes = static_cast<size_t>(cfg.jute_max_buffer_bytes);
-  so.expiry_interval = absl::Milliseconds(std::max<int64_t>(cfg.tick_time_ms / 2, 10));
+  so.expiry_interval =
+      absl::Milliseconds(std::max<int64_t>(cfg.tick_time_ms / 2, 10));
   so.container_check_interval =
       absl::Milliseconds(cfg.container_check_interval_ms);
   so.container_max_per_minute = cfg.container_max_per_minute;
@@ -243,7 +318,7 @@ int Serve(const ServerConfig& cfg) {
   so.max_sessions_per_ip = cfg.max_client_cnxns;
   rpc::ServerMetrics metrics;  // outlives everything below
   so.metrics = &metrics;
-  auto service = std::make_unique<rpc::RockeeperService>(replica->get(), so);
+  auto service = std::make_unique<rpc::RockeeperService>(replica, so);
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -263,7 +338,8 @@ int Serve(const ServerConfig& cfg) {
     return 1;
   }
   Log("INFO", absl::StrCat("rockeeper ", kVersion,
-                           " standalone: gRPC on ", listen));
+                           cfg.standalone() ? " standalone" : " quorum member",
+                           ": gRPC on ", listen));
   // The ZooKeeper wire protocol, served by the same service in-process.
   rpc::WireServerOptions wo;
   wo.address = cfg.client_port_address;
@@ -291,14 +367,14 @@ int Serve(const ServerConfig& cfg) {
     rpc::WireServer* w = wire_ptr.load();
     return w != nullptr ? w->connections() : std::vector<rpc::ConnectionInfo>{};
   };
-  wo.four_letter_words.sessions = [&service, &replica] {
+  wo.four_letter_words.sessions = [&service, replica] {
     std::vector<rpc::SessionDump> out;
     for (const rpc::SessionInfo& info : service->sessions().List()) {
       rpc::SessionDump d;
       d.id = info.id;
       d.timeout_ms = info.timeout_ms;
       d.expires_at_ms = absl::ToUnixMillis(info.expires_at);
-      (void)(*replica)->db().ListEphemerals(info.id, &d.ephemerals);
+      (void)replica->db().ListEphemerals(info.id, &d.ephemerals);
       out.push_back(std::move(d));
     }
     std::sort(out.begin(), out.end(),
@@ -311,14 +387,17 @@ int Serve(const ServerConfig& cfg) {
   wo.four_letter_words.watches_by_path = [&service] {
     return service->watches().ByPath();
   };
-  wo.four_letter_words.snapshot = [&cfg, &service, &wire_ptr, &replica,
-                                   started] {
-    return Snapshot(cfg, *service, **replica, wire_ptr.load(), started);
+  wo.four_letter_words.snapshot = [&cfg, &service, &wire_ptr, replica,
+                                   &standalone, started] {
+    return Snapshot(cfg, *service, *replica, standalone.get(), wire_ptr.load(),
+                    started);
   };
-  absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire = rpc::WireServer::Start(
-      wo, server->InProcessChannel(grpc::ChannelArguments()));
+  absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire =
+      rpc::WireServer::Start(
+          wo, server->InProcessChannel(grpc::ChannelArguments()));
   if (!wire.ok()) {
-    Log("ERROR", absl::StrCat("ZooKeeper protocol: ", wire.status().ToString()));
+    Log("ERROR",
+        absl::StrCat("ZooKeeper protocol: ", wire.status().ToString()));
     server->Shutdown();
     return 1;
   }
@@ -337,10 +416,10 @@ int Serve(const ServerConfig& cfg) {
     rpc::AdminEndpoints endpoints;
     endpoints.commands = wo.four_letter_words;
     endpoints.metrics = &metrics;
-    endpoints.live = [&replica] { return (*replica)->health().ok(); };
-    endpoints.ready = [&replica, &serving, &wire_ptr] {
+    endpoints.live = [replica] { return replica->health().ok(); };
+    endpoints.ready = [replica, &serving, &wire_ptr] {
       return serving.load() && wire_ptr.load() != nullptr &&
-             (*replica)->health().ok();
+             replica->health().ok() && replica->serving();
     };
     absl::StatusOr<std::unique_ptr<rpc::AdminHttpServer>> started_admin =
         rpc::AdminHttpServer::Start(ao, std::move(endpoints));
@@ -364,7 +443,8 @@ int Serve(const ServerConfig& cfg) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   service.reset();
-  replica->reset();
+  if (member != nullptr) member->Stop();
+  standalone.reset();
   Log("INFO", "stopped");
   return 0;
 }

@@ -168,10 +168,11 @@ class Node {
   // Learner in BROADCAST only: forwards a client write to the leader.
   absl::Status Forward(std::string data);
   // Learner: `data` rides on the next PING reply to the leader (ZooKeeper
-  // relays the sessions its clients touched this way). Replaces any payload
-  // not yet sent.
-  void SetSessionTouches(std::string data) {
-    session_touches_ = std::move(data);
+  // relays the sessions its clients touched this way). Appended to any
+  // payload not yet sent (at most 1 MiB is kept while there is no leader).
+  void SetSessionTouches(const std::string& data) {
+    if (session_touches_.size() > (1u << 20)) session_touches_.clear();
+    session_touches_ += data;
   }
   // The transport lost its connection to `peer`: give up on it at once
   // rather than waiting for a timeout.
