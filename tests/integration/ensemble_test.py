@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+"""ZAB ensembles of real rockeeper processes on 127.0.0.1, driven with
+Debian's python3-kazoo over the ZooKeeper protocol.
+
+Covers: one leader and `rockeeper status`; writes on any server readable on
+all; kill -9 of the leader while a client writes (no acknowledged write
+lost, the time to a new leader printed); no quorum -> clean failures;
+restarts catch up; a wiped server catches up; the seeds' scenario (three
+up, stop 2, stop 3, start both) with every server's status at each step;
+five servers with two down; three voters and an observer.
+
+Usage: ensemble_test.py --bin build/server/rockeeper [unittest args]
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NodeExistsError
+from kazoo.handlers.threading import KazooTimeoutError
+
+BIN = None
+TICK_MS = 200
+
+
+def free_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def four_letter_word(port, word, timeout=2.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(word.encode())
+            out = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+            return out.decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def wait_for(predicate, timeout, what, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Ensemble:
+    """N servers (ids 1..N; the last `observers` are observers)."""
+
+    def __init__(self, root, n, observers=0):
+        self.root = root
+        self.n = n
+        self.procs = {}
+        self.ports = {}
+        for i in range(1, n + 1):
+            client, grpc, admin, quorum, election = free_ports(5)
+            self.ports[i] = dict(client=client, grpc=grpc, admin=admin,
+                                 quorum=quorum, election=election)
+        for i in range(1, n + 1):
+            d = self.dir(i)
+            os.makedirs(os.path.join(d, "data"), exist_ok=True)
+            with open(os.path.join(d, "data", "myid"), "w") as f:
+                f.write(f"{i}\n")
+            lines = [
+                f"tickTime={TICK_MS}", "initLimit=10", "syncLimit=5",
+                f"dataDir={os.path.join(d, 'data')}",
+                f"clientPort={self.ports[i]['client']}",
+                "clientPortAddress=127.0.0.1",
+                f"grpcPort={self.ports[i]['grpc']}", "grpcPortAddress=127.0.0.1",
+                f"admin.serverPort={self.ports[i]['admin']}",
+                "admin.serverAddress=127.0.0.1",
+                "4lw.commands.whitelist=srvr,mntr,ruok",
+            ]
+            if i > n - observers:
+                lines.append("peerType=observer")
+            for j in range(1, n + 1):
+                p = self.ports[j]
+                kind = ":observer" if j > n - observers else ""
+                lines.append(f"server.{j}=127.0.0.1:{p['quorum']}:{p['election']}{kind}")
+            with open(self.config(i), "w") as f:
+                f.write("\n".join(lines) + "\n")
+
+    def dir(self, i):
+        return os.path.join(self.root, f"server{i}")
+
+    def config(self, i):
+        return os.path.join(self.dir(i), "zoo.cfg")
+
+    def start(self, i):
+        log = open(os.path.join(self.dir(i), "server.log"), "ab")
+        self.procs[i] = subprocess.Popen([BIN, "--config", self.config(i)],
+                                         stdout=log, stderr=log)
+        log.close()
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs.pop(i, None)
+        if p is not None and p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=15)
+
+    def wipe(self, i):
+        data = os.path.join(self.dir(i), "data")
+        for name in os.listdir(data):
+            if name != "myid":
+                path = os.path.join(data, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+    def stop_all(self):
+        for i in list(self.procs):
+            self.kill(i)
+
+    def mode(self, i):
+        out = four_letter_word(self.ports[i]["client"], "srvr")
+        for line in out.splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+        return "not serving" if out else "down"
+
+    def modes(self):
+        return {i: (self.mode(i) if i in self.procs else "stopped")
+                for i in range(1, self.n + 1)}
+
+    def wait_leader(self, ids, timeout=30):
+        """Exactly one leader among `ids`, every other one serving."""
+        def settled():
+            modes = {i: self.mode(i) for i in ids}
+            leaders = [i for i, m in modes.items() if m == "leader"]
+            ok = len(leaders) == 1 and all(
+                m in ("leader", "follower", "observer") for m in modes.values())
+            return leaders[0] if ok else None
+        return wait_for(settled, timeout, f"a leader among {ids}")
+
+    def hosts(self, ids):
+        return ",".join(f"127.0.0.1:{self.ports[i]['client']}" for i in ids)
+
+    def client(self, ids, timeout=10.0):
+        zk = KazooClient(hosts=self.hosts(ids), timeout=timeout)
+        zk.start(timeout=20)
+        return zk
+
+    def status_cli(self, i):
+        r = subprocess.run([BIN, "status", "--config", self.config(i)],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout
+
+
+class EnsembleTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="rk-ensemble-")
+        self.ensembles = []
+        self.clients = []
+
+    def tearDown(self):
+        for zk in self.clients:
+            try:
+                zk.stop()
+                zk.close()
+            except Exception:
+                pass
+        for e in self.ensembles:
+            e.stop_all()
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def ensemble(self, n, observers=0):
+        e = Ensemble(os.path.join(self.root, f"e{len(self.ensembles)}"), n,
+                     observers)
+        self.ensembles.append(e)
+        for i in range(1, n + 1):
+            e.start(i)
+        return e
+
+    def client(self, e, ids, timeout=10.0):
+        zk = e.client(ids, timeout)
+        self.clients.append(zk)
+        return zk
+
+    def test_one_leader_and_writes_visible_everywhere(self):
+        e = self.ensemble(3)
+        leader = e.wait_leader([1, 2, 3])
+        code, out = e.status_cli(leader)
+        self.assertEqual(code, 0, out)
+        self.assertIn("Mode: leader", out)
+        follower = 1 if leader != 1 else 2
+        code, out = e.status_cli(follower)
+        self.assertIn("Mode: follower", out)
+        zks = {i: self.client(e, [i]) for i in (1, 2, 3)}
+        for i, zk in zks.items():
+            zk.create(f"/from{i}", f"v{i}".encode())
+        for i, zk in zks.items():
+            zk.sync("/")
+            for j in (1, 2, 3):
+                self.assertEqual(zk.get(f"/from{j}")[0], f"v{j}".encode())
+        # An error comes back through the leader too.
+        with self.assertRaises(NodeExistsError):
+            zks[follower].create("/from1", b"again")
+        # Watches fire on a server for a change made through another.
+        fired = threading.Event()
+        zks[3].get("/from1", watch=lambda ev: fired.set())
+        zks[1].set("/from1", b"changed")
+        self.assertTrue(fired.wait(10))
+
+    def test_leader_killed_while_writing_loses_nothing_acknowledged(self):
+        e = self.ensemble(3)
+        leader = e.wait_leader([1, 2, 3])
+        zk = self.client(e, [1, 2, 3])
+        zk.ensure_path("/w")
+        acked = []
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set() and i < 100000:
+                try:
+                    zk.create(f"/w/n{i}", b"x")
+                    acked.append(i)
+                except NodeExistsError:
+                    acked.append(i)  # an earlier attempt did commit
+                except (KazooException, KazooTimeoutError):
+                    time.sleep(0.05)  # outcome unknown: retried below
+                    continue
+                i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            wait_for(lambda: len(acked) >= 100, 30, "writes before the kill")
+            e.kill(leader)
+            killed_at = time.monotonic()
+            rest = [i for i in (1, 2, 3) if i != leader]
+            new_leader = e.wait_leader(rest)
+            print(f"\nleader {leader} killed: server {new_leader} leads after "
+                  f"{(time.monotonic() - killed_at) * 1000:.0f} ms", flush=True)
+            n = len(acked)
+            wait_for(lambda: len(acked) >= n + 100, 60, "writes after failover")
+        finally:
+            stop.set()
+            t.join(60)
+        self.assertFalse(t.is_alive())
+        for i in rest:
+            check = self.client(e, [i])
+            check.sync("/")
+            children = set(check.get_children("/w"))
+            missing = [a for a in acked if f"n{a}" not in children]
+            self.assertEqual(missing, [], f"server {i} lost acknowledged writes")
+        # Kill a second server: no quorum, writes fail cleanly and promptly.
+        e.kill(rest[0])
+        lone = rest[1]
+        wait_for(lambda: e.mode(lone) == "not serving", 30, "loss of quorum")
+        start = time.monotonic()
+        with self.assertRaises((KazooException, KazooTimeoutError)):
+            z = KazooClient(hosts=e.hosts([lone]), timeout=2)
+            self.clients.append(z)
+            z.start(timeout=3)
+            z.create("/no-quorum", b"x")
+        self.assertLess(time.monotonic() - start, 30)
+        # Both come back: the ensemble serves again and they catch up.
+        e.start(leader)
+        e.start(rest[0])
+        e.wait_leader([1, 2, 3])
+        for i in (1, 2, 3):
+            check = self.client(e, [i])
+            check.sync("/")
+            children = set(check.get_children("/w"))
+            self.assertTrue(all(f"n{a}" in children for a in acked),
+                            f"server {i} did not catch up")
+            check.create(f"/again{i}", b"ok")
+
+    def test_wiped_server_catches_up(self):
+        e = self.ensemble(3)
+        leader = e.wait_leader([1, 2, 3])
+        zk = self.client(e, [leader])
+        for i in range(200):
+            zk.create(f"/d{i}", str(i).encode())
+        victim = 1 if leader != 1 else 2
+        e.kill(victim)
+        e.wipe(victim)
+        e.start(victim)
+        e.wait_leader([1, 2, 3])
+        check = self.client(e, [victim])
+        check.sync("/")
+        self.assertEqual(check.get("/d199")[0], b"199")
+        self.assertEqual(len([c for c in check.get_children("/")
+                              if c.startswith("d")]), 200)
+
+    def test_seeds_scenario_three_servers(self):
+        """Three up; stop server 2 (available); stop server 3 (no quorum);
+        start 2 and 3 (available again). Status printed at every step."""
+        e = self.ensemble(3)
+        e.wait_leader([1, 2, 3])
+
+        def step(name, expect_available, servers):
+            modes = e.modes()
+            print(f"\n[{name}] " + ", ".join(
+                f"server{i}: {m}" for i, m in modes.items()), flush=True)
+            zk = KazooClient(hosts=e.hosts(servers), timeout=3)
+            self.clients.append(zk)
+            try:
+                zk.start(timeout=5)
+                zk.create(f"/step-{name}", b"x")
+                ok = True
+            except (KazooException, KazooTimeoutError):
+                ok = False
+            self.assertEqual(ok, expect_available, f"{name}: {modes}")
+
+        step("all-up", True, [1, 2, 3])
+        e.kill(2, signal.SIGTERM)
+        e.wait_leader([1, 3])
+        step("node2-stopped", True, [1, 3])
+        e.kill(3, signal.SIGTERM)
+        wait_for(lambda: e.mode(1) == "not serving", 30, "loss of quorum")
+        step("node3-stopped", False, [1])
+        e.start(2)
+        e.start(3)
+        e.wait_leader([1, 2, 3])
+        step("node2-node3-started", True, [1, 2, 3])
+
+    def test_five_servers_survive_two_down(self):
+        e = self.ensemble(5)
+        leader = e.wait_leader([1, 2, 3, 4, 5])
+        other = 1 if leader != 1 else 2
+        e.kill(leader)
+        e.kill(other)
+        rest = [i for i in range(1, 6) if i not in (leader, other)]
+        e.wait_leader(rest)
+        zk = self.client(e, rest)
+        zk.create("/five", b"ok")
+        for i in rest:
+            check = self.client(e, [i])
+            check.sync("/")
+            self.assertEqual(check.get("/five")[0], b"ok")
+
+    def test_observer(self):
+        e = self.ensemble(4, observers=1)
+        e.wait_leader([1, 2, 3, 4])
+        self.assertEqual(e.mode(4), "observer")
+        obs = self.client(e, [4])
+        obs.create("/via-observer", b"o")  # forwarded to the leader
+        zk = self.client(e, [1])
+        zk.sync("/")
+        self.assertEqual(zk.get("/via-observer")[0], b"o")
+        # An observer is no voter: two voters down means no quorum.
+        leader = [i for i in (1, 2, 3) if e.mode(i) == "leader"][0]
+        down = [i for i in (1, 2, 3) if i != leader][:1] + [leader]
+        for i in down:
+            e.kill(i)
+        wait_for(lambda: e.mode(4) == "not serving", 30,
+                 "the observer to lose its leader")
+
+
+def main():
+    global BIN
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    args, rest = parser.parse_known_args()
+    BIN = os.path.abspath(args.bin)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
