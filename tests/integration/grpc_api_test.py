@@ -50,10 +50,11 @@ class Server:
     def __init__(self, root, extra=""):
         self.dir = root
         self.port = free_port()
+        self.client_port = free_port()
         self.cfg = os.path.join(root, "zoo.cfg")
         with open(self.cfg, "w") as f:
             f.write(f"tickTime=200\ndataDir={root}/data\n"
-                    f"clientPort={free_port()}\nclientPortAddress=127.0.0.1\n"
+                    f"clientPort={self.client_port}\nclientPortAddress=127.0.0.1\n"
                     f"grpcPort={self.port}\ngrpcPortAddress=127.0.0.1\n"
                     f"admin.serverPort={free_port()}\n"
                     f"admin.serverAddress=127.0.0.1\n"
@@ -275,7 +276,8 @@ class GrpcApiTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("Mode: standalone", out.stdout)
-        self.assertIn(f"Client port found: {self.server.port}", out.stdout)
+        # As zkServer.sh status: the client port, asked with `srvr`.
+        self.assertIn(f"Client port found: {self.server.client_port}", out.stdout)
 
 
 class EventStream:
