@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/clock.h"
 
 namespace rockeeper::replication {
 
@@ -114,9 +115,17 @@ void CommitPipeline::LogLoop() {
       }
       size_t next = 0;
       for (const Pending& p : batch) {
-        if (!p.noop) records.push_back({p.txn.header().zxid(), payloads[next++]});
+        if (!p.noop)
+          records.push_back({p.txn.header().zxid(), payloads[next++]});
       }
-      if (!records.empty()) status = log_->AppendBatch(records);
+      if (!records.empty()) {
+        const absl::Time t0 = absl::Now();
+        status = log_->AppendBatch(records);
+        if (status.ok() && options_.on_log_batch) {
+          options_.on_log_batch(records.size(),
+                                absl::ToInt64Microseconds(absl::Now() - t0));
+        }
+      }
       if (!status.ok()) Poison(status);
     }
     if (!status.ok()) {
@@ -212,7 +221,8 @@ void CommitPipeline::MaybeSnapshot(size_t applied) {
     absl::MutexLock lock(&mu_);
     ++stats_.snapshots;
   }
-  absl::StatusOr<int64_t> oldest = snapshots_->Purge(options_.snap_retain_count);
+  absl::StatusOr<int64_t> oldest =
+      snapshots_->Purge(options_.snap_retain_count);
   if (oldest.ok()) {
     absl::StatusOr<int> purged = log_->PurgeBefore(*oldest + 1);
     if (!purged.ok()) {

@@ -374,7 +374,14 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
       if (e.zxid <= log_->last_zxid()) continue;  // already there (restart)
       records.push_back(engine::LogRecord{e.zxid, e.data});
     }
-    if (!records.empty()) s = log_->AppendBatch(records);
+    if (!records.empty()) {
+      const absl::Time t0 = absl::Now();
+      s = log_->AppendBatch(records);
+      if (s.ok() && options_.on_log_batch) {
+        options_.on_log_batch(records.size(),
+                              absl::ToInt64Microseconds(absl::Now() - t0));
+      }
+    }
     for (zab::Entry& e : r.entries) unapplied_[e.zxid] = std::move(e.data);
   }
   if (s.ok() && r.accepted_epoch) {

@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -254,7 +254,12 @@ int Serve(const ServerConfig& cfg) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  rpc::ServerMetrics metrics;  // outlives everything below
+  auto on_log_batch = [&metrics](size_t txns, int64_t append_us) {
+    metrics.RecordLogBatch(static_cast<int64_t>(txns), append_us);
+  };
   replication::StandaloneReplicaOptions ro;
+  ro.pipeline.on_log_batch = on_log_batch;
   ro.data_dir = cfg.data_dir;
   ro.data_log_dir = cfg.data_log_dir == cfg.data_dir ? "" : cfg.data_log_dir;
   ro.prep.extended_types_enabled = cfg.extended_types_enabled;
@@ -287,7 +292,7 @@ int Serve(const ServerConfig& cfg) {
                                 standalone->recovered_txns()));
   } else {
     absl::StatusOr<std::unique_ptr<QuorumMember>> started_member =
-        QuorumMember::Start(cfg);
+        QuorumMember::Start(cfg, on_log_batch);
     if (!started_member.ok()) {
       Log("ERROR",
           absl::StrCat("cannot join the ensemble as server ", cfg.my_id, ": ",
@@ -317,7 +322,6 @@ int Serve(const ServerConfig& cfg) {
   so.container_max_per_minute = cfg.container_max_per_minute;
   so.max_outstanding_requests = cfg.global_outstanding_limit;
   so.max_sessions_per_ip = cfg.max_client_cnxns;
-  rpc::ServerMetrics metrics;  // outlives everything below
   so.metrics = &metrics;
   auto service = std::make_unique<rpc::RockeeperService>(replica, so);
 

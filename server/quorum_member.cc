@@ -47,17 +47,19 @@ zab::PeerTransportOptions PeerTransportOptionsFrom(const ServerConfig& cfg) {
 }
 
 absl::StatusOr<std::unique_ptr<QuorumMember>> QuorumMember::Start(
-    const ServerConfig& cfg) {
+    const ServerConfig& cfg,
+    std::function<void(size_t txns, int64_t append_us)> on_log_batch) {
   std::unique_ptr<QuorumMember> m(new QuorumMember());
   QuorumMember* raw = m.get();
+  replication::QuorumReplicaOptions options = QuorumReplicaOptionsFrom(cfg);
+  options.on_log_batch = std::move(on_log_batch);
   absl::StatusOr<std::unique_ptr<replication::QuorumReplica>> replica =
-      replication::QuorumReplica::Open(
-          QuorumReplicaOptionsFrom(cfg), [raw](zab::Message msg) {
-            // Before the transport is up (or after Stop) the message is
-            // lost; the core repeats what matters.
-            zab::PeerTransport* t = raw->transport_ptr_.load();
-            if (t != nullptr) t->Send(std::move(msg));
-          });
+      replication::QuorumReplica::Open(options, [raw](zab::Message msg) {
+        // Before the transport is up (or after Stop) the message is
+        // lost; the core repeats what matters.
+        zab::PeerTransport* t = raw->transport_ptr_.load();
+        if (t != nullptr) t->Send(std::move(msg));
+      });
   if (!replica.ok()) return replica.status();
   m->replica_ = *std::move(replica);
   replication::QuorumReplica* r = m->replica_.get();

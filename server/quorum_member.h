@@ -7,6 +7,7 @@
 #define ROCKEEPER_SERVER_QUORUM_MEMBER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -27,8 +28,11 @@ class QuorumMember {
  public:
   // Opens the data dirs, binds the quorum and election ports, and starts
   // looking for a leader.
+  // `on_log_batch`: see QuorumReplicaOptions (may be null).
   static absl::StatusOr<std::unique_ptr<QuorumMember>> Start(
-      const ServerConfig& cfg);
+      const ServerConfig& cfg,
+      std::function<void(size_t txns, int64_t append_us)> on_log_batch =
+          nullptr);
   ~QuorumMember();
 
   replication::QuorumReplica& replica() { return *replica_; }
