@@ -480,30 +480,40 @@ void RockeeperService::Start(grpc::CallbackServerContext* ctx, OpKind op,
   }
   const int64_t sid = caller.ctx.session_id;
   const absl::Time start = absl::Now();
-  serializer_.Run(sid, [this, reactor, start, op, header,
-                        caller = std::move(caller),
-                        body = std::move(body)](SessionSerializer::Done done) {
-    // Ids added by an AddAuth queued before this request count.
-    Caller current = caller;
-    if (current.ctx.session_id != 0) {
-      if (auto info = sessions_.Get(current.ctx.session_id)) {
-        std::vector<engine::AuthId> ids;
-        for (auto& id : current.ctx.auth_ids) {
-          if (id.scheme == "ip") ids.push_back(id);
+  // Writes pipeline within a session (their order is fixed once submitted);
+  // everything else waits for the session's earlier requests.
+  const bool write = op == OpKind::kCreate || op == OpKind::kDelete ||
+                     op == OpKind::kSetData || op == OpKind::kSetAcl ||
+                     op == OpKind::kMulti;
+  serializer_.Run(
+      sid, write,
+      [this, reactor, start, op, header, write, caller = std::move(caller),
+       body = std::move(body)](SessionSerializer::Done ordered,
+                               SessionSerializer::Done done) {
+        // Ids added by an AddAuth queued before this request count.
+        Caller current = caller;
+        if (current.ctx.session_id != 0) {
+          if (auto info = sessions_.Get(current.ctx.session_id)) {
+            std::vector<engine::AuthId> ids;
+            for (auto& id : current.ctx.auth_ids) {
+              if (id.scheme == "ip") ids.push_back(id);
+            }
+            for (auto& id : info->auth_ids) ids.push_back(id);
+            current.ctx.auth_ids = std::move(ids);
+          }
         }
-        for (auto& id : info->auth_ids) ids.push_back(id);
-        current.ctx.auth_ids = std::move(ids);
-      }
-    }
-    body(current,
-         [this, reactor, done, start, op, header](const grpc::Status& st) {
-           const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
-           metrics_->RecordRequest(op, us, !st.ok() || header->err() != 0);
-           in_flight_.fetch_sub(1);
-           reactor->Finish(st);
-           done();
-         });
-  });
+        body(current, [this, reactor, done, start, op,
+                       header](const grpc::Status& st) {
+          const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
+          metrics_->RecordRequest(op, us, !st.ok() || header->err() != 0);
+          in_flight_.fetch_sub(1);
+          reactor->Finish(st);
+          done();
+        });
+        // A write's body has submitted it (or already finished): its place in
+        // the session's order is fixed.
+        if (write) ordered();
+      });
 }
 
 RockeeperService::LatencyStats RockeeperService::latency() const {

@@ -4,8 +4,9 @@
 // per request or per session. Writes are submitted to the replica's write
 // path and answered when their txn has applied (the completion runs on a
 // small work queue); reads run inline on the state DB with ZooKeeper's ACL
-// checks. A session's requests run one at a time in arrival order
-// (SessionSerializer), reads included; different sessions run in parallel.
+// checks. A session's requests run in arrival order (SessionSerializer):
+// its writes pipeline (the next starts once the previous is submitted), any
+// other request waits for the ones before it; sessions run in parallel.
 // Session streams are reactors fed by the EventHub. An expiry thread closes
 // sessions whose clients stopped heartbeating and runs the container/TTL
 // reaper; in an ensemble only the leader does (the session authority), and
