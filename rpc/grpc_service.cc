@@ -123,6 +123,7 @@ RockeeperService::RockeeperService(replication::Replica* replica,
   replica_->SetSessionTouchListener([this](const std::vector<int64_t>& ids) {
     for (int64_t id : ids) sessions_.Touch(id);
   });
+  replicated_ = replica_->status().mode != "standalone";
   was_authority_ = replica_->is_session_authority();
   sessions_.set_enforce_deadlines(was_authority_);
   expiry_thread_ = std::thread([this] { ExpiryLoop(); });
@@ -1124,19 +1125,39 @@ grpc::ServerUnaryReactor* RockeeperService::GetAllChildrenNumber(
 grpc::ServerUnaryReactor* RockeeperService::Sync(
     grpc::CallbackServerContext* ctx, const v1::SyncRequest* req,
     v1::SyncResponse* resp) {
-  return Serve(ctx, OpKind::kSync, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 // Standalone: a write is applied before it returns, so this
-                 // server is always up to date with the (only) leader. Running
-                 // in the session's FIFO order is what sync promises.
-                 resp->set_path(req->path());
-                 FillHeader(engine::IsValidPath(req->path())
-                                ? ZkError::kOk
-                                : ZkError::kBadArguments,
-                            replica_->db().last_applied_zxid(),
-                            caller.ctx.session_id, resp->mutable_header());
-                 finish(grpc::Status::OK);
-               });
+  return Serve(
+      ctx, OpKind::kSync, resp->mutable_header(),
+      [this, req, resp](const Caller& caller, Finish finish) {
+        if (replicated_ && engine::IsValidPath(req->path())) {
+          // An ensemble member catches up with the leader: a no-op
+          // write (check "/" at any version) goes through the leader
+          // and is applied here after everything committed before
+          // it. ZooKeeper uses a SYNC packet; a txn costs a zxid
+          // but needs no second path.
+          const int64_t sid = caller.ctx.session_id;
+          SubmitAsync(
+              caller.ctx, engine::CheckRequest{"/", -1},
+              [this, req, resp, sid, finish](replication::SubmitResult r) {
+                resp->set_path(req->path());
+                grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+                // The check's own verdict (e.g. an ACL on
+                // "/") is not the sync's: it is applied.
+                resp->mutable_header()->set_err(0);
+                resp->mutable_header()->clear_err_name();
+                finish(st);
+              });
+          return;
+        }
+        // Standalone: a write is applied before it returns, so this
+        // server is always up to date with the (only) leader. Running
+        // in the session's FIFO order is what sync promises.
+        resp->set_path(req->path());
+        FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
+                                                    : ZkError::kBadArguments,
+                   replica_->db().last_applied_zxid(), caller.ctx.session_id,
+                   resp->mutable_header());
+        finish(grpc::Status::OK);
+      });
 }
 
 grpc::ServerUnaryReactor* RockeeperService::AddAuth(

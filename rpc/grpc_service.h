@@ -219,6 +219,7 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
 
   replication::Replica* const replica_;
   bool was_authority_ = true;  // ExpiryLoop thread only
+  bool replicated_ = false;    // an ensemble member (set once)
   const ServiceOptions options_;
   std::atomic<int64_t> in_flight_{0};
   struct OrderState {
