@@ -1164,8 +1164,10 @@ absl::Status TxnLog::Enqueue(Writer* w) {
 
 absl::Status TxnLog::WriteGroup(std::string_view data, int64_t first_zxid,
                                 int64_t last_zxid, uint64_t count) {
+  const bool roll_requested = roll_requested_.exchange(false);
   if (fd_ < 0 || (current_records_ > 0 &&
-                  write_offset_ + data.size() > options_.segment_max_bytes)) {
+                  (roll_requested ||
+                   write_offset_ + data.size() > options_.segment_max_bytes))) {
     absl::Status s = Roll(first_zxid, data.size());
     if (!s.ok()) return s;
   }

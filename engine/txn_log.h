@@ -58,6 +58,7 @@
 #ifndef ROCKEEPER_ENGINE_TXN_LOG_H_
 #define ROCKEEPER_ENGINE_TXN_LOG_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -210,6 +211,11 @@ class TxnLog {
   absl::Status AppendBatch(absl::Span<const LogRecord> records)
       ABSL_LOCKS_EXCLUDED(mu_, io_mu_);
 
+  // The next append starts a new segment (if the current one has records).
+  // Called after each snapshot, as ZooKeeper rolls its log then, so that
+  // purging old snapshots frees whole segments. Thread-safe.
+  void RequestRoll() { roll_requested_.store(true); }
+
   // Zxid of the last durable record; 0 if the log is empty.
   int64_t last_zxid() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -287,6 +293,7 @@ class TxnLog {
   int fd_ ABSL_GUARDED_BY(io_mu_) = -1;  // last segment, -1 if none
   std::string current_path_ ABSL_GUARDED_BY(io_mu_);
   uint64_t write_offset_ ABSL_GUARDED_BY(io_mu_) = 0;
+  std::atomic<bool> roll_requested_{false};
   uint64_t allocated_ ABSL_GUARDED_BY(io_mu_) = 0;  // file size
   uint64_t current_records_ ABSL_GUARDED_BY(io_mu_) = 0;
   std::string group_buf_ ABSL_GUARDED_BY(io_mu_);

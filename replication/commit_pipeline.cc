@@ -217,6 +217,7 @@ void CommitPipeline::MaybeSnapshot(size_t applied) {
                  snap.status().ToString().c_str());
     return;
   }
+  log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   {
     absl::MutexLock lock(&mu_);
     ++stats_.snapshots;

@@ -520,6 +520,7 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
                  snap.status().ToString().c_str());
     return;
   }
+  log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;
   absl::StatusOr<int64_t> oldest =
       snapshots_->Purge(options_.snap_retain_count);

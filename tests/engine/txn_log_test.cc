@@ -442,6 +442,29 @@ std::string WriteSingleSegment(const std::string& dir, int n,
   return segs[0].path;
 }
 
+TEST_F(TxnLogTest, RequestRollStartsTheNextAppendInANewSegment) {
+  TxnLogOptions o;
+  o.dir = dir_;
+  o.preallocate_bytes = 64 << 10;
+  auto log = TxnLog::Open(o);
+  ASSERT_TRUE(log.ok());
+  (*log)->RequestRoll();  // an empty log has nothing to roll
+  for (int64_t z = 1; z <= 3; ++z)
+    ASSERT_TRUE((*log)->Append(z, Payload(z)).ok());
+  (*log)->RequestRoll();
+  for (int64_t z = 4; z <= 5; ++z)
+    ASSERT_TRUE((*log)->Append(z, Payload(z)).ok());
+  std::vector<TxnLogSegmentInfo> segs = (*log)->segments();
+  ASSERT_THAT(segs, SizeIs(2));
+  EXPECT_EQ(segs[0].name_zxid, 1);
+  EXPECT_EQ(segs[0].last_zxid, 3);
+  EXPECT_EQ(segs[1].name_zxid, 4);
+  // The first segment is now purgeable on its own.
+  auto purged = (*log)->PurgeBefore(4);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 1);
+}
+
 TEST_F(TxnLogTest, TornTailTruncatedMidRecord) {
   uint64_t last_start, valid_end;
   std::string path = WriteSingleSegment(dir_, 50, &last_start, &valid_end);
