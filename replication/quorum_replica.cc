@@ -1,14 +1,20 @@
 #include "replication/quorum_replica.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/state_dir.h"
 
 namespace rockeeper::replication {
 namespace {
@@ -51,15 +57,23 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   if (!log.ok()) return log.status();
   r->log_ = *std::move(log);
 
+  // Which state dir is current ("state", or the last SNAP installed); the
+  // others are leftovers of earlier installs.
+  absl::StatusOr<std::string> current =
+      engine::CurrentStateDirName(options.data_dir);
+  if (!current.ok()) return current.status();
+  r->current_state_dir_ = *current;
+  engine::RemoveOtherStateDirs(options.data_dir, *current);
   engine::StateDbOptions db_options = options.state_db;
-  db_options.path = (fs::path(options.data_dir) / "state").string();
+  db_options.path = (fs::path(options.data_dir) / *current).string();
   absl::StatusOr<std::unique_ptr<engine::StateDb>> db =
       engine::StateDb::Open(db_options);
   if (!db.ok()) return db.status();
-  r->db_ = *std::move(db);
+  r->dbs_.push_back(*std::move(db));
+  r->db_ptr_.store(r->dbs_.back().get());
   // No log replay here: records after last_applied_zxid may be uncommitted;
   // the leader's UPTODATE / COMMITs decide (they are applied from the log).
-  r->prep_ = std::make_unique<engine::Prep>(r->db_.get(), options.prep);
+  r->prep_ = std::make_unique<engine::Prep>(&r->cur_db(), options.prep);
   r->snapshots_ = std::make_unique<engine::SnapshotStore>(
       (fs::path(options.data_dir) / "snapshots").string());
   r->storage_ =
@@ -71,7 +85,7 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   r->scheduler_ = std::make_unique<engine::SnapshotScheduler>(
       options.snap_count, static_cast<uint64_t>(options.node.my_id) * 7919);
   absl::StatusOr<zab::DurableState> ds = zab::LoadDurableState(
-      r->epoch_dir_, *r->log_, r->db_->last_applied_zxid());
+      r->epoch_dir_, *r->log_, r->cur_db().last_applied_zxid());
   if (!ds.ok()) return ds.status();
   r->node_ = std::make_unique<zab::Node>(options.node, *ds, r->storage_.get(),
                                          NowMs());
@@ -156,7 +170,7 @@ void QuorumReplica::PublishStatus() {
   s.leader_id = node_->leader_id();
   s.current_epoch = node_->current_epoch();
   s.last_logged_zxid = node_->last_logged_zxid();
-  s.last_applied_zxid = db_->last_applied_zxid();
+  s.last_applied_zxid = cur_db().last_applied_zxid();
   serving_.store(s.serving);
   absl::MutexLock lock(&mu_);
   status_ = s;
@@ -227,7 +241,7 @@ void QuorumReplica::Loop() {
     // the Readies they cause, a few rounds, so nothing waits for a tick.
     for (int round = 0; round < 8; ++round) {
       // A new leader applies its history before it preps anything on top.
-      const bool caught_up = db_->last_applied_zxid() >= establish_zxid_;
+      const bool caught_up = cur_db().last_applied_zxid() >= establish_zxid_;
       while (!held_.empty() && (!serving_leader || caught_up)) {
         PendingSubmit s = std::move(held_.front());
         held_.pop_front();
@@ -325,7 +339,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
   if (!outcome.ok()) {
     c.status = outcome.status();
     completions_.push_back(std::move(c));
-    CompleteUpTo(db_->last_applied_zxid());
+    CompleteUpTo(cur_db().last_applied_zxid());
     return;
   }
   c.outcome = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
@@ -342,7 +356,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
     }
   }
   completions_.push_back(std::move(c));
-  CompleteUpTo(db_->last_applied_zxid());
+  CompleteUpTo(cur_db().last_applied_zxid());
 }
 
 void QuorumReplica::HandleReady(zab::Ready& r) {
@@ -443,56 +457,40 @@ absl::Status QuorumReplica::InstallSnapshot(const zab::SnapshotInstall& in) {
   if (!options_.fetch_snapshot) {
     return absl::UnimplementedError("no snapshot transfer configured");
   }
-  const fs::path state = fs::path(options_.data_dir) / "state";
-  const fs::path incoming =
-      fs::path(options_.data_dir) / absl::StrCat("state.snap-", in.zxid);
+  const std::string name = absl::StrCat("state.snap-", in.zxid);
+  const fs::path incoming = fs::path(options_.data_dir) / name;
   std::error_code ec;
+  if (name == current_state_dir_) {
+    return absl::FailedPreconditionError("this snapshot is our state already");
+  }
   fs::remove_all(incoming, ec);
   absl::Status s = options_.fetch_snapshot(in.from, in.zxid, incoming.string());
   if (!s.ok()) return s;
-  // Check it before giving up the current state.
-  {
-    engine::StateDbOptions o = options_.state_db;
-    o.path = incoming.string();
-    absl::StatusOr<std::unique_ptr<engine::StateDb>> probe =
-        engine::StateDb::Open(o);
-    if (!probe.ok()) return probe.status();
-    if ((*probe)->last_applied_zxid() != in.zxid) {
-      return absl::DataLossError(absl::StrCat(
-          "snapshot 0x", absl::Hex(in.zxid), " from server ", in.from,
-          " is at zxid 0x", absl::Hex((*probe)->last_applied_zxid())));
-    }
+  engine::StateDbOptions o = options_.state_db;
+  o.path = incoming.string();
+  absl::StatusOr<std::unique_ptr<engine::StateDb>> db =
+      engine::StateDb::Open(o);
+  if (!db.ok()) return db.status();
+  if ((*db)->last_applied_zxid() != in.zxid) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot 0x", absl::Hex(in.zxid), " from server ", in.from,
+        " is at zxid 0x", absl::Hex((*db)->last_applied_zxid())));
   }
-  const fs::path old = fs::path(options_.data_dir) / "state.replaced";
+  // Switch readers over. The old DB stays open (retired, until shutdown):
+  // a reader that does not hold the visibility mutex may still be using it.
   {
     absl::MutexLock visible(&visibility_mu_);
-    prep_.reset();
-    db_.reset();
-    fs::remove_all(old, ec);
-    fs::rename(state, old, ec);
-    if (!ec) fs::rename(incoming, state, ec);
-    engine::StateDbOptions o = options_.state_db;
-    o.path = state.string();
-    absl::StatusOr<std::unique_ptr<engine::StateDb>> db =
-        ec ? absl::InternalError(ec.message()) : engine::StateDb::Open(o);
-    if (!db.ok()) {
-      // Put the old state back; without any state DB we cannot go on.
-      fs::remove_all(state, ec);
-      fs::rename(old, state, ec);
-      db = engine::StateDb::Open(o);
-      if (!db.ok()) {
-        std::fprintf(stderr, "FATAL cannot reopen the state DB: %s\n",
-                     db.status().ToString().c_str());
-        std::abort();
-      }
-      db_ = *std::move(db);
-      prep_ = std::make_unique<engine::Prep>(db_.get(), options_.prep);
-      return absl::InternalError("the fetched snapshot does not open");
-    }
-    db_ = *std::move(db);
-    prep_ = std::make_unique<engine::Prep>(db_.get(), options_.prep);
+    dbs_.push_back(*std::move(db));
+    db_ptr_.store(dbs_.back().get(), std::memory_order_release);
+    prep_ = std::make_unique<engine::Prep>(dbs_.back().get(), options_.prep);
   }
-  fs::remove_all(old, ec);
+  // The next start opens this one (the old dir is deleted then).
+  s = engine::SetCurrentStateDirName(options_.data_dir, name);
+  if (!s.ok()) {
+    Fail(s);
+    return absl::OkStatus();
+  }
+  current_state_dir_ = name;
   // The log restarts after the snapshot: nothing logged before matters.
   unapplied_.clear();
   s = log_->TruncateAfter(0);
@@ -514,7 +512,7 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
     return;
   }
   // On the driver thread, between two applies: the checkpoint is exact.
-  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
+  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(cur_db());
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
@@ -528,7 +526,7 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
 }
 
 absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
-  const int64_t applied = db_->last_applied_zxid();
+  const int64_t applied = cur_db().last_applied_zxid();
   if (zxid <= applied) return absl::OkStatus();
   std::vector<engine::Txn> txns;
   // Payloads logged since we started are in memory; older ones (logged
@@ -565,7 +563,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
   std::vector<engine::WatchTrigger> triggers;
   {
     absl::MutexLock visible(&visibility_mu_);
-    absl::Status s = db_->Apply(txns, &triggers);
+    absl::Status s = cur_db().Apply(txns, &triggers);
     if (!s.ok()) return s;
     prep_->OnApplied(zxid);
     if (listener_) listener_(txns, triggers);
@@ -634,7 +632,7 @@ void QuorumReplica::RestartNode(int64_t now_ms) {
   prep_->Reset();
   unapplied_.clear();
   absl::StatusOr<zab::DurableState> ds =
-      zab::LoadDurableState(epoch_dir_, *log_, db_->last_applied_zxid());
+      zab::LoadDurableState(epoch_dir_, *log_, cur_db().last_applied_zxid());
   if (!ds.ok()) {
     Fail(ds.status());
     return;

@@ -110,7 +110,9 @@ class QuorumReplica : public Replica {
 
   void Submit(const engine::RequestContext& ctx,
               const engine::WriteRequest& request, Done done) override;
-  const engine::StateDb& db() const override { return *db_; }
+  const engine::StateDb& db() const override {
+    return *db_ptr_.load(std::memory_order_acquire);
+  }
   absl::Mutex& visibility_mutex() const override { return visibility_mu_; }
   int64_t last_proposed_zxid() const override;
   absl::Status health() const override;
@@ -157,7 +159,13 @@ class QuorumReplica : public Replica {
   QuorumReplicaOptions options_;
   SendFn send_;
   std::unique_ptr<engine::TxnLog> log_;
-  std::unique_ptr<engine::StateDb> db_;
+  // The state DBs opened: the last is current; earlier ones were replaced by
+  // SNAP installs and stay open until shutdown, for readers that do not
+  // hold the visibility mutex. Modified by the driver thread only.
+  std::vector<std::unique_ptr<engine::StateDb>> dbs_;
+  std::atomic<engine::StateDb*> db_ptr_{nullptr};
+  std::string current_state_dir_;  // its directory name under data_dir
+  engine::StateDb& cur_db() { return *db_ptr_.load(); }
   std::unique_ptr<engine::Prep> prep_;
   std::unique_ptr<engine::SnapshotStore> snapshots_;
   std::unique_ptr<zab::TxnLogStorage> storage_;

@@ -40,6 +40,7 @@ replication::QuorumReplicaOptions QuorumReplicaOptionsFrom(
 zab::PeerTransportOptions PeerTransportOptionsFrom(const ServerConfig& cfg) {
   zab::PeerTransportOptions o;
   o.my_id = cfg.my_id;
+  o.snapshot_dir = cfg.data_dir + "/snapshots";
   for (const ServerLine& s : cfg.servers) {
     o.peers[s.id] = zab::PeerAddress{s.host, s.quorum_port, s.election_port};
   }
@@ -53,6 +54,12 @@ absl::StatusOr<std::unique_ptr<QuorumMember>> QuorumMember::Start(
   QuorumMember* raw = m.get();
   replication::QuorumReplicaOptions options = QuorumReplicaOptionsFrom(cfg);
   options.on_log_batch = std::move(on_log_batch);
+  options.fetch_snapshot = [raw](int64_t from, int64_t zxid,
+                                 const std::string& target) {
+    zab::PeerTransport* t = raw->transport_ptr_.load();
+    if (t == nullptr) return absl::UnavailableError("transport stopped");
+    return t->FetchSnapshot(from, zxid, target);
+  };
   absl::StatusOr<std::unique_ptr<replication::QuorumReplica>> replica =
       replication::QuorumReplica::Open(options, [raw](zab::Message msg) {
         // Before the transport is up (or after Stop) the message is

@@ -1,12 +1,17 @@
 #include "replication/zab/peer_transport.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -19,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/snapshot.h"
 #include "replication/zab/codec.h"
 #include "rockeeper/peer/v1/peer_service.grpc.pb.h"
 
@@ -44,6 +50,133 @@ std::string HostPort(const std::string& host, int port) {
             : absl::StrCat(host, ":", port);
 }
 
+constexpr size_t kSnapshotChunkBytes = 1 << 20;
+
+// Streams the files of `dir` (a snapshot: a flat RocksDB checkpoint).
+grpc::Status ServeSnapshot(const std::string& dir, grpc::ServerContext* ctx,
+                           grpc::ServerWriter<peer::v1::SnapshotChunk>* out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (auto it = fs::directory_iterator(dir, ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) files.push_back(it->path());
+  }
+  if (ec || files.empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no snapshot at ", dir));
+  }
+  std::string buf(kSnapshotChunkBytes, '\0');
+  for (const fs::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    const int64_t size = static_cast<int64_t>(fs::file_size(f, ec));
+    if (!in || ec) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("cannot read ", f.string()));
+    }
+    int64_t offset = 0;
+    do {
+      if (ctx->IsCancelled()) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      }
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const int64_t n = static_cast<int64_t>(in.gcount());
+      peer::v1::SnapshotChunk chunk;
+      chunk.set_file(f.filename().string());
+      chunk.set_offset(offset);
+      chunk.set_data(buf.data(), static_cast<size_t>(n));
+      chunk.set_file_size(size);
+      if (!out->Write(chunk)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");
+      }
+      offset += n;
+    } while (offset < size && in);
+    if (offset != size) {
+      return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                          absl::StrCat(f.string(), " changed while sent"));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// Receives a snapshot into `target_dir` (written as <target_dir>.incoming,
+// fsynced, then renamed), checking names, offsets and sizes.
+absl::Status ReceiveSnapshot(peer::v1::Peer::Stub& stub, int64_t zxid,
+                             const std::string& target_dir,
+                             absl::Duration timeout) {
+  namespace fs = std::filesystem;
+  const fs::path tmp = target_dir + ".incoming";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", tmp.string()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  peer::v1::FetchSnapshotRequest req;
+  req.set_zxid(zxid);
+  std::unique_ptr<grpc::ClientReader<peer::v1::SnapshotChunk>> reader =
+      stub.FetchSnapshot(&ctx, req);
+  std::map<std::string, int64_t> sizes;    // declared size per file
+  std::map<std::string, int64_t> written;  // bytes written per file
+  std::ofstream out;
+  std::string current;
+  peer::v1::SnapshotChunk chunk;
+  absl::Status bad;
+  while (bad.ok() && reader->Read(&chunk)) {
+    const std::string& name = chunk.file();
+    if (name.empty() || name.size() > 255 || name == "." || name == ".." ||
+        name.find('/') != std::string::npos || chunk.file_size() < 0) {
+      bad = absl::DataLossError("bad file name or size in a snapshot chunk");
+      break;
+    }
+    if (name != current) {
+      if (sizes.count(name) > 0) {
+        bad = absl::DataLossError(absl::StrCat(name, " sent twice"));
+        break;
+      }
+      out.close();
+      out.open(tmp / name, std::ios::binary | std::ios::trunc);
+      current = name;
+      sizes[name] = chunk.file_size();
+    }
+    if (chunk.offset() != written[name] ||
+        written[name] + static_cast<int64_t>(chunk.data().size()) >
+            sizes[name]) {
+      bad = absl::DataLossError(absl::StrCat("bad chunk of ", name));
+      break;
+    }
+    out.write(chunk.data().data(),
+              static_cast<std::streamsize>(chunk.data().size()));
+    written[name] += static_cast<int64_t>(chunk.data().size());
+    if (!out) bad = absl::InternalError(absl::StrCat("write ", name));
+  }
+  out.close();
+  if (!bad.ok()) ctx.TryCancel();
+  grpc::Status st = reader->Finish();
+  if (bad.ok() && !st.ok()) {
+    bad = absl::UnavailableError(
+        absl::StrCat("snapshot transfer: ", st.error_message()));
+  }
+  for (const auto& [name, size] : sizes) {
+    if (bad.ok() && written[name] != size) {
+      bad = absl::DataLossError(absl::StrCat(name, " is incomplete"));
+    }
+  }
+  if (bad.ok() && sizes.empty()) bad = absl::DataLossError("empty snapshot");
+  if (bad.ok()) {
+    // Durable before it is used: fsync every file and the directory.
+    for (const auto& [name, size] : sizes) {
+      const int fd = ::open((tmp / name).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fsync(fd) != 0) bad = absl::InternalError("fsync");
+      if (fd >= 0) ::close(fd);
+    }
+    fs::rename(tmp, target_dir, ec);
+    if (bad.ok() && ec) bad = absl::InternalError(ec.message());
+  }
+  if (!bad.ok()) fs::remove_all(tmp, ec);
+  return bad;
+}
+
 }  // namespace
 
 class PeerTransport::Impl {
@@ -57,6 +190,21 @@ class PeerTransport::Impl {
 
   absl::Status Start();
   void Send(Message m);
+  absl::Status FetchSnapshot(int64_t from, int64_t zxid,
+                             const std::string& target_dir,
+                             absl::Duration timeout) {
+    auto it = options_.peers.find(from);
+    if (it == options_.peers.end() || from == options_.my_id) {
+      return absl::InvalidArgumentError(absl::StrCat("no peer ", from));
+    }
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
+    auto channel = grpc::CreateCustomChannel(
+        HostPort(it->second.host, it->second.quorum_port),
+        grpc::InsecureChannelCredentials(), args);
+    auto stub = peer::v1::Peer::NewStub(channel);
+    return ReceiveSnapshot(*stub, zxid, target_dir, timeout);
+  }
   void Stop();
   PeerTransportStats Stats() const;
 
@@ -108,6 +256,17 @@ class PeerTransport::Impl {
         grpc::CallbackServerContext* /*ctx*/,
         grpc::ByteBuffer* response) override {
       return impl_->NewReader(kind_, response);
+    }
+    grpc::Status FetchSnapshot(
+        grpc::ServerContext* ctx, const peer::v1::FetchSnapshotRequest* req,
+        grpc::ServerWriter<peer::v1::SnapshotChunk>* writer) override {
+      if (kind_ != kQuorum || impl_->options_.snapshot_dir.empty()) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            "no snapshots served here");
+      }
+      return ServeSnapshot(impl_->options_.snapshot_dir + "/" +
+                               engine::SnapshotStore::NameForZxid(req->zxid()),
+                           ctx, writer);
     }
 
    private:
@@ -493,6 +652,11 @@ absl::StatusOr<std::unique_ptr<PeerTransport>> PeerTransport::Start(
 
 void PeerTransport::Send(Message m) { impl_->Send(std::move(m)); }
 void PeerTransport::Stop() { impl_->Stop(); }
+absl::Status PeerTransport::FetchSnapshot(int64_t from, int64_t zxid,
+                                          const std::string& target_dir,
+                                          absl::Duration timeout) {
+  return impl_->FetchSnapshot(from, zxid, target_dir, timeout);
+}
 PeerTransportStats PeerTransport::Stats() const { return impl_->Stats(); }
 
 }  // namespace rockeeper::zab

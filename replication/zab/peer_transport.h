@@ -47,6 +47,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "replication/zab/messages.h"
 
 namespace rockeeper::zab {
@@ -70,6 +71,9 @@ struct PeerTransportOptions {
   // Encoded bytes queued per (peer, port) before new messages are dropped.
   // Default: 64 MiB.
   int64_t max_queue_bytes = 64 << 20;
+  // This server's snapshots directory (<dataDir>/snapshots), served to
+  // learners for SNAP sync on the quorum port. Empty: none served.
+  std::string snapshot_dir;
 };
 
 // Counters since Start. Election = the election-port path.
@@ -109,6 +113,13 @@ class PeerTransport {
   // queued messages are dropped. Idempotent.
   void Stop();
   PeerTransportStats Stats() const;
+  // SNAP sync: copies server `from`'s snapshot at `zxid` (Peer.FetchSnapshot
+  // on its quorum port) into the new directory `target_dir`, checking every
+  // file's size, fsyncing it, and renaming it into place only when complete.
+  // Blocking; thread-safe.
+  absl::Status FetchSnapshot(int64_t from, int64_t zxid,
+                             const std::string& target_dir,
+                             absl::Duration timeout = absl::Minutes(10));
 
  private:
   std::unique_ptr<Impl> impl_;

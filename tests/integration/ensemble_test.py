@@ -73,7 +73,7 @@ def wait_for(predicate, timeout, what, step=0.05):
 class Ensemble:
     """N servers (ids 1..N; the last `observers` are observers)."""
 
-    def __init__(self, root, n, observers=0):
+    def __init__(self, root, n, observers=0, extra=()):
         self.root = root
         self.n = n
         self.procs = {}
@@ -96,7 +96,7 @@ class Ensemble:
                 f"admin.serverPort={self.ports[i]['admin']}",
                 "admin.serverAddress=127.0.0.1",
                 "4lw.commands.whitelist=srvr,mntr,ruok",
-            ]
+            ] + list(extra)
             if i > n - observers:
                 lines.append("peerType=observer")
             for j in range(1, n + 1):
@@ -189,12 +189,15 @@ class EnsembleTest(unittest.TestCase):
                 pass
         for e in self.ensembles:
             e.stop_all()
-        if sys.exc_info()[0] is None:
+        # RK_KEEP_LOGS=1 keeps the servers' data dirs and logs.
+        if not os.environ.get("RK_KEEP_LOGS"):
             shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            print(f"\nkept {self.root}", flush=True)
 
-    def ensemble(self, n, observers=0):
+    def ensemble(self, n, observers=0, extra=()):
         e = Ensemble(os.path.join(self.root, f"e{len(self.ensembles)}"), n,
-                     observers)
+                     observers, extra)
         self.ensembles.append(e)
         for i in range(1, n + 1):
             e.start(i)
@@ -312,6 +315,31 @@ class EnsembleTest(unittest.TestCase):
         self.assertEqual(check.get("/d199")[0], b"199")
         self.assertEqual(len([c for c in check.get_children("/")
                               if c.startswith("d")]), 200)
+
+    def test_servers_behind_the_purged_log_sync_by_snapshot(self):
+        # Snapshots every ~50 txns, old ones and their log purged at once.
+        e = self.ensemble(3, extra=["snapCount=50", "autopurge.purgeInterval=1"])
+        leader = e.wait_leader([1, 2, 3])
+        lagging = 1 if leader != 1 else 2
+        wiped = 6 - leader - lagging
+        zk = self.client(e, [leader])
+        zk.create("/before", b"b")
+        e.kill(lagging)
+        for i in range(400):
+            zk.create(f"/p{i}", b"x")
+        e.start(lagging)
+        e.kill(wiped)
+        e.wipe(wiped)
+        e.start(wiped)
+        e.wait_leader([1, 2, 3], timeout=60)
+        for i in (lagging, wiped):
+            check = self.client(e, [i])
+            check.sync("/")
+            self.assertEqual(check.get("/before")[0], b"b")
+            self.assertTrue(check.exists("/p399"))
+            with open(os.path.join(e.dir(i), "server.log"), errors="replace") as f:
+                self.assertIn("installed snapshot", f.read(),
+                              f"server {i} was not synced by SNAP")
 
     def test_seeds_scenario_three_servers(self):
         """Three up; stop server 2 (available); stop server 3 (no quorum);

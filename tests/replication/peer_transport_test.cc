@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/snapshot.h"
 #include "gtest/gtest.h"
 #include "replication/zab/codec.h"
 #include "rockeeper/peer/v1/peer_service.grpc.pb.h"
@@ -441,6 +444,49 @@ TEST_F(PeerTransportTest, StopWithQueuedMessagesIsPrompt) {
   const size_t after_stop = sinks_[2]->Count();
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(sinks_[2]->Count(), after_stop);  // no callback after Stop
+}
+
+TEST_F(PeerTransportTest, FetchSnapshotCopiesEveryFileExactly) {
+  namespace fs = std::filesystem;
+  Configure(2);
+  const fs::path root =
+      fs::temp_directory_path() / absl::StrCat("rk-snapfetch-", ::getpid());
+  fs::remove_all(root);
+  const fs::path snaps = root / "snapshots";
+  const fs::path snap = snaps / engine::SnapshotStore::NameForZxid(0x100000007);
+  fs::create_directories(snap);
+  // A file spanning several chunks, a small one and an empty one.
+  std::string big(3 * (1 << 20) + 12345, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31);
+  std::ofstream(snap / "000010.sst", std::ios::binary) << big;
+  std::ofstream(snap / "CURRENT", std::ios::binary) << "MANIFEST-000005\n";
+  std::ofstream(snap / "EMPTY", std::ios::binary);
+  ASSERT_TRUE(StartOne(1, {}, [&](PeerTransportOptions& o) {
+                o.snapshot_dir = snaps.string();
+              }).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  const fs::path target = root / "fetched";
+  absl::Status st = t_[2]->FetchSnapshot(1, 0x100000007, target.string());
+  ASSERT_TRUE(st.ok()) << st;
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(target / "000010.sst"), big);
+  EXPECT_EQ(read(target / "CURRENT"), "MANIFEST-000005\n");
+  EXPECT_TRUE(fs::exists(target / "EMPTY"));
+  EXPECT_FALSE(fs::exists(root / "fetched.incoming"));
+  // A snapshot the peer does not have: NOT_FOUND, nothing left behind.
+  st = t_[2]->FetchSnapshot(1, 0x100000008, (root / "missing").string());
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(fs::exists(root / "missing"));
+  EXPECT_FALSE(fs::exists(root / "missing.incoming"));
+  // A server that serves no snapshots, or an unknown peer.
+  EXPECT_FALSE(
+      t_[1]->FetchSnapshot(2, 0x100000007, (root / "x").string()).ok());
+  EXPECT_FALSE(
+      t_[2]->FetchSnapshot(9, 0x100000007, (root / "y").string()).ok());
+  fs::remove_all(root);
 }
 
 TEST_F(PeerTransportTest, StartRefusesTakenPortsAndBadOptions) {

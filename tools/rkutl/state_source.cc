@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/snapshot.h"
+#include "engine/state_dir.h"
 #include "tools/rkutl/cli.h"
 
 namespace rockeeper::rkutl {
@@ -73,7 +74,9 @@ absl::StatusOr<StateSource> OpenStateSource(const Args& args) {
       return s;
     }
     if (args.Has("live")) {
-      source.dir = (fs::path(*data_dir) / "state").string();
+      absl::StatusOr<std::string> live = engine::LiveStateDir(*data_dir);
+      if (!live.ok()) return live.status();
+      source.dir = *live;
     } else {
       const std::string snap_dir = (fs::path(*data_dir) / "snapshots").string();
       absl::StatusOr<std::vector<engine::SnapshotInfo>> snaps =

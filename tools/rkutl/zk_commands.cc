@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/state_dir.h"
 #include "engine/txn_log.h"
 #include "tools/rkutl/cli.h"
 #include "tools/rkutl/json_dump.h"
@@ -518,7 +519,8 @@ absl::Status RunExport(const Args& args, std::ostream& out) {
   if (absl::Status s = CheckDirectory(*data_dir, "data dir"); !s.ok()) return s;
 
   absl::StatusOr<std::unique_ptr<engine::StateDb>> db =
-      OpenStateDbReadOnly((fs::path(*data_dir) / "state").string());
+      OpenStateDbReadOnly(engine::LiveStateDir(*data_dir).value_or(
+          (fs::path(*data_dir) / "state").string()));
   if (!db.ok()) return db.status();
   const int64_t zxid = (*db)->last_applied_zxid();
   std::error_code ec;
