@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/crc32c.h"
 #include "engine/snapshot.h"
 #include "replication/zab/codec.h"
 #include "rockeeper/peer/v1/peer_service.grpc.pb.h"
@@ -86,6 +87,7 @@ grpc::Status ServeSnapshot(const std::string& dir, grpc::ServerContext* ctx,
       chunk.set_offset(offset);
       chunk.set_data(buf.data(), static_cast<size_t>(n));
       chunk.set_file_size(size);
+      chunk.set_crc32c(engine::Crc32c(buf.data(), static_cast<size_t>(n)));
       if (!out->Write(chunk)) {
         return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");
       }
@@ -138,6 +140,12 @@ absl::Status ReceiveSnapshot(peer::v1::Peer::Stub& stub, int64_t zxid,
       out.open(tmp / name, std::ios::binary | std::ios::trunc);
       current = name;
       sizes[name] = chunk.file_size();
+    }
+    if (engine::Crc32c(chunk.data().data(), chunk.data().size()) !=
+        chunk.crc32c()) {
+      bad = absl::DataLossError(absl::StrCat("checksum mismatch in ", name,
+                                             " at offset ", chunk.offset()));
+      break;
     }
     if (chunk.offset() != written[name] ||
         written[name] + static_cast<int64_t>(chunk.data().size()) >

@@ -489,6 +489,44 @@ TEST_F(PeerTransportTest, FetchSnapshotCopiesEveryFileExactly) {
   fs::remove_all(root);
 }
 
+// A peer that sends a snapshot chunk whose checksum does not match.
+class CorruptSnapshotServer final : public peer::v1::Peer::Service {
+  grpc::Status FetchSnapshot(
+      grpc::ServerContext*, const peer::v1::FetchSnapshotRequest*,
+      grpc::ServerWriter<peer::v1::SnapshotChunk>* out) override {
+    peer::v1::SnapshotChunk c;
+    c.set_file("CURRENT");
+    c.set_data("MANIFEST-000001\n");
+    c.set_file_size(16);
+    c.set_crc32c(12345);  // wrong
+    out->Write(c);
+    return grpc::Status::OK;
+  }
+};
+
+TEST_F(PeerTransportTest, FetchSnapshotRefusesACorruptChunk) {
+  namespace fs = std::filesystem;
+  Configure(2);
+  CorruptSnapshotServer fake;
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&fake);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ASSERT_NE(port, 0);
+  std::map<int64_t, PeerAddress> peers = peers_;
+  peers[1].quorum_port = port;  // "server 1" is the fake
+  ASSERT_TRUE(StartOne(2, peers).ok());
+  const fs::path target =
+      fs::temp_directory_path() / absl::StrCat("rk-snapbad-", ::getpid());
+  absl::Status st = t_[2]->FetchSnapshot(1, 0x100000001, target.string());
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  EXPECT_NE(st.message().find("checksum"), std::string::npos) << st;
+  EXPECT_FALSE(fs::exists(target));
+  EXPECT_FALSE(fs::exists(target.string() + ".incoming"));
+  server->Shutdown();
+}
+
 TEST_F(PeerTransportTest, StartRefusesTakenPortsAndBadOptions) {
   Configure(2);
   ASSERT_TRUE(StartOne(1).ok());
