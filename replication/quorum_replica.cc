@@ -377,6 +377,13 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
     }
   }
   if (r.truncate_after) {
+    if (log_->last_zxid() > *r.truncate_after) {
+      std::fprintf(stderr,
+                   "INFO TRUNC from the leader: dropping the log after 0x%llx "
+                   "(it ended at 0x%llx)\n",
+                   static_cast<unsigned long long>(*r.truncate_after),
+                   static_cast<unsigned long long>(log_->last_zxid()));
+    }
     s = log_->TruncateAfter(*r.truncate_after);
     unapplied_.erase(unapplied_.upper_bound(*r.truncate_after),
                      unapplied_.end());

@@ -341,6 +341,39 @@ class EnsembleTest(unittest.TestCase):
                 self.assertIn("installed snapshot", f.read(),
                               f"server {i} was not synced by SNAP")
 
+    def test_uncommitted_tail_is_truncated(self):
+        e = self.ensemble(3)
+        leader = e.wait_leader([1, 2, 3])
+        others = [i for i in (1, 2, 3) if i != leader]
+        zk = self.client(e, [leader])
+        zk.create("/committed", b"c")
+        # Both followers die: the leader keeps proposing until it notices it
+        # lost its quorum; what it logs meanwhile never commits.
+        for i in others:
+            e.kill(i)
+        pending = [zk.create_async(f"/uncommitted{i}", b"u") for i in range(20)]
+        time.sleep(0.3)  # let the leader log them (nothing to poll for)
+        e.kill(leader)
+        for p in pending:
+            self.assertFalse(p.successful())
+        # The followers elect a new leader (a new epoch) and move on.
+        for i in others:
+            e.start(i)
+        e.wait_leader(others)
+        zk2 = self.client(e, others)
+        zk2.create("/after", b"a")
+        # The old leader comes back: its tail is not in the history.
+        e.start(leader)
+        e.wait_leader([1, 2, 3])
+        check = self.client(e, [leader])
+        check.sync("/")
+        self.assertEqual(check.get("/after")[0], b"a")
+        self.assertEqual(check.get("/committed")[0], b"c")
+        self.assertEqual([c for c in check.get_children("/")
+                          if c.startswith("uncommitted")], [])
+        with open(os.path.join(e.dir(leader), "server.log"), errors="replace") as f:
+            self.assertIn("TRUNC from the leader", f.read())
+
     def test_seeds_scenario_three_servers(self):
         """Three up; stop server 2 (available); stop server 3 (no quorum);
         start 2 and 3 (available again). Status printed at every step."""
