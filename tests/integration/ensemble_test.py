@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NodeExistsError
@@ -159,6 +160,15 @@ class Ensemble:
                 m in ("leader", "follower", "observer") for m in modes.values())
             return leaders[0] if ok else None
         return wait_for(settled, timeout, f"a leader among {ids}")
+
+    def fsyncs(self, i):
+        """Txn log group commits so far (the admin server's /metrics)."""
+        url = f"http://127.0.0.1:{self.ports[i]['admin']}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("rockeeper_fsync_duration_seconds_count"):
+                    return int(float(line.split()[-1]))
+        return 0
 
     def hosts(self, ids):
         return ",".join(f"127.0.0.1:{self.ports[i]['client']}" for i in ids)
@@ -351,8 +361,10 @@ class EnsembleTest(unittest.TestCase):
         # lost its quorum; what it logs meanwhile never commits.
         for i in others:
             e.kill(i)
+        logged = e.fsyncs(leader)
         pending = [zk.create_async(f"/uncommitted{i}", b"u") for i in range(20)]
-        time.sleep(0.3)  # let the leader log them (nothing to poll for)
+        # The leader has logged (fdatasynced) some of them.
+        wait_for(lambda: e.fsyncs(leader) > logged, 10, "the leader to log")
         e.kill(leader)
         for p in pending:
             self.assertFalse(p.successful())
