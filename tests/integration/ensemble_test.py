@@ -357,15 +357,18 @@ class EnsembleTest(unittest.TestCase):
         others = [i for i in (1, 2, 3) if i != leader]
         zk = self.client(e, [leader])
         zk.create("/committed", b"c")
-        # Both followers die: the leader keeps proposing until it notices it
-        # lost its quorum; what it logs meanwhile never commits.
+        # Both followers freeze (SIGSTOP: their connections stay open): the
+        # leader keeps proposing until syncLimit tells it it lost its
+        # quorum; what it logs meanwhile never commits.
         for i in others:
-            e.kill(i)
+            e.procs[i].send_signal(signal.SIGSTOP)
         logged = e.fsyncs(leader)
         pending = [zk.create_async(f"/uncommitted{i}", b"u") for i in range(20)]
         # The leader has logged (fdatasynced) some of them.
         wait_for(lambda: e.fsyncs(leader) > logged, 10, "the leader to log")
         e.kill(leader)
+        for i in others:  # they never saw those proposals
+            e.kill(i)
         for p in pending:
             self.assertFalse(p.successful())
         # The followers elect a new leader (a new epoch) and move on.
