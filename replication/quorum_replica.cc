@@ -42,6 +42,10 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   }
   std::unique_ptr<QuorumReplica> r(new QuorumReplica());
   r->options_ = options;
+  // Request ids must not repeat across restarts: txns forwarded by an
+  // earlier run of this server may still be applied (catch-up) while new
+  // requests wait, and must not answer them.
+  r->next_request_id_ = absl::ToUnixMicros(absl::Now());
   r->send_ = std::move(send);
   r->epoch_dir_ = options.data_dir;
 

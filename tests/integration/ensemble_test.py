@@ -159,7 +159,25 @@ class Ensemble:
             ok = len(leaders) == 1 and all(
                 m in ("leader", "follower", "observer") for m in modes.values())
             return leaders[0] if ok else None
-        return wait_for(settled, timeout, f"a leader among {ids}")
+        try:
+            return wait_for(settled, timeout, f"a leader among {ids}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; modes {self.modes()}; " + self.log_tails())
+
+    def log_tails(self, lines=8):
+        out = []
+        for i in range(1, self.n + 1):
+            p = self.procs.get(i)
+            state = "stopped" if p is None else (
+                f"exited {p.poll()}" if p.poll() is not None else "running")
+            try:
+                with open(os.path.join(self.dir(i), "server.log"),
+                          errors="replace") as f:
+                    tail = f.read().splitlines()[-lines:]
+            except OSError:
+                tail = []
+            out.append(f"\n--- server {i} ({state}):\n" + "\n".join(tail))
+        return "".join(out)
 
     def fsyncs(self, i):
         """Txn log group commits so far (the admin server's /metrics)."""
