@@ -129,6 +129,12 @@ RockeeperService::RockeeperService(replication::Replica* replica,
   expiry_thread_ = std::thread([this] { ExpiryLoop(); });
 }
 
+bool RockeeperService::Serves() const {
+  if (!replica_->serving()) return false;
+  return options_.leader_serves || !replicated_ ||
+         !replica_->is_session_authority();
+}
+
 void RockeeperService::OnApplied(
     const std::vector<engine::Txn>& txns,
     const std::vector<engine::WatchTrigger>& triggers) {
@@ -461,9 +467,9 @@ void RockeeperService::Start(grpc::CallbackServerContext* ctx, OpKind op,
                                  "too many outstanding requests"));
     return;
   }
-  if (!replica_->serving()) {
-    // No quorum (or still syncing): like ZooKeeper, which drops clients
-    // then, tell the client to go to another server.
+  if (!Serves()) {
+    // No quorum (or still syncing), or a leader told not to serve: like
+    // ZooKeeper, which drops clients then, send the client elsewhere.
     in_flight_.fetch_sub(1);
     metrics_->RecordRequest(op, 0, /*error=*/true);
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -578,7 +584,7 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
     grpc::CallbackServerContext* ctx, const v1::ConnectRequest* req,
     v1::ConnectResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (!replica_->serving()) {
+  if (!Serves()) {
     metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                  "this server has no quorum: looking for a "

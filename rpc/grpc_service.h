@@ -43,6 +43,9 @@ namespace rockeeper::rpc {
 struct ServiceOptions {
   // This server's id (myid); 0 standalone. Default: 0.
   int64_t server_id = 0;
+  // zoo.cfg leaderServes: false = an ensemble's leader turns clients away
+  // (they use the followers). Default: true.
+  bool leader_serves = true;
   // Negotiated session timeouts are clamped into [min, max]. Defaults: 2 and
   // 20 ticks of 2000 ms.
   int32_t min_session_timeout_ms = 4000;
@@ -216,6 +219,8 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   // closed through other servers.
   void OnApplied(const std::vector<engine::Txn>& txns,
                  const std::vector<engine::WatchTrigger>& triggers);
+  // May this server answer clients now (see ServiceOptions::leader_serves)?
+  bool Serves() const;
 
   replication::Replica* const replica_;
   bool was_authority_ = true;  // ExpiryLoop thread only

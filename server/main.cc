@@ -310,6 +310,7 @@ int Serve(const ServerConfig& cfg) {
 
   rpc::ServiceOptions so;
   so.server_id = cfg.my_id;
+  so.leader_serves = cfg.leader_serves;
   so.min_session_timeout_ms = static_cast<int32_t>(cfg.min_session_timeout_ms);
   so.max_session_timeout_ms = static_cast<int32_t>(cfg.max_session_timeout_ms);
   so.super_digest = cfg.super_digest;

@@ -454,6 +454,18 @@ class EnsembleTest(unittest.TestCase):
             check.sync("/")
             self.assertEqual(check.get("/five")[0], b"ok")
 
+    def test_leader_serves_no(self):
+        e = self.ensemble(3, extra=["leaderServes=no"])
+        leader = e.wait_leader([1, 2, 3])
+        follower = 1 if leader != 1 else 2
+        with self.assertRaises(KazooTimeoutError):
+            z = KazooClient(hosts=e.hosts([leader]), timeout=2)
+            self.clients.append(z)
+            z.start(timeout=3)
+        zk = self.client(e, [follower])
+        zk.create("/via-follower", b"f")
+        self.assertEqual(zk.get("/via-follower")[0], b"f")
+
     def test_observer(self):
         e = self.ensemble(4, observers=1)
         e.wait_leader([1, 2, 3, 4])
