@@ -454,6 +454,61 @@ class EnsembleTest(unittest.TestCase):
             check.sync("/")
             self.assertEqual(check.get("/five")[0], b"ok")
 
+    def test_sessions_move_between_servers_and_expire_on_the_leader(self):
+        e = self.ensemble(3)
+        leader = e.wait_leader([1, 2, 3])
+        a, b = [i for i in (1, 2, 3) if i != leader]
+        # A client on follower a, with b as its second choice.
+        zk = KazooClient(hosts=e.hosts([a, b]), timeout=4,
+                         randomize_hosts=False)
+        self.clients.append(zk)
+        zk.start(timeout=20)
+
+        def server_port():
+            sock = zk._connection._socket
+            try:
+                return sock.getpeername()[1] if zk.connected and sock else None
+            except OSError:
+                return None
+
+        self.assertEqual(server_port(), e.ports[a]["client"])
+        session = zk.client_id[0]
+        zk.create("/eph", b"e", ephemeral=True)
+        # Its server dies: the client moves to b and keeps its session.
+        e.kill(a)
+        wait_for(lambda: server_port() == e.ports[b]["client"], 30,
+                 "the client to reconnect to the other follower")
+        self.assertEqual(zk.client_id[0], session)
+        self.assertEqual(zk.get("/eph")[0], b"e")
+        # Heartbeats reach the leader through b: watched for 10 s, more than
+        # twice the session timeout, the ephemeral stays.
+        observer = self.client(e, [leader])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            self.assertIsNotNone(observer.exists("/eph"))
+            time.sleep(0.5)
+        # A client on a follower dies without closing (kill -9): its session
+        # expires on the leader, and its ephemeral goes.
+        script = (
+            "import sys, time\n"
+            "from kazoo.client import KazooClient\n"
+            f"z = KazooClient(hosts='{e.hosts([b])}', timeout=4)\n"
+            "z.start(timeout=20)\n"
+            "z.create('/eph2', b'x', ephemeral=True)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)\n")
+        child = subprocess.Popen(["/usr/bin/python3", "-c", script],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(child.stdout.readline().strip(), "ready")
+            self.assertIsNotNone(observer.exists("/eph2"))
+        finally:
+            child.kill()
+            child.wait(timeout=15)
+        wait_for(lambda: observer.exists("/eph2") is None, 30,
+                 "the leader to expire the dead client's session")
+        self.assertIsNotNone(observer.exists("/eph"))  # still alive
+
     def test_leader_serves_no(self):
         e = self.ensemble(3, extra=["leaderServes=no"])
         leader = e.wait_leader([1, 2, 3])
