@@ -1410,7 +1410,14 @@ class RockeeperService::SessionStream
     absl::MutexLock lock(&state_->mu);
     writing_ = false;
     if (!ok) {
-      EndLocked(std::nullopt);
+      // The stream is broken: nothing more can be written, so finish now
+      // (writing the queue again would fail forever and OnDone never come).
+      outgoing_.clear();
+      ending_ = true;
+      if (!finished_) {
+        finished_ = true;
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      }
       return;
     }
     if (acked_seq_on_write_ > 0) {

@@ -310,7 +310,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_when_flushed_ ABSL_GUARDED_BY(mu_) = false;
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
   int64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
-  EventReader* reader_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<EventReader> reader_ ABSL_GUARDED_BY(mu_);
   // Statistics for cons (reset by crst).
   int interest_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
@@ -329,20 +329,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void CountReply(const Reply& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
-// The session's event stream over the in-process channel.
+// The session's event stream over the in-process channel. Owned by itself
+// (from Start until OnDone) and by its connection's `reader_`, so Close can
+// cancel it while gRPC ends it on another thread: whoever drops the last
+// reference frees it, never before OnDone.
 class Connection::EventReader
     : public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionMessage> {
  public:
-  EventReader(std::shared_ptr<Connection> conn, v1::Rockeeper::Stub* stub,
-              int64_t session_id, std::string password)
+  EventReader(std::shared_ptr<Connection> conn, int64_t session_id,
+              std::string password)
       : conn_(std::move(conn)) {
     attach_.set_session_id(session_id);
     attach_.set_password(std::move(password));
+  }
+  // Starts the call; call without holding the connection's mutex (a
+  // reaction may run before this returns).
+  void Start(const std::shared_ptr<EventReader>& self,
+             v1::Rockeeper::Stub* stub) {
+    self_ = self;
     stub->async()->Session(&ctx_, this);
     StartWrite(&attach_);
     StartRead(&msg_);
     StartCall();
   }
+  // Any thread, any time while a reference is held.
   void Cancel() { ctx_.TryCancel(); }
   void OnWriteDone(bool) override {}
   void OnReadDone(bool ok) override {
@@ -356,15 +366,18 @@ class Connection::EventReader
     StartRead(&msg_);
   }
   void OnDone(const grpc::Status&) override {
+    std::shared_ptr<EventReader> keep = std::move(self_);
+    std::shared_ptr<EventReader> mine;
     {
       absl::MutexLock lock(&conn_->mu_);
-      if (conn_->reader_ == this) conn_->reader_ = nullptr;
+      if (conn_->reader_.get() == this) mine = std::move(conn_->reader_);
     }
-    delete this;
+    // `keep` and `mine` go out of scope last: this may be freed here.
   }
 
  private:
   std::shared_ptr<Connection> conn_;
+  std::shared_ptr<EventReader> self_;  // set by Start, dropped by OnDone
   grpc::ClientContext ctx_;
   v1::SessionRequest attach_;
   v1::SessionMessage msg_;
@@ -589,7 +602,7 @@ void Connection::Flush() {
 }
 
 void Connection::Close() {
-  EventReader* reader = nullptr;
+  std::shared_ptr<EventReader> reader;  // kept alive across Cancel
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
@@ -715,16 +728,18 @@ bool Connection::HandleConnect(absl::string_view payload) {
           out.timeout_ms = resp.timeout_ms();
           out.session_id = resp.session_id();
           out.password = resp.password();
+          std::shared_ptr<EventReader> reader;
           {
             absl::MutexLock lock(&self->mu_);
             self->session_id_ = resp.session_id();
             self->timeout_ms_ = resp.timeout_ms();
             if (!self->closed_) {
-              self->reader_ =
-                  new EventReader(self, self->server_->stub_.get(),
-                                  resp.session_id(), resp.password());
+              reader = std::make_shared<EventReader>(self, resp.session_id(),
+                                                     resp.password());
+              self->reader_ = reader;
             }
           }
+          if (reader) reader->Start(reader, self->server_->stub_.get());
         }
         jute::JuteWriter w;
         jute::Write(w, out);
