@@ -17,14 +17,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 SERVER = "/usr/sbin/clickhouse-server"
 CLIENT = "/usr/bin/clickhouse-client"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port):

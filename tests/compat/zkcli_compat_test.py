@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 ZK_HOME = "/usr/share/zookeeper"
 ZKCLI = os.path.join(ZK_HOME, "bin", "zkCli.sh")
 ZK_JAR = "/usr/share/java/zookeeper.jar"
@@ -29,12 +32,6 @@ ZK_JAR = "/usr/share/java/zookeeper.jar"
 # (The script avoids `get` of a znode created without data: ZooKeeper prints
 # "null", rockeeper an empty line; see "Null data" there.)
 KNOWN_DIFFERENCES = set()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_serving(port, seconds=60):

@@ -16,6 +16,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 ARGS = None
 pb = None
 rpc = None
@@ -36,12 +39,6 @@ def generate_stubs(proto_dir, out_dir):
     global pb, rpc
     from rockeeper.v1 import rockeeper_pb2, rockeeper_pb2_grpc  # noqa
     pb, rpc = rockeeper_pb2, rockeeper_pb2_grpc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -21,13 +21,10 @@ from kazoo.exceptions import (BadVersionError, NoAuthError, NodeExistsError,
                               NoNodeError, NotEmptyError)
 from kazoo.security import make_digest_acl
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 ARGS = None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def poll(predicate, seconds=15):

@@ -18,15 +18,12 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 ARGS = None
 WORKLOADS = ["create", "set", "get", "exists", "children", "delete", "multi",
              "mix", "clickhouse"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def poll(predicate, seconds=20):

@@ -45,15 +45,12 @@ from kazoo.exceptions import NoNodeError
 from kazoo.protocol.serialization import int_struct, long_struct, read_string, write_buffer, write_string
 from kazoo.security import make_digest_acl, make_acl
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..", "testlib"))
+from rktest import free_port  # noqa: E402
+
 ARGS = None
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 DEADLINE_S = 40
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def four_letter(port, word, timeout=1.0):

@@ -1,0 +1,69 @@
+"""Shared helpers of rockeeper's Python tests.
+
+Ports: a port picked by binding port 0 comes from the kernel's ephemeral
+range, where every outgoing connection also takes its source port, and
+nothing stops a parallel test from picking the same one before our server
+binds it. Ports here come from below that range (15000-32000) and each is
+claimed for the life of the test process by an flock on a file under
+/tmp/rockeeper-test-ports, so two test processes never hand out the same
+port; the lock goes away with the process, even after kill -9.
+"""
+import fcntl
+import os
+import random
+import socket
+import tempfile
+import time
+
+_PORT_LOW, _PORT_HIGH = 15000, 32000
+_claimed = {}  # port -> open lock file, held until the process exits
+_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_ports(n):
+    """`n` distinct ports on 127.0.0.1, free now and claimed for this process."""
+    lock_dir = os.path.join(tempfile.gettempdir(), "rockeeper-test-ports")
+    os.makedirs(lock_dir, exist_ok=True)
+    out = []
+    for _ in range(20000):
+        if len(out) == n:
+            return out
+        port = _rng.randrange(_PORT_LOW, _PORT_HIGH)
+        if port in _claimed:
+            continue
+        f = open(os.path.join(lock_dir, str(port)), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        if not _bindable(port):
+            f.close()  # releases the lock
+            continue
+        _claimed[port] = f
+        out.append(port)
+    raise RuntimeError(f"could not find {n} free ports")
+
+
+def free_port():
+    return free_ports(1)[0]
+
+
+def poll(predicate, seconds=15, interval=0.05):
+    """Calls `predicate` until it returns something true or `seconds` pass;
+    returns its last result."""
+    deadline = time.time() + seconds
+    while True:
+        result = predicate()
+        if result or time.time() >= deadline:
+            return result
+        time.sleep(interval)
