@@ -128,8 +128,8 @@ HttpResponse RouteAdminRequest(const AdminHttpOptions& options,
     r.content_type = "application/json";
     std::optional<std::string> json = RunAdminCommand(name, endpoints.commands);
     if (!json) {
-      // ZooKeeper answers 200 with this body; a 404 tells scripts the same.
-      r.status = 404;
+      // As ZooKeeper 3.8's AdminServer: 200 with an "error" member.
+      r.status = 200;
       r.body = absl::StrCat(
           "{\n  \"command\" : ", JsonString(name), ",\n  \"error\" : ",
           JsonString(absl::StrCat("Unknown command: ", name)), "\n}\n");
