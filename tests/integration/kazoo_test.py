@@ -256,7 +256,8 @@ class KazooTest(unittest.TestCase):
         self.assertTrue(lock1.acquire(timeout=10))
         t = threading.Thread(target=lambda: (lock2.acquire(timeout=20), order.append("two"), lock2.release()))
         t.start()
-        time.sleep(0.3)
+        # lock2 queued behind lock1 before lock1 lets go.
+        self.assertTrue(poll(lambda: len(lock1.contenders()) == 2))
         order.append("one")
         lock1.release()
         t.join(timeout=30)
@@ -276,6 +277,99 @@ class KazooTest(unittest.TestCase):
         self.assertFalse(barrier.wait(timeout=0.2))
         barrier.remove()
         self.assertTrue(barrier.wait(timeout=5))
+
+    def test_queue_and_double_barrier_recipes(self):
+        zk1, zk2 = self.client(), self.client()
+        q1, q2 = zk1.Queue("/queue"), zk2.Queue("/queue")
+        for item in (b"a", b"b", b"c"):
+            q1.put(item)
+        q1.put(b"urgent", priority=10)  # kazoo: 0-999, smaller first; default 100
+        self.assertEqual(len(q2), 4)
+        got = [q2.get() for _ in range(4)]
+        self.assertEqual(got, [b"urgent", b"a", b"b", b"c"])
+        self.assertIsNone(q2.get())
+        lq1, lq2 = zk1.LockingQueue("/lqueue"), zk2.LockingQueue("/lqueue")
+        lq1.put(b"job1")
+        lq1.put(b"job2")
+        self.assertEqual(lq2.get(timeout=5), b"job1")
+        self.assertTrue(lq2.consume())
+        self.assertEqual(lq1.get(timeout=5), b"job2")
+        self.assertTrue(lq1.consume())
+        self.assertIsNone(lq2.get(timeout=0.2))
+        # DoubleBarrier: nobody gets past enter() until both entered.
+        entered = []
+        b1 = zk1.DoubleBarrier("/dbarrier", 2)
+        b2 = zk2.DoubleBarrier("/dbarrier", 2)
+        th = threading.Thread(target=lambda: (b1.enter(), entered.append(1), b1.leave()))
+        th.start()
+        self.assertTrue(poll(lambda: zk2.exists("/dbarrier") is not None))
+        self.assertEqual(entered, [])
+        b2.enter()
+        th.join(timeout=20)
+        self.assertEqual(entered, [1])
+        b2.leave()
+
+    def test_session_expiry_and_reconnection(self):
+        states = []
+        zk1 = self.client()
+        zk1.add_listener(lambda st: states.append(st))
+        zk1.create("/eph-expire", b"x", ephemeral=True)
+        old_id = zk1.client_id[0]
+        # Expire zk1's session from another connection holding the same id
+        # and password (kazoo's own test trick): zk1 is told SESSIONEXPIRED,
+        # goes LOST, then starts a new session.
+        twin = KazooClient(hosts=f"127.0.0.1:{self.port}", timeout=5,
+                           client_id=zk1.client_id)
+        twin.start(timeout=10)
+        self.assertEqual(twin.client_id[0], old_id)
+        twin.stop()
+        twin.close()
+        self.assertTrue(poll(lambda: "LOST" in states, seconds=20), states)
+        self.assertTrue(poll(lambda: zk1.connected and zk1.client_id[0] != old_id, seconds=20))
+        self.assertIsNone(zk1.exists("/eph-expire"))
+        zk1.create("/eph-expire", b"y", ephemeral=True)  # the new session works
+        self.assertEqual(zk1.get("/eph-expire")[1].ephemeralOwner, zk1.client_id[0])
+
+    def test_paused_client_session_expires(self):
+        # A client that stops heartbeating (SIGSTOP) keeps its TCP connection
+        # but loses its session after the timeout: its ephemeral is deleted
+        # and watchers see it go.
+        script = (
+            "import sys,time\n"
+            "from kazoo.client import KazooClient\n"
+            f"zk = KazooClient(hosts='127.0.0.1:{self.port}', timeout=1)\n"
+            "zk.start(timeout=10)\n"
+            "zk.create('/paused-eph', b'x', ephemeral=True)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)\n")
+        child = subprocess.Popen(["/usr/bin/python3", "-c", script], stdout=subprocess.PIPE)
+        self.addCleanup(lambda: (child.kill(), child.wait(), child.stdout.close()))
+        self.assertEqual(child.stdout.readline().strip(), b"ready")
+        zk = self.client()
+        gone = threading.Event()
+        self.assertIsNotNone(zk.exists("/paused-eph", watch=lambda e: gone.set()))
+        os.kill(child.pid, 19)  # SIGSTOP
+        self.assertTrue(gone.wait(timeout=30), "the paused client's session never expired")
+        self.assertIsNone(zk.exists("/paused-eph"))
+
+    def test_client_reconnects_across_server_restart(self):
+        states = []
+        zk = self.client()
+        zk.add_listener(lambda st: states.append(st))
+        zk.create("/eph-restart", b"x", ephemeral=True)
+        sid = zk.client_id[0]
+        cls = type(self)
+        cls.proc.kill()  # kill -9: the session must survive in the data dir
+        cls.proc.wait()
+        self.assertTrue(poll(lambda: "SUSPENDED" in states, seconds=20), states)
+        cls.proc = subprocess.Popen([ARGS.bin, "--config", os.path.join(cls.root, "zoo.cfg")],
+                                    stdout=cls.log, stderr=cls.log)
+        self.assertTrue(poll(lambda: zk.connected and states[-1] == "CONNECTED", seconds=30), states)
+        self.assertEqual(zk.client_id[0], sid)  # same session
+        self.assertNotIn("LOST", states)
+        self.assertIsNotNone(zk.exists("/eph-restart"))
+        zk.set("/eph-restart", b"after")
+        self.assertEqual(zk.get("/eph-restart")[0], b"after")
 
 
 if __name__ == "__main__":
