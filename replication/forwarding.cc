@@ -189,15 +189,23 @@ absl::StatusOr<ForwardedWrite> DecodeForwardedWrite(std::string_view bytes) {
 
 engine::Txn MakeErrorTxn(const ForwardedWrite& w, const engine::PrepOutcome& o,
                          int64_t zxid, int64_t time_ms) {
+  engine::Txn t = MakeErrorTxn(w.ctx, w.request, o, zxid, time_ms);
+  t.mutable_header()->set_origin_server(w.origin_server);
+  t.mutable_header()->set_origin_request_id(w.request_id);
+  return t;
+}
+
+engine::Txn MakeErrorTxn(const engine::RequestContext& ctx,
+                         const engine::WriteRequest& request,
+                         const engine::PrepOutcome& o, int64_t zxid,
+                         int64_t time_ms) {
   engine::Txn t;
   rec::TxnHeader* h = t.mutable_header();
-  h->set_session_id(w.ctx.session_id);
-  h->set_cxid(w.ctx.cxid);
+  h->set_session_id(ctx.session_id);
+  h->set_cxid(ctx.cxid);
   h->set_zxid(zxid);
   h->set_time_ms(time_ms);
-  h->set_origin_server(w.origin_server);
-  h->set_origin_request_id(w.request_id);
-  if (std::holds_alternative<engine::MultiRequest>(w.request) &&
+  if (std::holds_alternative<engine::MultiRequest>(request) &&
       !o.multi_errors.empty()) {
     h->set_type(rec::TXN_MULTI);
     for (engine::ZkError e : o.multi_errors) {

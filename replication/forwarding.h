@@ -33,10 +33,14 @@ inline constexpr size_t kMaxForwardedMultiOps = 100000;
 std::string EncodeForwardedWrite(const ForwardedWrite& w);
 absl::StatusOr<ForwardedWrite> DecodeForwardedWrite(std::string_view bytes);
 
-// The txn that carries Prep's refusal of a forwarded request: an ErrorTxn
-// (or, for a multi, a MultiTxn of ErrorTxn ops with the per-op codes),
-// stamped with the request's origin. Applying it changes nothing but the
-// last applied zxid.
+// The txn that records Prep's refusal of a write, as ZooKeeper's ErrorTxn:
+// an ErrorTxn (or, for a multi, a MultiTxn of ErrorTxn ops with the per-op
+// codes). Applying it changes nothing but the last applied zxid.
+engine::Txn MakeErrorTxn(const engine::RequestContext& ctx,
+                         const engine::WriteRequest& request,
+                         const engine::PrepOutcome& o, int64_t zxid,
+                         int64_t time_ms);
+// The same for a forwarded request, stamped with the request's origin.
 engine::Txn MakeErrorTxn(const ForwardedWrite& w, const engine::PrepOutcome& o,
                          int64_t zxid, int64_t time_ms);
 

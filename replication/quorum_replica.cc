@@ -347,9 +347,15 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
     return;
   }
   c.outcome = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
-  if (c.outcome->txn.has_value()) {
-    absl::StatusOr<int64_t> proposed =
-        node_->Propose(c.outcome->txn->SerializeAsString(), now_ms);
+  {
+    // A refusal is logged as an error txn, as ZooKeeper does: it takes this
+    // zxid, which the reply carries.
+    const std::string bytes =
+        c.outcome->txn.has_value()
+            ? c.outcome->txn->SerializeAsString()
+            : MakeErrorTxn(s.ctx, s.request, *c.outcome, zxid, time_ms)
+                  .SerializeAsString();
+    absl::StatusOr<int64_t> proposed = node_->Propose(bytes, now_ms);
     if (!proposed.ok() || *proposed != zxid) {
       prep_->Reset();
       c.status = absl::UnavailableError("could not propose");
@@ -592,6 +598,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       auto f = forwarded_.find(t.header().origin_request_id());
       if (f == forwarded_.end()) continue;
       SubmitResult result{absl::OkStatus(), OutcomeOfTxn(t), {}};
+      result.zxid = t.header().zxid();
       auto tr = by_zxid.find(t.header().zxid());
       if (tr != by_zxid.end()) result.triggers = std::move(tr->second);
       Done done = std::move(f->second);
@@ -618,8 +625,10 @@ void QuorumReplica::CompleteUpTo(int64_t applied) {
   while (!completions_.empty() && completions_.front().zxid <= applied) {
     Completion c = std::move(completions_.front());
     completions_.pop_front();
-    c.done(SubmitResult{
-        c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}});
+    SubmitResult r{
+        c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}};
+    if (c.outcome) r.zxid = c.zxid;
+    c.done(std::move(r));
   }
 }
 
@@ -627,8 +636,9 @@ void QuorumReplica::FailPending(const absl::Status& status) {
   while (!completions_.empty()) {
     Completion c = std::move(completions_.front());
     completions_.pop_front();
-    // Requests refused by Prep got their answer; the rest are in doubt.
-    if (c.outcome && c.outcome->txn) {
+    // Whatever was proposed (a txn, or the error txn of a refusal that
+    // may rest on uncommitted txns) is in doubt.
+    if (c.outcome) {
       c.done(SubmitResult{status, {}, {}});
     } else {
       c.done(SubmitResult{

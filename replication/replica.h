@@ -28,6 +28,11 @@ struct SubmitResult {
   engine::PrepOutcome outcome;
   // Watch events the txn fired.
   std::vector<engine::WatchTrigger> triggers;
+  // The zxid the reply carries: the txn's, or for a refused write the error
+  // txn's that recorded the refusal (ZooKeeper logs refusals as ErrorTxns,
+  // so a failed write consumes a zxid too). 0 when no txn was logged (the
+  // reply then carries the last applied zxid).
+  int64_t zxid = 0;
 };
 
 // Where this server stands, for `rockeeper status`, srvr/mntr and the admin

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/recovery.h"
+#include "replication/forwarding.h"
 
 namespace rockeeper::replication {
 
@@ -100,21 +101,20 @@ void StandaloneReplica::Submit(const engine::RequestContext& ctx,
     return;
   }
   auto shared = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
-  if (!shared->txn.has_value()) {
-    pipeline_->ProposeNoop(
-        [done, shared](const absl::Status& status,
-                       const std::vector<engine::WatchTrigger>&) {
-          done(SubmitResult{status, *shared, {}});
-        });
-    return;
-  }
+  // A refusal is logged as an error txn, as ZooKeeper does: it takes this
+  // zxid, which the reply carries.
+  engine::Txn txn = shared->txn.has_value()
+                        ? *shared->txn
+                        : MakeErrorTxn(ctx, request, *shared, zxid,
+                                       absl::ToUnixMillis(absl::Now()));
   ++next_zxid_;
-  engine::Txn txn = *shared->txn;
   pipeline_->Propose(
       std::move(txn),
-      [done, shared](const absl::Status& status,
-                     const std::vector<engine::WatchTrigger>& triggers) {
-        done(SubmitResult{status, *shared, triggers});
+      [done, shared, zxid](const absl::Status& status,
+                           const std::vector<engine::WatchTrigger>& triggers) {
+        SubmitResult r{status, *shared, triggers};
+        r.zxid = zxid;
+        done(std::move(r));
       });
 }
 

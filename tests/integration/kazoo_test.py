@@ -102,6 +102,28 @@ class KazooTest(unittest.TestCase):
         zk.delete("/crud", recursive=True)
         self.assertIsNone(zk.exists("/crud"))
 
+    def test_refused_writes_consume_a_zxid(self):
+        # As ZooKeeper: a refused write is logged as an error txn, and its
+        # reply header carries that txn's new zxid (without it, the reply
+        # would carry the last applied zxid: no write happens in between).
+        zk = self.client()
+        zk.create("/zx")
+        seen = [zk.last_zxid]
+        with self.assertRaises(NodeExistsError):
+            zk.create("/zx")
+        seen.append(zk.last_zxid)
+        with self.assertRaises(BadVersionError):
+            zk.set("/zx", b"x", version=9)
+        seen.append(zk.last_zxid)
+        t = zk.transaction()
+        t.create("/zx/a")
+        t.create("/zx")  # NODEEXISTS: the whole multi fails
+        t.commit()
+        seen.append(zk.last_zxid)
+        self.assertEqual(seen, sorted(set(seen)), seen)  # strictly increasing
+        self.assertIsNone(zk.exists("/zx/a"))
+        self.assertEqual(zk.get("/zx")[1].mzxid, seen[0])
+
     def test_sequential_ephemeral_and_session_close(self):
         zk = self.client()
         zk.ensure_path("/q")

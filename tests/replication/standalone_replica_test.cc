@@ -91,9 +91,19 @@ TEST(StandaloneReplicaTest, CompletesInSubmissionOrderWithErrors) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->data, "3");
   EXPECT_EQ(a->version, 1);
-  // zxids: only successful writes consumed one.
-  EXPECT_EQ(r->last_proposed_zxid(), 3);
-  EXPECT_EQ(r->db().last_applied_zxid(), 3);
+  // zxids: as in ZooKeeper, a refused write is logged as an error txn and
+  // consumes a zxid too; each reply carries its own.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(res[i].second.zxid, i + 1) << i;
+  EXPECT_EQ(r->last_proposed_zxid(), 5);
+  EXPECT_EQ(r->db().last_applied_zxid(), 5);
+  // The error txns survive a restart like any other txn.
+  r.reset();
+  r = Open(Options(dir));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->db().last_applied_zxid(), 5);
+  r->Submit({}, Create("/c"), c.Add(5));
+  ASSERT_TRUE(c.Wait(6));
+  EXPECT_EQ(c.results()[5].second.zxid, 6);
 }
 
 TEST(StandaloneReplicaTest, ConcurrentSubmittersAreGroupCommitted) {
