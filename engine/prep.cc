@@ -150,7 +150,8 @@ absl::StatusOr<std::vector<std::string>> Prep::EphemeralsOf(
     }
   }
   for (const auto& [path, entry] : pending_) {
-    if (entry.second.exists && entry.second.node.ephemeral_owner == session_id) {
+    if (entry.second.exists &&
+        entry.second.node.ephemeral_owner == session_id) {
       paths.insert(path);
     }
   }
@@ -188,7 +189,8 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
     return ZkError::kBadArguments;
   }
   AclVector acl;
-  if (ZkError e = FixupAcl(req.acl, env.ctx.auth_ids, &acl); e != ZkError::kOk) {
+  if (ZkError e = FixupAcl(req.acl, env.ctx.auth_ids, &acl);
+      e != ZkError::kOk) {
     return e;
   }
   const std::string parent_path =
@@ -212,10 +214,12 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
   OpResult charged = env.charge(path, 1, static_cast<int64_t>(req.data.size()));
   if (!charged.ok() || *charged != ZkError::kOk) return charged;
   std::string data = req.data;
+  bool data_null = req.data_null && req.data.empty();
   if (auto root = QuotaRootOf(path, kQuotaStatsNode)) {
     absl::StatusOr<std::string> usage = env.initial_stats(*root);
     if (!usage.ok()) return usage.status();
     data = *std::move(usage);
+    data_null = false;
   }
 
   int64_t owner = 0;
@@ -225,7 +229,8 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
 
   auto parent_after = *std::move(parent);
   parent_after.node.cversion = JavaIntIncrement(parent_after.node.cversion);
-  parent_after.node.num_children = JavaIntIncrement(parent_after.node.num_children);
+  parent_after.node.num_children =
+      JavaIntIncrement(parent_after.node.num_children);
   parent_after.node.pzxid = env.zxid;
 
   auto child = *std::move(existing);
@@ -235,10 +240,12 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
   child.node.ctime_ms = child.node.mtime_ms = env.time_ms;
   child.node.ephemeral_owner = owner;
   child.node.data = data;
+  child.node.data_null = data_null;
   child.acl = acl;
 
   out->set_path(path);
   out->set_data(data);
+  if (data_null) out->set_data_null(true);
   for (Acl& a : acl) *out->add_acl() = std::move(a);
   out->set_ephemeral_owner(owner);
   out->set_parent_cversion(parent_after.node.cversion);
@@ -318,10 +325,10 @@ OpResult PrepSetData(const OpEnv& env, const SetDataRequest& req,
   if (!node.ok()) return node.status();
   if (!node->exists) return ZkError::kNoNode;
   if (!env.Allowed(node->acl, perms::kWrite)) return ZkError::kNoAuth;
-  OpResult charged = env.charge(
-      req.path, 0,
-      static_cast<int64_t>(req.data.size()) -
-          static_cast<int64_t>(node->node.data.size()));
+  OpResult charged =
+      env.charge(req.path, 0,
+                 static_cast<int64_t>(req.data.size()) -
+                     static_cast<int64_t>(node->node.data.size()));
   if (!charged.ok() || *charged != ZkError::kOk) return charged;
   if (req.version != -1 && req.version != node->node.version) {
     return ZkError::kBadVersion;
@@ -329,10 +336,12 @@ OpResult PrepSetData(const OpEnv& env, const SetDataRequest& req,
   auto after = *std::move(node);
   after.node.version = JavaIntIncrement(after.node.version);
   after.node.data = req.data;
+  after.node.data_null = req.data_null && req.data.empty();
   after.node.mzxid = env.zxid;
   after.node.mtime_ms = env.time_ms;
   out->set_path(req.path);
   out->set_data(req.data);
+  if (after.node.data_null) out->set_data_null(true);
   out->set_version(after.node.version);
   *out->mutable_stat() = ClientStat(after.node);
   scratch.Put(req.path, std::move(after));
@@ -344,7 +353,8 @@ OpResult PrepSetAcl(const OpEnv& env, const SetAclRequest& req,
                     ScratchT& scratch, record::v1::SetAclTxn* out) {
   if (!IsValidPath(req.path)) return ZkError::kBadArguments;
   AclVector acl;
-  if (ZkError e = FixupAcl(req.acl, env.ctx.auth_ids, &acl); e != ZkError::kOk) {
+  if (ZkError e = FixupAcl(req.acl, env.ctx.auth_ids, &acl);
+      e != ZkError::kOk) {
     return e;
   }
   auto node = scratch.Get(req.path);
@@ -366,8 +376,8 @@ OpResult PrepSetAcl(const OpEnv& env, const SetAclRequest& req,
 }
 
 template <typename ScratchT>
-OpResult PrepCheck(const OpEnv& env, const CheckRequest& req,
-                   ScratchT& scratch, record::v1::CheckTxn* out) {
+OpResult PrepCheck(const OpEnv& env, const CheckRequest& req, ScratchT& scratch,
+                   record::v1::CheckTxn* out) {
   if (!IsValidPath(req.path)) return ZkError::kBadArguments;
   auto node = scratch.Get(req.path);
   if (!node.ok()) return node.status();
@@ -412,13 +422,14 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
   }
   Scratch scratch(this);
   absl::flat_hash_set<std::string> touched_stats;
-  auto charge = [&](const std::string& path, int64_t count_delta,
-                    int64_t bytes_delta) ABSL_NO_THREAD_SAFETY_ANALYSIS
-      -> OpResult {
+  auto charge =
+      [&](const std::string& path, int64_t count_delta, int64_t bytes_delta)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS -> OpResult {
     return ChargeQuota(path, count_delta, bytes_delta, scratch, touched_stats);
   };
-  auto initial_stats = [&](const std::string& root)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::string> {
+  auto initial_stats =
+      [&](const std::string& root)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::string> {
     absl::StatusOr<StateDb::Usage> usage = PendingAwareUsage(root);
     if (absl::IsNotFound(usage.status())) return FormatStatsTrack({0, 0});
     if (!usage.ok()) return usage.status();
@@ -616,14 +627,15 @@ absl::StatusOr<ZkError> Prep::ChargeQuota(
   absl::StatusOr<NodeView> stats = scratch.Get(stats_path);
   if (!stats.ok()) return stats.status();
   if (!stats->exists) return ZkError::kOk;
-  StatsTrack usage = ParseStatsTrack(stats->node.data).value_or(StatsTrack{0, 0});
+  StatsTrack usage =
+      ParseStatsTrack(stats->node.data).value_or(StatsTrack{0, 0});
   if (options_.enforce_quota && (count_delta > 0 || bytes_delta > 0)) {
     absl::StatusOr<NodeView> limits = scratch.Get(QuotaLimitsPath(root));
     if (!limits.ok()) return limits.status();
-    const StatsTrack limit = limits->exists
-                                 ? ParseStatsTrack(limits->node.data)
-                                       .value_or(StatsTrack{})
-                                 : StatsTrack{};
+    const StatsTrack limit =
+        limits->exists
+            ? ParseStatsTrack(limits->node.data).value_or(StatsTrack{})
+            : StatsTrack{};
     if (count_delta > 0 && limit.count_hard_limit >= 0 &&
         usage.count + count_delta > limit.count_hard_limit) {
       return ZkError::kQuotaExceeded;
@@ -681,6 +693,7 @@ Stat StatOfCreated(const record::v1::CreateTxn& create,
   node.ctime_ms = node.mtime_ms = header.time_ms();
   node.ephemeral_owner = create.ephemeral_owner();
   node.data = create.data();
+  node.data_null = create.data_null();
   return ClientStat(node);
 }
 

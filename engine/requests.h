@@ -28,7 +28,8 @@ struct CreateRequest {
   std::string data;
   AclVector acl;
   int32_t flags = kPersistent;
-  int64_t ttl_ms = -1;  // only for the TTL modes; -1 = none
+  int64_t ttl_ms = -1;     // only for the TTL modes; -1 = none
+  bool data_null = false;  // ZooKeeper's null byte array (data empty)
 };
 struct DeleteRequest {
   std::string path;
@@ -42,6 +43,7 @@ struct SetDataRequest {
   std::string path;
   std::string data;
   int32_t version = -1;
+  bool data_null = false;  // ZooKeeper's null byte array (data empty)
 };
 struct SetAclRequest {
   std::string path;

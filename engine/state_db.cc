@@ -18,8 +18,8 @@ namespace {
 
 using record::v1::ZnodeRecord;
 
-constexpr const char* kCfNames[] = {"default", "znodes", "sessions",
-                                    "ephemerals", "acls", "meta"};
+constexpr const char* kCfNames[] = {"default",    "znodes", "sessions",
+                                    "ephemerals", "acls",   "meta"};
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -50,6 +50,7 @@ Znode FromRecord(const ZnodeRecord& r) {
   n.num_children = r.num_children();
   n.acl_id = r.has_acl_id() ? r.acl_id() : kOpenAclId;
   n.data = r.data();
+  n.data_null = r.data_null();
   return n;
 }
 
@@ -67,6 +68,7 @@ ZnodeRecord ToRecord(const Znode& n) {
   r.set_num_children(n.num_children);
   r.set_acl_id(n.acl_id);
   r.set_data(n.data);
+  if (n.data_null) r.set_data_null(true);
   return r;
 }
 
@@ -109,7 +111,8 @@ absl::Status CheckPath(absl::string_view path, bool allow_root) {
 absl::Status CheckCreate(const record::v1::CreateTxn& c) {
   if (absl::Status s = CheckPath(c.path(), false); !s.ok()) return s;
   if (c.parent_num_children() < 1) {
-    return absl::InvalidArgumentError("create txn with parent_num_children < 1");
+    return absl::InvalidArgumentError(
+        "create txn with parent_num_children < 1");
   }
   return absl::OkStatus();
 }
@@ -117,7 +120,8 @@ absl::Status CheckCreate(const record::v1::CreateTxn& c) {
 absl::Status CheckDelete(const record::v1::DeleteTxn& d) {
   if (absl::Status s = CheckPath(d.path(), false); !s.ok()) return s;
   if (d.parent_num_children() < 0) {
-    return absl::InvalidArgumentError("delete txn with parent_num_children < 0");
+    return absl::InvalidArgumentError(
+        "delete txn with parent_num_children < 0");
   }
   return absl::OkStatus();
 }
@@ -283,7 +287,8 @@ absl::Status StateDb::LoadMeta() {
   }
   auto read_i64 = [&](absl::string_view key, std::atomic<int64_t>* out) {
     std::string v;
-    rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), meta_, rocksdb::Slice(key.data(), key.size()), &v);
+    rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), meta_,
+                                  rocksdb::Slice(key.data(), key.size()), &v);
     if (rs.IsNotFound()) return absl::OkStatus();
     if (!rs.ok()) return FromRocks(rs, key);
     if (v.size() != 8) return absl::DataLossError(absl::StrCat("meta ", key));
@@ -441,17 +446,18 @@ absl::Status StateDb::ListChildren(absl::string_view path,
   });
 }
 
-absl::StatusOr<int64_t> StateDb::CountDescendants(absl::string_view path) const {
+absl::StatusOr<int64_t> StateDb::CountDescendants(
+    absl::string_view path) const {
   int64_t total = 0;
   // Level by level: no node at level k means none deeper.
   for (int level = 1;; ++level) {
     int64_t count = 0;
-    absl::Status s = ScanPrefix(db_.get(), znodes_,
-                                DescendantPrefix(path, level),
-                                [&](absl::string_view) {
-                                  ++count;
-                                  return true;
-                                });
+    absl::Status s =
+        ScanPrefix(db_.get(), znodes_, DescendantPrefix(path, level),
+                   [&](absl::string_view) {
+                     ++count;
+                     return true;
+                   });
     if (!s.ok()) return s;
     if (count == 0) return total;
     total += count;
@@ -504,14 +510,13 @@ absl::Status StateDb::ListContainers(std::vector<std::string>* paths) const {
 absl::Status StateDb::ListTtlNodes(
     std::vector<std::pair<std::string, int64_t>>* nodes) const {
   // TTL owners are 0xFF00000000000000 | ttl: their keys start with 0xFF.
-  return ScanPrefix(db_.get(), ephemerals_, std::string(1, '\xFF'),
-                    [&](absl::string_view key) {
-                      const auto owner =
-                          static_cast<int64_t>(DecodeBigEndian64(key));
-                      nodes->emplace_back(std::string(key.substr(8)),
-                                          TtlOfOwner(owner));
-                      return true;
-                    });
+  return ScanPrefix(
+      db_.get(), ephemerals_, std::string(1, '\xFF'),
+      [&](absl::string_view key) {
+        const auto owner = static_cast<int64_t>(DecodeBigEndian64(key));
+        nodes->emplace_back(std::string(key.substr(8)), TtlOfOwner(owner));
+        return true;
+      });
 }
 
 absl::StatusOr<SessionRecord> StateDb::GetSession(int64_t session_id) const {
@@ -560,8 +565,8 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   };
   for (const Txn& txn : txns) {
     if (txn.header().zxid() <= last) {
-      return fail(absl::FailedPreconditionError(absl::StrCat(
-          "txn zxid ", txn.header().zxid(), " not after ", last)));
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("txn zxid ", txn.header().zxid(), " not after ", last)));
     }
     last = txn.header().zxid();
     if (absl::Status s = ValidateTxn(txn); !s.ok()) return fail(s);
@@ -571,6 +576,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
     for (const auto& q : txn.quota_updates()) {
       ZnodeRecord patch;
       patch.set_data(q.data());
+      patch.set_data_null(false);
       batch.Merge(znodes_, ZnodeKey(q.path()), patch.SerializeAsString());
     }
   }
@@ -660,6 +666,7 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   node.ephemeral_owner = c.ephemeral_owner();
   node.acl_id = InternAcl(AclVector(c.acl().begin(), c.acl().end()), batch);
   node.data = c.data();
+  node.data_null = c.data_null();
   batch->Put(znodes_, ZnodeKey(c.path()), ToRecord(node).SerializeAsString());
 
   const absl::string_view parent = ParentPath(c.path());
@@ -704,6 +711,7 @@ void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
                            std::vector<WatchTrigger>* triggers) {
   ZnodeRecord patch;
   patch.set_data(s.data());
+  patch.set_data_null(s.data_null());  // explicit: false clears a null
   patch.set_version(s.version());
   patch.set_mzxid(txn.header().zxid());
   patch.set_mtime_ms(txn.header().time_ms());
@@ -772,13 +780,12 @@ absl::StatusOr<uint64_t> StateDb::ComputeDigest() const {
         if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           return absl::DataLossError("bad znode record in digest");
         }
-        HashBytes(&h, absl::StrCat(FromRecord(rec).czxid, "/",
-                                   rec.mzxid(), "/", rec.pzxid(), "/",
-                                   rec.ctime_ms(), "/", rec.mtime_ms(), "/",
-                                   rec.version(), "/", rec.cversion(), "/",
-                                   rec.aversion(), "/", rec.ephemeral_owner(),
-                                   "/", rec.num_children(), "/",
-                                   rec.acl_id()));
+        HashBytes(&h, absl::StrCat(FromRecord(rec).czxid, "/", rec.mzxid(), "/",
+                                   rec.pzxid(), "/", rec.ctime_ms(), "/",
+                                   rec.mtime_ms(), "/", rec.version(), "/",
+                                   rec.cversion(), "/", rec.aversion(), "/",
+                                   rec.ephemeral_owner(), "/",
+                                   rec.num_children(), "/", rec.acl_id()));
         HashBytes(&h, rec.data());
       } else {
         HashBytes(&h, value);

@@ -16,12 +16,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "engine/acl.h"
@@ -37,7 +37,8 @@ using record::v1::Txn;
 
 // Raw ephemeral_owner markers (ZooKeeper's EphemeralType).
 inline constexpr int64_t kContainerOwner = INT64_MIN;  // 0x8000000000000000
-inline constexpr int64_t kTtlOwnerMask = static_cast<int64_t>(0xFF00000000000000ULL);
+inline constexpr int64_t kTtlOwnerMask =
+    static_cast<int64_t>(0xFF00000000000000ULL);
 // ACL id of OPEN_ACL_UNSAFE, used by built-in nodes.
 inline constexpr int64_t kOpenAclId = -1;
 
@@ -61,6 +62,7 @@ struct Znode {
   int32_t num_children = 0;
   int64_t acl_id = kOpenAclId;
   std::string data;
+  bool data_null = false;  // ZooKeeper's null data; `data` is empty
 };
 
 // Checks that a Txn from the log or the network is well formed (body set,

@@ -15,6 +15,7 @@ void PutCreate(const engine::CreateRequest& r, rec::CreateRequestRecord* p) {
   for (const engine::Acl& a : r.acl) *p->add_acl() = a;
   p->set_flags(r.flags);
   p->set_ttl_ms(r.ttl_ms);
+  p->set_data_null(r.data_null);
 }
 engine::CreateRequest GetCreate(const rec::CreateRequestRecord& p) {
   engine::CreateRequest r;
@@ -23,6 +24,12 @@ engine::CreateRequest GetCreate(const rec::CreateRequestRecord& p) {
   r.acl.assign(p.acl().begin(), p.acl().end());
   r.flags = p.flags();
   r.ttl_ms = p.ttl_ms();
+  r.data_null = p.data_null();
+  return r;
+}
+engine::SetDataRequest GetSetData(const rec::SetDataRequestRecord& p) {
+  engine::SetDataRequest r{p.path(), p.data(), p.version()};
+  r.data_null = p.data_null();
   return r;
 }
 void PutDelete(const engine::DeleteRequest& r, rec::DeleteRequestRecord* p) {
@@ -33,6 +40,7 @@ void PutSetData(const engine::SetDataRequest& r, rec::SetDataRequestRecord* p) {
   p->set_path(r.path);
   p->set_data(r.data);
   p->set_version(r.version);
+  p->set_data_null(r.data_null);
 }
 void PutCheck(const engine::CheckRequest& r, rec::CheckRequestRecord* p) {
   p->set_path(r.path);
@@ -130,8 +138,7 @@ absl::StatusOr<ForwardedWrite> DecodeForwardedWrite(std::string_view bytes) {
       w.request = engine::DeleteContainerRequest{p.delete_container().path()};
       break;
     case rec::ForwardedWrite::kSetData:
-      w.request = engine::SetDataRequest{
-          p.set_data().path(), p.set_data().data(), p.set_data().version()};
+      w.request = GetSetData(p.set_data());
       break;
     case rec::ForwardedWrite::kSetAcl: {
       engine::SetAclRequest r;
@@ -159,9 +166,7 @@ absl::StatusOr<ForwardedWrite> DecodeForwardedWrite(std::string_view bytes) {
                                                   o.delete_().version()});
             break;
           case rec::MultiOpRequestRecord::kSetData:
-            m.ops.push_back(engine::SetDataRequest{o.set_data().path(),
-                                                   o.set_data().data(),
-                                                   o.set_data().version()});
+            m.ops.push_back(GetSetData(o.set_data()));
             break;
           case rec::MultiOpRequestRecord::kCheck:
             m.ops.push_back(

@@ -446,7 +446,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   absl::StatusOr<CreateResult> Create(const std::string& path,
                                       const std::string& data,
                                       const std::vector<Acl>& acl,
-                                      CreateMode mode, int64_t ttl_ms);
+                                      CreateMode mode, int64_t ttl_ms,
+                                      bool data_null = false);
   absl::Status Delete(const std::string& path, int32_t version);
   absl::StatusOr<Stat> SetData(const std::string& path, const std::string& data,
                                int32_t version);
@@ -1445,9 +1446,11 @@ absl::StatusOr<CreateResult> Client::Impl::Create(const std::string& path,
                                                   const std::string& data,
                                                   const std::vector<Acl>& acl,
                                                   CreateMode mode,
-                                                  int64_t ttl_ms) {
+                                                  int64_t ttl_ms,
+                                                  bool data_null) {
   v1::CreateRequest req;
   FillCreate(path, data, acl, mode, ttl_ms, &req);
+  req.set_data_null(data_null);
   v1::CreateResponse resp;
   absl::Status st =
       Call("Create " + path, &Stub::Create, req, &resp, Retry::kNo);
@@ -1593,7 +1596,7 @@ absl::StatusOr<DataResult> Client::Impl::GetData(const std::string& path,
   if (e != nullptr) ResolveWatch(e, err == zk::kOk, true, pos);
   if (!st.ok()) return st;
   if (err != zk::kOk) return ZkErrorStatus(err, path);
-  return DataResult{resp.data(), FromApi(resp.stat())};
+  return DataResult{resp.data(), FromApi(resp.stat()), resp.data_null()};
 }
 
 absl::StatusOr<ChildrenResult> Client::Impl::GetChildren(
@@ -1662,6 +1665,7 @@ absl::StatusOr<std::vector<ReadOpResult>> Client::Impl::MultiRead(
     res.err = r.err();
     res.status = ZkErrorStatus(r.err(), ops[i].path);
     res.data = r.data();
+    res.data_null = r.data_null();
     res.children.assign(r.children().begin(), r.children().end());
     res.stat = FromApi(r.stat());
     out.push_back(std::move(res));
@@ -1907,8 +1911,9 @@ std::string Client::current_server() const { return impl_->current_server(); }
 absl::StatusOr<CreateResult> Client::Create(const std::string& path,
                                             const std::string& data,
                                             const std::vector<Acl>& acl,
-                                            CreateMode mode, int64_t ttl_ms) {
-  return impl_->Create(path, data, acl, mode, ttl_ms);
+                                            CreateMode mode, int64_t ttl_ms,
+                                            bool data_null) {
+  return impl_->Create(path, data, acl, mode, ttl_ms, data_null);
 }
 absl::Status Client::Delete(const std::string& path, int32_t version) {
   return impl_->Delete(path, version);

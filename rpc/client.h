@@ -242,6 +242,7 @@ struct CreateResult {
 struct DataResult {
   std::string data;
   Stat stat;
+  bool data_null = false;  // ZooKeeper's null data (`data` is empty)
 };
 struct ChildrenResult {
   std::vector<std::string> children;  // names (not paths), sorted bytewise
@@ -313,6 +314,7 @@ struct ReadOpResult {
   std::string data;                   // kGetData
   std::vector<std::string> children;  // kGetChildren
   Stat stat;
+  bool data_null = false;  // kGetData: ZooKeeper's null data
 };
 
 struct ClientOptions {
@@ -394,11 +396,13 @@ class Client {
   // --- Writes (not retried on connection loss) ---
 
   // Creates `path`. `acl` empty means the server's default
-  // (OPEN_ACL_UNSAFE); `ttl_ms` is for the *WithTtl modes (-1: unset).
+  // (OPEN_ACL_UNSAFE); `ttl_ms` is for the *WithTtl modes (-1: unset);
+  // `data_null`: ZooKeeper's null data (`data` must be empty).
   absl::StatusOr<CreateResult> Create(
       const std::string& path, const std::string& data,
       const std::vector<Acl>& acl = OpenAclUnsafe(),
-      CreateMode mode = CreateMode::kPersistent, int64_t ttl_ms = -1);
+      CreateMode mode = CreateMode::kPersistent, int64_t ttl_ms = -1,
+      bool data_null = false);
   // version -1: any version.
   absl::Status Delete(const std::string& path, int32_t version = -1);
   absl::StatusOr<Stat> SetData(const std::string& path, const std::string& data,

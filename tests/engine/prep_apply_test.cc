@@ -14,8 +14,8 @@
 namespace rockeeper::engine {
 namespace {
 
-using ::testing::ElementsAre;
 using testing::Create;
+using ::testing::ElementsAre;
 using testing::EngineHarness;
 using testing::TempDir;
 
@@ -73,11 +73,12 @@ TEST_F(PrepApplyTest, CreateSetsEveryStat) {
   EXPECT_EQ(root.pzxid, zxid);
   EXPECT_EQ(root.data, "");  // patch left the rest alone
   EXPECT_EQ(h_.db().last_applied_zxid(), zxid);
-  EXPECT_THAT(h_.triggers,
-              ElementsAre(::testing::Field(&WatchTrigger::type,
-                                           WatchEventType::kNodeCreated),
-                          ::testing::Field(&WatchTrigger::type,
-                                           WatchEventType::kNodeChildrenChanged)));
+  EXPECT_THAT(
+      h_.triggers,
+      ElementsAre(
+          ::testing::Field(&WatchTrigger::type, WatchEventType::kNodeCreated),
+          ::testing::Field(&WatchTrigger::type,
+                           WatchEventType::kNodeChildrenChanged)));
 }
 
 TEST_F(PrepApplyTest, CreateErrorsInZooKeeperOrder) {
@@ -165,7 +166,8 @@ TEST_F(PrepApplyTest, EphemeralsAndSessions) {
   ASSERT_TRUE(h_.db().ListEphemerals(0x42, &paths).ok());
   EXPECT_THAT(paths, ElementsAre("/d/e20000000000", "/e"));
   // Creating the same session twice is refused.
-  EXPECT_EQ(h_.Err(CreateSessionRequest{30000, "pw"}, s), ZkError::kBadArguments);
+  EXPECT_EQ(h_.Err(CreateSessionRequest{30000, "pw"}, s),
+            ZkError::kBadArguments);
 
   h_.triggers.clear();
   auto close = h_.Run(CloseSessionRequest{}, s);
@@ -184,7 +186,8 @@ TEST_F(PrepApplyTest, EphemeralsAndSessions) {
 }
 
 TEST_F(PrepApplyTest, ContainerAndTtl) {
-  EngineHarness ext(dir_.Sub("ext"), PrepOptions{.extended_types_enabled = true});
+  EngineHarness ext(dir_.Sub("ext"),
+                    PrepOptions{.extended_types_enabled = true});
   ASSERT_EQ(ext.Err(Create("/c", "", kContainer)), ZkError::kOk);
   EXPECT_EQ(ext.Node("/c").ephemeral_owner, kContainerOwner);
   EXPECT_EQ(ClientStat(ext.Node("/c")).ephemeral_owner(), 0);
@@ -283,6 +286,46 @@ TEST_F(PrepApplyTest, SetDataErrorsAndEffects) {
             ZkError::kNoAuth);
 }
 
+TEST_F(PrepApplyTest, NullDataIsKeptApartFromEmptyData) {
+  // ZooKeeper distinguishes a null byte array from an empty one.
+  CreateRequest null_create = Create("/nul");
+  null_create.data_null = true;
+  auto r = h_.Run(null_create);
+  ASSERT_EQ(r.err, ZkError::kOk);
+  EXPECT_TRUE(r.txn->create().data_null());
+  EXPECT_TRUE(h_.Node("/nul").data_null);
+  EXPECT_EQ(ClientStat(h_.Node("/nul")).data_length(), 0);
+  ASSERT_EQ(h_.Err(Create("/empty", "")), ZkError::kOk);
+  EXPECT_FALSE(h_.Node("/empty").data_null);
+  // setData with bytes clears it (the patch says so explicitly); setData
+  // with null sets it again.
+  ASSERT_EQ(h_.Err(SetDataRequest{"/nul", "x", -1}), ZkError::kOk);
+  EXPECT_FALSE(h_.Node("/nul").data_null);
+  EXPECT_EQ(h_.Node("/nul").data, "x");
+  SetDataRequest to_null{"/nul", "", -1};
+  to_null.data_null = true;
+  ASSERT_EQ(h_.Err(to_null), ZkError::kOk);
+  EXPECT_TRUE(h_.Node("/nul").data_null);
+  EXPECT_EQ(h_.Node("/nul").data, "");
+  // Null with bytes is not null: the bytes win.
+  CreateRequest both = Create("/both", "b");
+  both.data_null = true;
+  ASSERT_EQ(h_.Err(both), ZkError::kOk);
+  EXPECT_FALSE(h_.Node("/both").data_null);
+  EXPECT_EQ(h_.Node("/both").data, "b");
+  // A multi carries it too.
+  MultiRequest m;
+  CreateRequest in_multi = Create("/nul/kid");
+  in_multi.data_null = true;
+  m.ops = {in_multi};
+  ASSERT_EQ(h_.Err(m), ZkError::kOk);
+  EXPECT_TRUE(h_.Node("/nul/kid").data_null);
+  h_.Reopen();  // stored, not only in Prep's overlay
+  EXPECT_TRUE(h_.Node("/nul").data_null);
+  EXPECT_TRUE(h_.Node("/nul/kid").data_null);
+  EXPECT_FALSE(h_.Node("/empty").data_null);
+}
+
 TEST_F(PrepApplyTest, VersionWrapsLikeJavaInt) {
   ASSERT_EQ(h_.Err(Create("/w")), ZkError::kOk);
   for (int i = 0; i < 3; ++i) {
@@ -344,16 +387,18 @@ TEST_F(PrepApplyTest, MultiIsAllOrNothing) {
   auto r = h_.Run(bad);
   EXPECT_EQ(r.err, ZkError::kNodeExists);
   EXPECT_FALSE(r.txn.has_value());
-  EXPECT_THAT(r.multi_errors,
-              ElementsAre(ZkError::kOk, ZkError::kNodeExists,
-                          ZkError::kRuntimeInconsistency));
+  EXPECT_THAT(r.multi_errors, ElementsAre(ZkError::kOk, ZkError::kNodeExists,
+                                          ZkError::kRuntimeInconsistency));
   EXPECT_EQ(h_.Node("/m").data, "0");
   EXPECT_EQ(h_.prep().pending_count(), 0u);
 
   // Ops see the effects of earlier ops of the same multi.
   MultiRequest good;
-  good.ops = {Create("/m/a"), Create("/m/a/b", "x"), SetDataRequest{"/m/a/b", "y", 0},
-              CheckRequest{"/m/a/b", 1}, DeleteRequest{"/m/a/b", 1},
+  good.ops = {Create("/m/a"),
+              Create("/m/a/b", "x"),
+              SetDataRequest{"/m/a/b", "y", 0},
+              CheckRequest{"/m/a/b", 1},
+              DeleteRequest{"/m/a/b", 1},
               Create("/m/s-", "", kPersistentSequential),
               Create("/m/s-", "", kPersistentSequential)};
   auto g = h_.Run(good);
@@ -377,8 +422,10 @@ TEST_F(PrepApplyTest, PipelinedPrepSeesPendingChanges) {
   auto& prep = h_.prep();
   const int64_t z = h_.next_zxid();
   auto a = prep.Prepare(ctx, Create("/p"), z, 1);
-  auto b = prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 1, 2);
-  auto c = prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 2, 3);
+  auto b =
+      prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 1, 2);
+  auto c =
+      prep.Prepare(ctx, Create("/p/q", "", kPersistentSequential), z + 2, 3);
   auto dup = prep.Prepare(ctx, Create("/p"), z + 3, 4);
   auto del = prep.Prepare(ctx, DeleteRequest{"/p", -1}, z + 3, 4);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok() && dup.ok() && del.ok());
@@ -422,7 +469,9 @@ TEST_F(PrepApplyTest, QuotaStatsFollowEveryChange) {
   ASSERT_EQ(h_.Err(Create("/app", "12345")), ZkError::kOk);
   ASSERT_EQ(h_.Err(Create("/app/a", "xy")), ZkError::kOk);
   SetQuota(h_, "/app", "count=10,bytes=-1");
-  auto stats = [&] { return h_.Node("/zookeeper/quota/app/zookeeper_stats").data; };
+  auto stats = [&] {
+    return h_.Node("/zookeeper/quota/app/zookeeper_stats").data;
+  };
   // Initial usage counts the subtree, root included.
   EXPECT_EQ(stats(), "count=2,bytes=7");
   ASSERT_EQ(h_.Err(Create("/app/a/b", "abc")), ZkError::kOk);
@@ -476,16 +525,19 @@ TEST_F(PrepApplyTest, HardQuotaEnforcedWhenEnabled) {
   ASSERT_EQ(h.Err(Create("/q/1", "12345")), ZkError::kOk);
   ASSERT_EQ(h.Err(Create("/q/2", "12345")), ZkError::kOk);
   EXPECT_EQ(h.Err(Create("/q/3")), ZkError::kQuotaExceeded);
-  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", -1}), ZkError::kQuotaExceeded);
+  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", -1}),
+            ZkError::kQuotaExceeded);
   // QUOTAEXCEEDED comes before BADVERSION for setData.
-  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", 42}), ZkError::kQuotaExceeded);
+  EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "123456", 42}),
+            ZkError::kQuotaExceeded);
   EXPECT_EQ(h.Err(SetDataRequest{"/q/1", "1", -1}), ZkError::kOk);
   ASSERT_EQ(h.Err(DeleteRequest{"/q/2", -1}), ZkError::kOk);
   EXPECT_EQ(h.Err(Create("/q/3")), ZkError::kOk);
   // Quota roots survive a restart of Prep (loaded from the DB).
   h.Reopen();
   EXPECT_EQ(h.Err(Create("/q/4")), ZkError::kQuotaExceeded);
-  EXPECT_EQ(h.Node("/zookeeper/quota/q/zookeeper_stats").data, "count=3,bytes=1");
+  EXPECT_EQ(h.Node("/zookeeper/quota/q/zookeeper_stats").data,
+            "count=3,bytes=1");
 }
 
 TEST(StatsTrackTest, ParseAndFormat) {
@@ -498,9 +550,11 @@ TEST(StatsTrackTest, ParseAndFormat) {
   EXPECT_EQ(FormatStatsTrack(*s), "count=5,bytes=-1,countHardLimit=9");
   EXPECT_FALSE(ParseStatsTrack("count=x").has_value());
   EXPECT_FALSE(ParseStatsTrack("").has_value());
-  EXPECT_EQ(QuotaRootOf("/zookeeper/quota/a/b/zookeeper_limits", kQuotaLimitsNode),
-            "/a/b");
-  EXPECT_FALSE(QuotaRootOf("/zookeeper/quota/zookeeper_limits", kQuotaLimitsNode));
+  EXPECT_EQ(
+      QuotaRootOf("/zookeeper/quota/a/b/zookeeper_limits", kQuotaLimitsNode),
+      "/a/b");
+  EXPECT_FALSE(
+      QuotaRootOf("/zookeeper/quota/zookeeper_limits", kQuotaLimitsNode));
   EXPECT_FALSE(QuotaRootOf("/a/zookeeper_limits", kQuotaLimitsNode));
 }
 
@@ -515,7 +569,8 @@ TEST_F(PrepApplyTest, FailedApplyLeavesNoTrace) {
   bad.mutable_header()->set_zxid(z + 1);
   bad.mutable_create()->set_path("no-slash");
   std::vector<WatchTrigger> triggers;
-  EXPECT_TRUE(absl::IsInvalidArgument(h_.db().Apply({*out->txn, bad}, &triggers)));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(h_.db().Apply({*out->txn, bad}, &triggers)));
   EXPECT_TRUE(triggers.empty());
   EXPECT_EQ(h_.db().last_applied_zxid(), z - 1);
   EXPECT_FALSE(h_.Exists("/f"));

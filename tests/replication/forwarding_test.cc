@@ -26,6 +26,12 @@ TEST(ForwardingTest, EveryRequestTypeRoundTrips) {
   multi.ops.push_back(engine::DeleteRequest{"/d", 4});
   multi.ops.push_back(engine::SetDataRequest{"/s", "x", 2});
   multi.ops.push_back(engine::CheckRequest{"/c", 1});
+  engine::CreateRequest null_create = engine::testing::Create("/n");
+  null_create.data_null = true;
+  engine::SetDataRequest null_set{"/n", "", -1};
+  null_set.data_null = true;
+  multi.ops.push_back(null_create);
+  multi.ops.push_back(null_set);
   engine::CreateRequest create = engine::testing::Create("/a", "data");
   create.flags = engine::kPersistentSequentialWithTtl;
   create.ttl_ms = 5000;
@@ -37,6 +43,8 @@ TEST(ForwardingTest, EveryRequestTypeRoundTrips) {
       engine::SetAclRequest{"/a", create.acl, 2},
       engine::CheckRequest{"/a", 5},
       multi,
+      null_create,
+      null_set,
       engine::CreateSessionRequest{30000, "pw"},
       engine::CloseSessionRequest{}};
   for (const engine::WriteRequest& r : requests) {
@@ -52,6 +60,13 @@ TEST(ForwardingTest, EveryRequestTypeRoundTrips) {
     EXPECT_EQ(d->request.index(), r.index());
     EXPECT_EQ(EncodeForwardedWrite(*d), bytes);
   }
+  // Null data survives the trip (ZooKeeper's null byte array).
+  auto d = DecodeForwardedWrite(EncodeForwardedWrite(Sample(null_set)));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(std::get<engine::SetDataRequest>(d->request).data_null);
+  d = DecodeForwardedWrite(EncodeForwardedWrite(Sample(null_create)));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(std::get<engine::CreateRequest>(d->request).data_null);
 }
 
 TEST(ForwardingTest, RejectsGarbageAndEmptyRequests) {

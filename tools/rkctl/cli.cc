@@ -511,7 +511,9 @@ Cli::Result Cli::CmdCreate(const ParsedArgs& a) {
   const std::string& path = a.args[1];
   Result res;
   if (!CheckPath(path, &res, s)) return res;
-  const std::string data = a.args.size() > 2 ? a.args[2] : "";
+  // As zkCli: without a data argument the znode gets null data.
+  const bool data_null = a.args.size() <= 2;
+  const std::string data = data_null ? "" : a.args[2];
   std::vector<Acl> acl = client::OpenAclUnsafe();
   if (a.args.size() > 3) {
     ParsedAcl parsed = ParseAcl(a.args[3]);
@@ -523,7 +525,7 @@ Cli::Result Cli::CmdCreate(const ParsedArgs& a) {
     acl = std::move(parsed.acl);
   }
   absl::StatusOr<client::CreateResult> r =
-      client_->Create(path, data, acl, mode, ttl_ms);
+      client_->Create(path, data, acl, mode, ttl_ms, data_null);
   if (!r.ok()) return Fail(r.status(), path);
   if (Json(a)) {
     JsonWriter w;
@@ -550,11 +552,17 @@ Cli::Result Cli::CmdGet(const ParsedArgs& a) {
   if (Json(a)) {
     JsonWriter w;
     w.BeginObject().Key("path").String(path);
-    DataJsonMembers(w, r->data);
+    if (r->data_null) {
+      w.Key("encoding").String("utf8").Key("data").Null();
+    } else {
+      DataJsonMembers(w, r->data);
+    }
     w.Key("stat").Raw(StatJson(r->stat)).EndObject();
     Out(w.str() + "\n");
   } else {
-    Out(absl::StrCat(r->data, "\n", a.Has('s') ? FormatStat(r->stat) : ""));
+    // zkCli prints "null" for null data.
+    Out(absl::StrCat(r->data_null ? "null" : r->data, "\n",
+                     a.Has('s') ? FormatStat(r->stat) : ""));
   }
   return res;
 }
