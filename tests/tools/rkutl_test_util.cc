@@ -89,6 +89,9 @@ void BuildTree(SampleBuilder& b, SampleDataDir* out) {
   b.Ok(
       Create("/app/\xc3\xbcnicode", "h\xc3\xa9llo \xe2\x9c\x93\nline2\t\"q\""));
   b.Ok(Create("/app/big", std::string(5000, 'b')));
+  CreateRequest null_data = Create("/app/null");  // ZooKeeper's null data
+  null_data.data_null = true;
+  b.Ok(null_data);
   for (int i = 0; i < 3; ++i) {
     b.Ok(Create("/app/seq-", absl::StrCat("s", i),
                 engine::kPersistentSequential));

@@ -196,7 +196,9 @@ std::string FormatNodeText(const NodeEntry& e) {
   }
   absl::StrAppend(&out, "dataLength = ", st.data_length(), "\n");
   absl::StrAppend(&out, "numChildren = ", st.num_children(), "\n");
-  if (IsValidUtf8(e.node.data)) {
+  if (e.node.data_null) {
+    absl::StrAppend(&out, "data = null\n");
+  } else if (IsValidUtf8(e.node.data)) {
     absl::StrAppend(&out, "data = ", JsonString(e.node.data), "\n");
   } else {
     absl::StrAppend(&out, "data (base64) = ", absl::Base64Escape(e.node.data),
@@ -240,6 +242,11 @@ std::string FormatNodeJson(const NodeEntry& e) {
   }
   out.push_back(']');
   DataMembers(&out, "data", e.node.data);
+  // ZooKeeper's null data ("data" is then ""); absent means not null.
+  if (e.node.data_null) {
+    Key(&out, "dataNull");
+    out += "true";
+  }
   out.push_back('}');
   return out;
 }
@@ -256,6 +263,12 @@ absl::StatusOr<NodeEntry> ParseNodeJson(const Json& json) {
   absl::StatusOr<std::string> data = JsonData(json, "data");
   if (!data.ok()) return data.status();
   e.node.data = *std::move(data);
+  if (const Json* null = json.Find("dataNull"); null != nullptr) {
+    if (null->type != Json::Type::kBool) {
+      return FieldError("dataNull", "not a boolean");
+    }
+    e.node.data_null = null->boolean && e.node.data.empty();
+  }
   if (json.Find("dataLength") != nullptr) {
     absl::StatusOr<int64_t> len = JsonInt(json, "dataLength");
     if (!len.ok()) return len.status();

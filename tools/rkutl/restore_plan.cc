@@ -115,6 +115,7 @@ class Planner {
       z.ctime_ms = z.mtime_ms = n.node.ctime_ms;
       z.ephemeral_owner = n.node.ephemeral_owner;
       z.data = n.node.data;
+      z.data_null = n.node.data_null;
       init.acl = n.acl;
       return init;
     }
@@ -308,6 +309,7 @@ class Planner {
       auto* c = op->mutable_create();
       c->set_path(n->path);
       c->set_data(n->node.data);
+      if (n->node.data_null) c->set_data_null(true);
       for (const auto& a : n->acl) *c->add_acl() = a;
       c->set_ephemeral_owner(n->node.ephemeral_owner);
       c->set_parent_cversion(parent.cversion);
@@ -319,6 +321,7 @@ class Planner {
       op->set_type(record::v1::TXN_SET_DATA);
       op->mutable_set_data()->set_path(n->path);
       op->mutable_set_data()->set_data(n->node.data);
+      op->mutable_set_data()->set_data_null(n->node.data_null);
       op->mutable_set_data()->set_version(n->node.version);
     }
     for (const NodeEntry* n : g.fixes) AddChildStatsFix(*n, ops);

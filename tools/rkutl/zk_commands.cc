@@ -370,6 +370,7 @@ absl::StatusOr<DumpContents> ZkTreeToDump(const zk::ZkTree& tree,
     e.node.ephemeral_owner = n.stat.ephemeral_owner;
     e.node.num_children = static_cast<int32_t>(n.children.size());
     e.node.data = n.data;
+    e.node.data_null = n.data_null;
     e.acl = tree.acl(n.acl);
     if (engine::IsSessionOwner(n.stat.ephemeral_owner) &&
         tree.sessions().count(n.stat.ephemeral_owner) == 0) {
@@ -606,7 +607,7 @@ absl::Status RunExport(const Args& args, std::ostream& out) {
     st.pzxid = e.node.pzxid;
     absl::string_view path = e.path;
     if (path == "/") path = "";  // ZooKeeper writes the root as ""
-    w.Node(path, e.node.data, e.node.acl_id, st);
+    w.Node(path, e.node.data, e.node.acl_id, st, e.node.data_null);
     digest += zk::NodeDigest(path, e.node.data, st);
     progress.Add(1, e.node.data.size());
     if (w.buffered() >= (1u << 20)) {
