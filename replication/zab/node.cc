@@ -828,9 +828,12 @@ void Node::SendFollowerInfo(int64_t now_ms) {
 
 void Node::LearnerTick(int64_t now_ms) {
   // The leader may not have finished its own election yet: knock again
-  // every tick until it answers (ZooKeeper's connectToLeader retries).
+  // until it answers (ZooKeeper's connectToLeader retries). A tenth of a
+  // tick, not a whole one: the leader usually settles a few ms after us,
+  // and every ms here is fail-over time (repeated knocks are idempotent).
   if (learner_phase_ == LearnerPhase::kConnecting &&
-      now_ms - last_info_sent_ms_ >= config_.tick_ms) {
+      now_ms - last_info_sent_ms_ >=
+          std::max<int64_t>(1, config_.tick_ms / 10)) {
     SendFollowerInfo(now_ms);
   }
   const int64_t limit =
