@@ -1,6 +1,7 @@
 // rkbench drivers: N sessions x D outstanding requests over one protocol.
 // A driver owns its connections; Run() spreads the sessions over a few
-// threads (session i on thread i % threads), each thread keeping up to D
+// threads (session i on thread i % threads, connected to server
+// i % servers), each thread keeping up to D
 // requests in flight per session and refilling as replies arrive.
 //
 // Thread-safety: Connect/Run/Close are called from one thread, one at a time;
@@ -74,9 +75,16 @@ struct PhaseResult {
   }
 };
 
-struct DriverConfig {
+struct Endpoint {
   std::string host = "127.0.0.1";
   int port = 0;
+  std::string text() const { return host + ":" + std::to_string(port); }
+};
+
+struct DriverConfig {
+  // Session i talks to servers[i % servers.size()]: a list spreads the
+  // sessions round-robin over the members of an ensemble.
+  std::vector<Endpoint> servers;
   int sessions = 16;
   int outstanding = 32;
   int threads = 2;

@@ -1,8 +1,10 @@
 // The gRPC driver: rockeeper.v1 over the async CompletionQueue API with the
 // generic stub (requests serialized once into a ByteBuffer, responses read
-// for their header only). One channel and one completion queue per thread;
-// the thread's sessions share its channel (sessions are identified by the
-// rk-session-id metadata, not by the connection).
+// for their header only). One completion queue per thread and one channel
+// per thread and server; a thread's sessions on one server share that
+// channel (sessions are identified by the rk-session-id metadata, not by the
+// connection). Session i runs on thread i % threads against server
+// i % servers.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -37,6 +39,8 @@ struct Call {
 struct GrpcSession {
   int64_t id = 0;
   std::string id_text;
+  size_t channel = 0;  // index into channels_
+  size_t server = 0;   // index into config_.servers
   SessionState state;
   std::vector<std::unique_ptr<Call>> calls;
   std::vector<Call*> free;
@@ -161,22 +165,28 @@ class GrpcDriver final : public Driver {
       : config_(config), workload_(workload) {}
 
   absl::Status Connect() override {
-    int threads = Threads();
-    std::string target = config_.host + ":" + std::to_string(config_.port);
-    for (int t = 0; t < threads; ++t) {
-      grpc::ChannelArguments args;
-      // A connection of its own per thread.
-      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      args.SetInt("rkbench.channel", t);
-      channels_.push_back(grpc::CreateCustomChannel(
-          target, grpc::InsecureChannelCredentials(), args));
+    const size_t threads = static_cast<size_t>(Threads());
+    const size_t servers = config_.servers.size();
+    // channels_[t * servers + k]: thread t's connection to server k.
+    for (size_t t = 0; t < threads; ++t) {
+      for (size_t k = 0; k < servers; ++k) {
+        grpc::ChannelArguments args;
+        // A connection of its own per thread and server.
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        args.SetInt("rkbench.channel", static_cast<int>(t * servers + k));
+        channels_.push_back(grpc::CreateCustomChannel(
+            config_.servers[k].text(), grpc::InsecureChannelCredentials(),
+            args));
+      }
     }
     sessions_.resize(static_cast<size_t>(config_.sessions));
     for (int i = 0; i < config_.sessions; ++i) {
       GrpcSession& s = sessions_[static_cast<size_t>(i)];
       workload_.InitSession(&s.state, i);
-      auto stub =
-          pb::Rockeeper::NewStub(channels_[static_cast<size_t>(i % threads)]);
+      s.server = static_cast<size_t>(i) % servers;
+      s.channel = (static_cast<size_t>(i) % threads) * servers + s.server;
+      const std::string target = config_.servers[s.server].text();
+      auto stub = pb::Rockeeper::NewStub(channels_[s.channel]);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(10));
@@ -225,11 +235,9 @@ class GrpcDriver final : public Driver {
   }
 
   void Close() override {
-    int threads = Threads();
     for (size_t i = 0; i < sessions_.size(); ++i) {
       if (sessions_[i].id == 0) continue;  // never connected
-      auto stub =
-          pb::Rockeeper::NewStub(channels_[i % static_cast<size_t>(threads)]);
+      auto stub = pb::Rockeeper::NewStub(channels_[sessions_[i].channel]);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(5));
@@ -245,8 +253,10 @@ class GrpcDriver final : public Driver {
     return std::max(1, std::min(config_.threads, config_.sessions));
   }
 
-  void Start(GrpcSession* s, const Op& op, bool ping, grpc::GenericStub* stub,
-             grpc::CompletionQueue* cq, Encoder* enc, int64_t now) {
+  // `stubs`: the thread's stub per server.
+  void Start(GrpcSession* s, const Op& op, bool ping,
+             std::vector<grpc::GenericStub>* stubs, grpc::CompletionQueue* cq,
+             Encoder* enc, int64_t now) {
     Call* call = s->free.back();
     s->free.pop_back();
     enc->Serialize(op, workload_);
@@ -259,8 +269,8 @@ class GrpcDriver final : public Driver {
     call->start_ns = now;
     call->tag = op.tag;
     call->ping = ping;
-    call->reader =
-        stub->PrepareUnaryCall(&*call->ctx, MethodOf(op.kind), request, cq);
+    call->reader = (*stubs)[s->server].PrepareUnaryCall(
+        &*call->ctx, MethodOf(op.kind), request, cq);
     call->reader->StartCall();
     call->reader->Finish(&call->response, &call->status, call);
     s->last_send_ns = now;
@@ -273,7 +283,12 @@ class GrpcDriver final : public Driver {
 
   void RunThread(int t, int threads, OpSource& source, const Limits& limits,
                  PhaseResult* result) {
-    grpc::GenericStub stub(channels_[static_cast<size_t>(t)]);
+    const size_t servers = config_.servers.size();
+    std::vector<grpc::GenericStub> stubs;
+    stubs.reserve(servers);
+    for (size_t k = 0; k < servers; ++k) {
+      stubs.emplace_back(channels_[static_cast<size_t>(t) * servers + k]);
+    }
     grpc::CompletionQueue cq;
     Encoder enc;
     Op op;
@@ -300,12 +315,12 @@ class GrpcDriver final : public Driver {
           s->done = true;
           break;
         }
-        Start(s, op, false, &stub, &cq, &enc, now);
+        Start(s, op, false, &stubs, &cq, &enc, now);
         ++in_flight;
       }
       if (!s->ping_outstanding && !s->free.empty() &&
           now - s->last_send_ns > ping_ns) {
-        Start(s, ping, true, &stub, &cq, &enc, now);
+        Start(s, ping, true, &stubs, &cq, &enc, now);
         ++in_flight;
       }
     };

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tools/rkbench/driver.h"
 #include "tools/rkbench/workload.h"
@@ -119,7 +120,10 @@ Drives a ZooKeeper-protocol server (rockeeper or Apache ZooKeeper) or
 rockeeper's gRPC API with N sessions x D outstanding requests.
 
   --proto zk|grpc          protocol (default zk)
-  --server HOST:PORT       default 127.0.0.1:2181 (zk), 127.0.0.1:2281 (grpc)
+  --server HOST:PORT[,HOST:PORT...]
+                           default 127.0.0.1:2181 (zk), 127.0.0.1:2281 (grpc);
+                           a list spreads the sessions round-robin (session
+                           i on server i % count), e.g. over an ensemble
   --workload W             create|set|get|exists|children|delete|multi|mix|
                            clickhouse (default get)
   --sessions N             sessions (default 16)
@@ -139,7 +143,9 @@ rockeeper's gRPC API with N sessions x D outstanding requests.
   --setup-only             create the tree, report the load rate, exit
   --session-timeout-ms MS  default 30000
   --seed N                 random seed (default 1)
-  --server-pid PID         also report this process's CPU time and RSS
+  --server-pid PID[,PID...]
+                           also report the CPU time and RSS of these
+                           processes (summed over the list)
   --json                   print the result as one JSON object
   --progress auto|on|off   live progress on stderr (auto: if a terminal)
   --help
@@ -160,7 +166,7 @@ struct Flags {
   bool no_setup = false;
   bool setup_only = false;
   int session_timeout_ms = 30000;
-  int server_pid = 0;
+  std::vector<int> server_pids;
   bool json = false;
   std::string progress = "auto";
   Options workload;
@@ -229,6 +235,7 @@ std::string ParseFlags(int argc, char** argv, Flags* f, bool* help) {
       if (value != "zk" && value != "grpc") return bad;
       f->proto = value;
     } else if (name == "server") {
+      // Checked in detail by ParseServers.
       if (value.find(':') == std::string::npos) return bad;
       f->server = value;
     } else if (name == "workload") {
@@ -284,8 +291,18 @@ std::string ParseFlags(int argc, char** argv, Flags* f, bool* help) {
       if (!integer(1, 1 << 30)) return bad;
       f->session_timeout_ms = static_cast<int>(n);
     } else if (name == "server-pid") {
-      if (!integer(1, INT32_MAX)) return bad;
-      f->server_pid = static_cast<int>(n);
+      f->server_pids.clear();
+      size_t start = 0;
+      while (true) {
+        size_t comma = value.find(',', start);
+        std::string item =
+            value.substr(start, comma == std::string::npos ? std::string::npos
+                                                           : comma - start);
+        if (!ParseInt(item, 1, INT32_MAX, &n)) return bad;
+        f->server_pids.push_back(static_cast<int>(n));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
     } else if (name == "progress") {
       if (value != "auto" && value != "on" && value != "off") return bad;
       f->progress = value;
@@ -331,6 +348,50 @@ int64_t ProcessRssKb(int pid) {
       return std::strtoll(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+// Sums over `pids`; negative if any is unreadable.
+double ProcessesCpuSeconds(const std::vector<int>& pids) {
+  double total = 0;
+  for (int pid : pids) {
+    double s = ProcessCpuSeconds(pid);
+    if (s < 0) return -1;
+    total += s;
+  }
+  return total;
+}
+
+int64_t ProcessesRssKb(const std::vector<int>& pids) {
+  int64_t total = 0;
+  for (int pid : pids) {
+    int64_t kb = ProcessRssKb(pid);
+    if (kb < 0) return -1;
+    total += kb;
+  }
+  return total;
+}
+
+// "HOST:PORT[,HOST:PORT...]" into endpoints; "" on success, else the error.
+std::string ParseServers(const std::string& list, std::vector<Endpoint>* out) {
+  size_t start = 0;
+  while (true) {
+    size_t comma = list.find(',', start);
+    std::string item = list.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t colon = item.rfind(':');
+    int64_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !ParseInt(item.substr(colon + 1), 1, 65535, &port)) {
+      return "bad --server '" + item + "'";
+    }
+    Endpoint e;
+    e.host = item.substr(0, colon);
+    if (e.host == "localhost") e.host = "127.0.0.1";
+    e.port = static_cast<int>(port);
+    out->push_back(e);
+    if (comma == std::string::npos) return "";
+    start = comma + 1;
+  }
 }
 
 class SetupSource final : public OpSource {
@@ -499,14 +560,9 @@ int Main(int argc, char** argv) {
       flags.server.empty()
           ? (flags.proto == "zk" ? "127.0.0.1:2181" : "127.0.0.1:2281")
           : flags.server;
-  size_t colon = server.rfind(':');
-  int64_t port = 0;
-  if (!ParseInt(server.substr(colon + 1), 1, 65535, &port)) {
-    return Usage("bad --server '" + server + "'");
+  if (std::string e = ParseServers(server, &dc.servers); !e.empty()) {
+    return Usage(e);
   }
-  dc.host = server.substr(0, colon);
-  if (dc.host == "localhost") dc.host = "127.0.0.1";
-  dc.port = static_cast<int>(port);
   dc.sessions = wopt.sessions;
   dc.outstanding = flags.outstanding;
   dc.threads = flags.threads;
@@ -568,8 +624,8 @@ int Main(int argc, char** argv) {
   report.Int("setup_ops", static_cast<int64_t>(setup_ops));
   if (flags.setup_only) {
     report.Num("setup_ops_per_s", static_cast<double>(setup_ops) / setup_s, 0);
-    if (flags.server_pid > 0)
-      report.Int("server_rss_kb", ProcessRssKb(flags.server_pid));
+    if (!flags.server_pids.empty())
+      report.Int("server_rss_kb", ProcessesRssKb(flags.server_pids));
     driver->Close();
     std::puts(flags.json ? report.Json().c_str() : report.Line().c_str());
     return 0;
@@ -583,8 +639,9 @@ int Main(int argc, char** argv) {
     limits.deadline_ns = NowNs() + static_cast<int64_t>(flags.duration_s * 1e9);
   }
   double cpu0 = SelfCpuSeconds();
+  const bool servers_known = !flags.server_pids.empty();
   double server_cpu0 =
-      flags.server_pid > 0 ? ProcessCpuSeconds(flags.server_pid) : -1;
+      servers_known ? ProcessesCpuSeconds(flags.server_pids) : -1;
   TimedSource source(workload.get());
   PhaseResult r;
   {
@@ -592,11 +649,10 @@ int Main(int argc, char** argv) {
     r = driver->Run(source, limits);
   }
   double cpu = SelfCpuSeconds() - cpu0;
-  double server_cpu = flags.server_pid > 0
-                          ? ProcessCpuSeconds(flags.server_pid) - server_cpu0
-                          : -1;
+  double server_cpu =
+      servers_known ? ProcessesCpuSeconds(flags.server_pids) - server_cpu0 : -1;
   int64_t server_rss_kb =
-      flags.server_pid > 0 ? ProcessRssKb(flags.server_pid) : -1;
+      servers_known ? ProcessesRssKb(flags.server_pids) : -1;
   driver->Close();
 
   double secs = static_cast<double>(r.elapsed_ns) / 1e9;
@@ -615,7 +671,7 @@ int Main(int argc, char** argv) {
   report.Num("client_cores", secs > 0 ? cpu / secs : 0, 2);
   report.Num("client_cpu_us_per_op",
              r.ops > 0 ? cpu * 1e6 / static_cast<double>(r.ops) : 0, 2);
-  if (flags.server_pid > 0) {
+  if (servers_known) {
     report.Num("server_cpu_s", server_cpu, 3);
     report.Num("server_cores", secs > 0 ? server_cpu / secs : 0, 2);
     report.Num("server_cpu_us_per_op",

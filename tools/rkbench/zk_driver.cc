@@ -1,4 +1,5 @@
-// The ZooKeeper wire-protocol driver: one TCP connection per session, jute
+// The ZooKeeper wire-protocol driver: one TCP connection per session (to
+// one server of the list, round-robin), jute
 // frames encoded straight into a per-connection output buffer, replies read
 // in large chunks; one epoll loop per thread. Many requests go out per
 // write() and many replies come back per read().
@@ -124,7 +125,8 @@ class ZkDriver final : public Driver {
       workload_.InitSession(&c.state, i);
       c.ring.resize(static_cast<size_t>(config_.outstanding));
       c.in.resize(kReadChunk * 2);
-      absl::Status st = Handshake(&c);
+      absl::Status st = Handshake(
+          &c, config_.servers[static_cast<size_t>(i) % config_.servers.size()]);
       if (!st.ok()) {
         c.dead = true;  // no session on this socket: Close() just closes it
         return st;
@@ -178,14 +180,14 @@ class ZkDriver final : public Driver {
   }
 
  private:
-  absl::Status Handshake(Conn* c) {
+  absl::Status Handshake(Conn* c, const Endpoint& server) {
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0) return absl::InternalError(std::strerror(errno));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(config_.port));
-    if (inet_pton(AF_INET, config_.host.c_str(), &addr.sin_addr) != 1) {
-      return absl::InvalidArgumentError("bad IPv4 address " + config_.host);
+    addr.sin_port = htons(static_cast<uint16_t>(server.port));
+    if (inet_pton(AF_INET, server.host.c_str(), &addr.sin_addr) != 1) {
+      return absl::InvalidArgumentError("bad IPv4 address " + server.host);
     }
     timeval tv{10, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -193,8 +195,7 @@ class ZkDriver final : public Driver {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(c->fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      return absl::UnavailableError("connect " + config_.host + ":" +
-                                    std::to_string(config_.port) + ": " +
+      return absl::UnavailableError("connect " + server.text() + ": " +
                                     std::strerror(errno));
     }
     std::string b;
