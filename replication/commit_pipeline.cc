@@ -211,12 +211,18 @@ void CommitPipeline::MaybeSnapshot(size_t applied) {
   if (snapshots_ == nullptr || options_.snap_count <= 0) return;
   if (!scheduler_.OnApplied(static_cast<int64_t>(applied))) return;
   // Between two applies on the apply thread: the checkpoint is exact.
+  const absl::Time start = absl::Now();
   absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
     return;
   }
+  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+               static_cast<unsigned long long>(snap->zxid),
+               static_cast<long long>(
+                   absl::ToInt64Milliseconds(absl::Now() - start)),
+               static_cast<unsigned long long>(snap->size_bytes));
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   {
     absl::MutexLock lock(&mu_);

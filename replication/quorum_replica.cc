@@ -529,12 +529,18 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
     return;
   }
   // On the driver thread, between two applies: the checkpoint is exact.
+  const absl::Time start = absl::Now();
   absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(cur_db());
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
     return;
   }
+  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+               static_cast<unsigned long long>(snap->zxid),
+               static_cast<long long>(
+                   absl::ToInt64Milliseconds(absl::Now() - start)),
+               static_cast<unsigned long long>(snap->size_bytes));
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;
   absl::StatusOr<int64_t> oldest =

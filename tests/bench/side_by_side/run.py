@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import re
 import signal
 import socket
 import statistics
@@ -337,7 +338,19 @@ class Server:
         return du_bytes(self.data)
 
 
+def snapshot_times_ms(log_path, pattern):
+    """Durations of the snapshots a server logged (ms), in order."""
+    try:
+        with open(log_path, "r", errors="replace") as f:
+            return [int(m.group(1)) for m in re.finditer(pattern, f.read())]
+    except OSError:
+        return []
+
+
 class ZooKeeper(Server):
+    # ZooKeeperServer.takeSnapshot: "Snapshot taken in N ms".
+    SNAPSHOT_LOG = r"Snapshot taken in (\d+) ms"
+
     def __init__(self, workdir, jvm_flags, name="zookeeper", quorum=None, myid=None):
         super().__init__(name, workdir)
         self.jvm_flags = jvm_flags
@@ -360,6 +373,9 @@ class ZooKeeper(Server):
 
 
 class Rockeeper(Server):
+    # CommitPipeline / QuorumReplica: "INFO snapshot 0x... taken in N ms".
+    SNAPSHOT_LOG = r"INFO snapshot 0x[0-9a-f]+ taken in (\d+) ms"
+
     def __init__(self, workdir, binary, name="rockeeper", quorum=None, myid=None):
         super().__init__(name, workdir)
         self.binary = binary
@@ -617,6 +633,9 @@ def standalone_half(args, workdir, rk_bin):
     finally:
         zk.stop()
         rk.stop()
+    for s in (zk, rk):
+        results[s.name]["snapshot_ms"] = snapshot_times_ms(
+            os.path.join(s.dir, "server.log"), s.SNAPSHOT_LOG)
     if args.rk_big_znodes > 0:
         results["rockeeper_big"] = big_rockeeper(args, workdir, rk_bin)
     loads.append(os.getloadavg()[0])
@@ -642,6 +661,12 @@ def standalone_half(args, workdir, rk_bin):
                    z["snapshot_bytes"], r["snapshot_bytes"], fmt_bytes))
     out.append(row("data dir after the load (logs, snapshots, state)",
                    z["data_bytes"], r["data_bytes"], fmt_bytes))
+    zs, rs = z["snapshot_ms"], r["snapshot_ms"]
+    if zs and rs:
+        out.append(f"| snapshot time, median / max of the run's snapshots (ZK {len(zs)}, rk {len(rs)}) | "
+                   f"{statistics.median(zs):.0f} / {max(zs)} ms | "
+                   f"{statistics.median(rs):.0f} / {max(rs)} ms | "
+                   f"{ratio(statistics.median(rs), statistics.median(zs))} | | | |")
     if "rockeeper_big" in results:
         b = results["rockeeper_big"]
         n = b["znodes"]
