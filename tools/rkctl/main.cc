@@ -46,6 +46,7 @@ void OnSigint(int) {
     return;
   }
   Cli::Interrupt();
+  rockeeper::rkctl::WakeShell();
 }
 
 bool ParseMs(const char* text, int32_t* out) {

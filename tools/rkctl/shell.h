@@ -15,6 +15,10 @@ namespace rockeeper::rkctl {
 // Not reentrant (libedit's state is global).
 int RunShell(Cli& cli, const std::string& history_file);
 
+// Wakes a shell waiting for a key so that it notices Cli::Interrupted().
+// Async-signal-safe: the SIGINT handler calls it after Cli::Interrupt().
+void WakeShell();
+
 }  // namespace rockeeper::rkctl
 
 #endif  // ROCKEEPER_TOOLS_RKCTL_SHELL_H_

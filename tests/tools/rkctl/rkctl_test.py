@@ -649,6 +649,11 @@ class RkctlTest(unittest.TestCase):
             sh.expect(r"nothing-here")  # echoed by libedit: it is reading
             sh.send("\x03")
             sh.expect(prompt_rx(host, "CONNECTED", 8))
+            # Ctrl-C typed right behind the text, while the shell is still
+            # busy echoing it (the signal does not find it waiting in read).
+            for _ in range(5):
+                sh.send("ls /typed-ahead\x03")
+                sh.expect(prompt_rx(host, "CONNECTED", 8))
             # close / connect.
             sh.send("close\r")
             sh.expect(prompt_rx(host, "CLOSED", 9))
