@@ -79,6 +79,7 @@ EventHub::Batch EventHub::Take(int64_t session_id, uint64_t token) {
     return batch;
   }
   batch.events.assign(q.events.begin(), q.events.end());
+  batch.done_through = q.events.empty() ? q.last_seq : q.events.front().seq - 1;
   batch.pong = q.pong;
   q.pong = false;
   batch.end = q.end;

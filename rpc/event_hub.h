@@ -9,10 +9,14 @@
 // final state and forgets the session. Notify callbacks run outside the
 // hub's lock, on the publishing thread; they must be quick.
 //
+// EventSubscription is a stream's attachment held by a front end without a
+// Session stream of its own (a ZooKeeper-protocol connection).
+//
 // Thread safety: all methods are thread-safe.
 #ifndef ROCKEEPER_RPC_EVENT_HUB_H_
 #define ROCKEEPER_RPC_EVENT_HUB_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -57,6 +61,11 @@ class EventHub {
   void Ping(int64_t session_id, uint64_t token);
   struct Batch {
     std::vector<QueuedEvent> events;  // in seq order, not yet acked
+    // Every event up to this seq left the queue (acked by this or an
+    // earlier stream of the session, or dropped): none of them will come.
+    // A stream that waits for events up to some seq (a ZooKeeper-protocol
+    // reply's event_seq) counts them as written.
+    uint64_t done_through = 0;
     bool pong = false;
     End end = End::kNone;
   };
@@ -83,6 +92,31 @@ class EventHub {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int64_t, SessionQueue> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// One attachment (Attach .. Detach) of a session's events. The hub must
+// outlive it unless Detach was called.
+class EventSubscription {
+ public:
+  EventSubscription(EventHub* hub, int64_t session_id, uint64_t token)
+      : hub_(hub), session_id_(session_id), token_(token) {}
+  ~EventSubscription() { Detach(); }
+  EventSubscription(const EventSubscription&) = delete;
+  EventSubscription& operator=(const EventSubscription&) = delete;
+
+  int64_t session_id() const { return session_id_; }
+  EventHub::Batch Take() { return hub_->Take(session_id_, token_); }
+  void Ack(uint64_t seq) { hub_->Ack(session_id_, seq); }
+  // Ends the attachment (events stay queued); later calls do nothing.
+  void Detach() {
+    if (!detached_.exchange(true)) hub_->Detach(session_id_, token_);
+  }
+
+ private:
+  EventHub* const hub_;
+  const int64_t session_id_;
+  const uint64_t token_;
+  std::atomic<bool> detached_{false};
 };
 
 }  // namespace rockeeper::rpc

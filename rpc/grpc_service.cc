@@ -65,22 +65,6 @@ std::string PeerAddress(const std::string& peer) {
   return "";
 }
 
-// The caller's IP: from the transport, or, for in-process callers (the
-// ZooKeeper wire protocol front end), from the rk-client-ip metadata.
-std::string ClientIp(const grpc::ServerContextBase* context) {
-  const std::string peer = context->peer();
-  // In-process peers are "unknown" (or "inproc..."): only those may name the
-  // client in metadata, so a network client cannot claim another IP.
-  if (peer.rfind("ipv4:", 0) != 0 && peer.rfind("ipv6:", 0) != 0) {
-    const auto& md = context->client_metadata();
-    auto it = md.find("rk-client-ip");
-    if (it != md.end())
-      return std::string(it->second.data(), it->second.size());
-    return "";
-  }
-  return PeerAddress(peer);
-}
-
 engine::CreateRequest ToCreate(const v1::CreateRequest& r) {
   engine::CreateRequest c;
   c.path = r.path();
@@ -92,11 +76,6 @@ engine::CreateRequest ToCreate(const v1::CreateRequest& r) {
 }
 
 }  // namespace
-
-struct RockeeperService::Caller {
-  engine::RequestContext ctx;
-  ZkError err = ZkError::kOk;  // SESSIONEXPIRED for an unknown session
-};
 
 RockeeperService::RockeeperService(replication::Replica* replica,
                                    ServiceOptions options)
@@ -204,7 +183,6 @@ int RockeeperService::ReapContainers() {
 void RockeeperService::ExpiryLoop() {
   absl::Time next_reap = absl::Now() + options_.container_check_interval;
   while (!stop_.WaitForNotificationWithTimeout(options_.expiry_interval)) {
-    UnstickOrder();
     const bool authority = replica_->is_session_authority();
     if (authority != was_authority_) {
       // A new leader gives every session a full timeout from now, as
@@ -238,28 +216,6 @@ void RockeeperService::ExpiryLoop() {
       }
     }
   }
-}
-
-RockeeperService::Caller RockeeperService::ResolveCaller(
-    grpc::ServerContextBase* context) {
-  Caller caller;
-  const std::string ip = ClientIp(context);
-  if (!ip.empty()) caller.ctx.auth_ids.push_back({"ip", ip});
-  const auto& md = context->client_metadata();
-  auto it = md.find(kSessionMetadata);
-  if (it == md.end()) return caller;
-  int64_t id = 0;
-  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()),
-                        &id) ||
-      !sessions_.Touch(id)) {
-    caller.err = ZkError::kSessionExpired;
-    return caller;
-  }
-  caller.ctx.session_id = id;
-  if (auto info = sessions_.Get(id)) {
-    for (auto& a : info->auth_ids) caller.ctx.auth_ids.push_back(a);
-  }
-  return caller;
 }
 
 replication::SubmitResult RockeeperService::SubmitAndWait(
@@ -335,192 +291,198 @@ void RockeeperService::SubmitAsync(
       });
 }
 
-// --- Per-connection order of in-process callers ----------------------------
+// --- The frame of a request -----------------------------------------------
 //
-// The wire protocol front end sends each ZooKeeper request as its own gRPC
-// call; gRPC may start the handlers of concurrent calls in any order, but
-// ZooKeeper runs a session's requests in the order they were sent. So the
-// front end numbers its calls ("rk-order: <connection>:<seq>", seq 1, 2, ...
-// per connection) and calls are admitted in that order here.
+// One Call per request, from admission to done: it carries the caller's
+// context, the op's body and completion (CallOf), and the write's result,
+// so a request costs one allocation here and every closure handed to the
+// serializer, the replica and the work queue is a pointer to it.
+// Two references keep it: the start path (until the body returned and a
+// write was ordered) and the finish path (until Finish returned); a write
+// may finish on the work queue before its body returned.
 
-bool RockeeperService::OrderKey(grpc::ServerContextBase* ctx, uint64_t* conn,
-                                uint64_t* seq) {
-  const std::string peer = ctx->peer();
-  if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0) {
-    return false;  // network callers have their own stream order
-  }
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("rk-order");
-  if (it == md.end()) return false;
-  const absl::string_view v(it->second.data(), it->second.size());
-  const size_t colon = v.find(':');
-  return colon != absl::string_view::npos &&
-         absl::SimpleAtoi(v.substr(0, colon), conn) &&
-         absl::SimpleAtoi(v.substr(colon + 1), seq);
-}
+class RockeeperService::Call : public SessionSerializer::Task {
+ public:
+  Call(RockeeperService* service, OpKind op, bool write,
+       v1::ResponseHeader* header, Done done)
+      : service_(service),
+        op_(op),
+        write_(write),
+        header_(header),
+        start_(absl::Now()),
+        done_(std::move(done)) {}
 
-void RockeeperService::Admit(uint64_t conn, uint64_t seq,
-                             std::function<void()> start) {
-  std::vector<std::function<void()>> ready;
-  {
-    absl::MutexLock lock(&order_mu_);
-    OrderState& st = order_[conn];
-    st.waiting.emplace(seq, std::move(start));
-    if (st.stuck_since == absl::InfiniteFuture()) st.stuck_since = absl::Now();
-    if (st.draining) return;  // the draining thread will run it
-    st.draining = true;
-  }
-  // This thread runs every admissible call, in order, until none is left.
-  for (;;) {
-    {
-      absl::MutexLock lock(&order_mu_);
-      OrderState& st = order_[conn];
-      while (!st.waiting.empty() && st.waiting.begin()->first <= st.next) {
-        ready.push_back(std::move(st.waiting.begin()->second));
-        st.waiting.erase(st.waiting.begin());
-        ++st.next;
-      }
-      if (ready.empty()) {
-        st.draining = false;
-        st.stuck_since =
-            st.waiting.empty() ? absl::InfiniteFuture() : absl::Now();
-        if (st.forgotten && st.waiting.empty()) order_.erase(conn);
-        return;
+  engine::RequestContext ctx;
+  replication::SubmitResult result;  // a write's, before Submitted runs
+  absl::Time submitted_at;
+
+  // The serializer lets it run.
+  void Start() final {
+    const int64_t sid = ctx.session_id;
+    if (sid != 0) {
+      // The session's ids as of now: an AddAuth queued before this request
+      // counts.
+      if (std::optional<SessionInfo> info = service_->sessions_.Get(sid)) {
+        for (engine::AuthId& id : info->auth_ids) {
+          ctx.auth_ids.push_back(std::move(id));
+        }
       }
     }
-    for (auto& f : ready) f();
-    ready.clear();
+    std::optional<grpc::Status> st = Body();
+    if (st) Finish(*st);
+    // A write's body has submitted it (or already finished): its place in
+    // the session's order is fixed.
+    if (write_) service_->serializer_.Ordered(this);
+    Release();
   }
+
+  // On the work queue: the write's txn applied (or failed).
+  void OnSubmitted() { Finish(Submitted()); }
+
+ protected:
+  virtual std::optional<grpc::Status> Body() = 0;
+  virtual grpc::Status Submitted() = 0;
+
+ private:
+  void Finish(const grpc::Status& st) {
+    RockeeperService* const service = service_;
+    const int64_t us = absl::ToInt64Microseconds(absl::Now() - start_);
+    service->metrics_->RecordRequest(op_, us, !st.ok() || header_->err() != 0);
+    service->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    // The caller's request and response may be gone once done_ returned.
+    Done done = std::move(done_);
+    done(st);
+    service->serializer_.Done(this);
+    Release();
+  }
+  void Release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  RockeeperService* const service_;
+  const OpKind op_;
+  const bool write_;
+  v1::ResponseHeader* const header_;
+  const absl::Time start_;
+  Done done_;
+  std::atomic<int> refs_{2};
+};
+
+template <typename BodyFn, typename SubmittedFn>
+class RockeeperService::CallOf final : public RockeeperService::Call {
+ public:
+  CallOf(RockeeperService* service, OpKind op, bool write,
+         v1::ResponseHeader* header, Done done, BodyFn body,
+         SubmittedFn submitted)
+      : Call(service, op, write, header, std::move(done)),
+        body_(std::move(body)),
+        submitted_(std::move(submitted)) {}
+
+ private:
+  std::optional<grpc::Status> Body() override { return body_(*this); }
+  grpc::Status Submitted() override { return submitted_(*this, result); }
+  BodyFn body_;
+  SubmittedFn submitted_;
+};
+
+namespace {
+
+// The `submitted` of a request that never submits a write.
+struct NoWrite {
+  template <typename AnyCall>
+  grpc::Status operator()(AnyCall&, replication::SubmitResult&) const {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "unexpected write");
+  }
+};
+
+const grpc::Status& Unavailable() {
+  static const grpc::Status* const st =
+      new grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       "this server has no quorum: looking for a leader");
+  return *st;
 }
 
-void RockeeperService::UnstickOrder() {
-  const absl::Time limit = absl::Now() - absl::Seconds(5);
-  std::vector<std::pair<uint64_t, uint64_t>> unstick;  // conn, seq
-  {
-    absl::MutexLock lock(&order_mu_);
-    for (auto& [conn, st] : order_) {
-      if (!st.draining && !st.waiting.empty() && st.stuck_since < limit) {
-        std::fprintf(
-            stderr,
-            "WARN wire connection %llu: call %llu never arrived; "
-            "admitting %llu\n",
-            static_cast<unsigned long long>(conn),
-            static_cast<unsigned long long>(st.next),
-            static_cast<unsigned long long>(st.waiting.begin()->first));
-        st.next = st.waiting.begin()->first;
-        // Re-queue the first waiting call through Admit, which drains.
-        unstick.emplace_back(conn, st.next);
-      }
-    }
-  }
-  for (const auto& [conn, seq] : unstick) {
-    std::function<void()> first;
-    {
-      absl::MutexLock lock(&order_mu_);
-      auto it = order_.find(conn);
-      if (it == order_.end()) continue;
-      auto w = it->second.waiting.find(seq);
-      if (w == it->second.waiting.end()) continue;
-      first = std::move(w->second);
-      it->second.waiting.erase(w);
-    }
-    Admit(conn, seq, std::move(first));
-  }
+}  // namespace
+
+template <typename BodyFn>
+void RockeeperService::Serve(const CallInfo& info, OpKind op,
+                             v1::ResponseHeader* header, Done done,
+                             BodyFn body) {
+  Serve(info, op, header, std::move(done), std::move(body), NoWrite{});
 }
 
-void RockeeperService::ForgetConnection(uint64_t conn) {
-  absl::MutexLock lock(&order_mu_);
-  auto it = order_.find(conn);
-  if (it == order_.end()) return;
-  if (!it->second.draining && it->second.waiting.empty()) {
-    order_.erase(it);
-  } else {
-    it->second.forgotten = true;  // erased once drained
-  }
-}
-
-grpc::ServerUnaryReactor* RockeeperService::Serve(
-    grpc::CallbackServerContext* ctx, OpKind op, v1::ResponseHeader* header,
-    Body body) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  uint64_t conn = 0;
-  uint64_t seq = 0;
-  if (OrderKey(ctx, &conn, &seq)) {
-    Admit(conn, seq, [this, ctx, op, header, reactor, body = std::move(body)] {
-      Start(ctx, op, header, reactor, body);
-    });
-  } else {
-    Start(ctx, op, header, reactor, std::move(body));
-  }
-  return reactor;
-}
-
-void RockeeperService::Start(grpc::CallbackServerContext* ctx, OpKind op,
-                             v1::ResponseHeader* header,
-                             grpc::ServerUnaryReactor* reactor, Body body) {
+template <typename BodyFn, typename SubmittedFn>
+void RockeeperService::Serve(const CallInfo& info, OpKind op,
+                             v1::ResponseHeader* header, Done done, BodyFn body,
+                             SubmittedFn submitted) {
   // Backpressure: count the request until it finishes.
-  if (in_flight_.fetch_add(1) >= options_.max_outstanding_requests) {
-    in_flight_.fetch_sub(1);
+  if (in_flight_.fetch_add(1, std::memory_order_relaxed) >=
+      options_.max_outstanding_requests) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
     metrics_->requests_throttled.Add();
     metrics_->RecordRequest(op, 0, /*error=*/true);
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "too many outstanding requests"));
+    done(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      "too many outstanding requests"));
     return;
   }
   if (!Serves()) {
     // No quorum (or still syncing), or a leader told not to serve: like
     // ZooKeeper, which drops clients then, send the client elsewhere.
-    in_flight_.fetch_sub(1);
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
     metrics_->RecordRequest(op, 0, /*error=*/true);
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "this server has no quorum: looking for a "
-                                 "leader"));
+    done(Unavailable());
     return;
   }
-  Caller caller = ResolveCaller(ctx);
-  if (caller.err != ZkError::kOk) {
-    FillHeader(caller.err, replica_->db().last_applied_zxid(), 0, header);
-    in_flight_.fetch_sub(1);
+  if (info.bad_session ||
+      (info.session_id != 0 && !sessions_.Touch(info.session_id))) {
+    FillHeader(ZkError::kSessionExpired, replica_->db().last_applied_zxid(), 0,
+               header);
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
     metrics_->RecordRequest(op, 0, /*error=*/true);
-    reactor->Finish(grpc::Status::OK);
+    done(grpc::Status::OK);
     return;
   }
-  const int64_t sid = caller.ctx.session_id;
-  const absl::Time start = absl::Now();
   // Writes pipeline within a session (their order is fixed once submitted);
   // everything else waits for the session's earlier requests.
   const bool write = op == OpKind::kCreate || op == OpKind::kDelete ||
                      op == OpKind::kSetData || op == OpKind::kSetAcl ||
                      op == OpKind::kMulti;
-  serializer_.Run(
-      sid, write,
-      [this, reactor, start, op, header, write, caller = std::move(caller),
-       body = std::move(body)](SessionSerializer::Done ordered,
-                               SessionSerializer::Done done) {
-        // Ids added by an AddAuth queued before this request count.
-        Caller current = caller;
-        if (current.ctx.session_id != 0) {
-          if (auto info = sessions_.Get(current.ctx.session_id)) {
-            std::vector<engine::AuthId> ids;
-            for (auto& id : current.ctx.auth_ids) {
-              if (id.scheme == "ip") ids.push_back(id);
-            }
-            for (auto& id : info->auth_ids) ids.push_back(id);
-            current.ctx.auth_ids = std::move(ids);
-          }
+  auto* call =
+      new CallOf<BodyFn, SubmittedFn>(this, op, write, header, std::move(done),
+                                      std::move(body), std::move(submitted));
+  call->ctx.session_id = info.session_id;
+  if (!info.client_ip.empty()) {
+    call->ctx.auth_ids.push_back({"ip", info.client_ip});
+  }
+  serializer_.Run(info.session_id, write, call);
+}
+
+void RockeeperService::SubmitAsync(Call* call,
+                                   const engine::WriteRequest& request) {
+  call->submitted_at = absl::Now();
+  // Small captures: the closures are stored without allocating.
+  replica_->Submit(
+      call->ctx, request, [this, call](replication::SubmitResult r) {
+        if (r.outcome.txn) {
+          metrics_->RecordCommit(
+              absl::ToInt64Microseconds(absl::Now() - call->submitted_at));
         }
-        body(current, [this, reactor, done, start, op,
-                       header](const grpc::Status& st) {
-          const int64_t us = absl::ToInt64Microseconds(absl::Now() - start);
-          metrics_->RecordRequest(op, us, !st.ok() || header->err() != 0);
-          in_flight_.fetch_sub(1);
-          reactor->Finish(st);
-          done();
-        });
-        // A write's body has submitted it (or already finished): its place in
-        // the session's order is fixed.
-        if (write) ordered();
+        PublishTriggers(r.triggers);
+        call->result = std::move(r);
+        completions_.Post([call] { call->OnSubmitted(); });
       });
+}
+
+std::unique_ptr<EventSubscription> RockeeperService::AttachEvents(
+    int64_t session_id, const std::string& password,
+    std::function<void()> notify) {
+  std::optional<SessionInfo> info = sessions_.Get(session_id);
+  if (session_id == 0 || !info || info->password != password ||
+      !sessions_.Touch(session_id)) {
+    return nullptr;
+  }
+  const uint64_t token = events_.Attach(session_id, std::move(notify));
+  return std::make_unique<EventSubscription>(&events_, session_id, token);
 }
 
 RockeeperService::LatencyStats RockeeperService::latency() const {
@@ -558,8 +520,12 @@ grpc::Status RockeeperService::FinishWrite(
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         std::string(result.status.message()));
   }
-  const int64_t zxid = result.outcome.txn ? result.outcome.txn->header().zxid()
-                                          : replica_->db().last_applied_zxid();
+  // The txn's zxid; for a refused write, the error txn's that recorded the
+  // refusal (as ZooKeeper); else (nothing logged) the last applied one.
+  const int64_t zxid = result.zxid != 0 ? result.zxid
+                       : result.outcome.txn
+                           ? result.outcome.txn->header().zxid()
+                           : replica_->db().last_applied_zxid();
   FillHeader(result.outcome.err, zxid, session_id, header);
   return grpc::Status::OK;
 }
@@ -580,34 +546,31 @@ ZkError RockeeperService::CheckRead(const std::string& path, int32_t perm,
 
 // --- Sessions -------------------------------------------------------------
 
-grpc::ServerUnaryReactor* RockeeperService::Connect(
-    grpc::CallbackServerContext* ctx, const v1::ConnectRequest* req,
-    v1::ConnectResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void RockeeperService::Connect(const CallInfo& call,
+                               const v1::ConnectRequest& req,
+                               v1::ConnectResponse* resp, Done done) {
   if (!Serves()) {
     metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "this server has no quorum: looking for a "
-                                 "leader"));
-    return reactor;
+    done(Unavailable());
+    return;
   }
   const int64_t applied = replica_->db().last_applied_zxid();
   const absl::Time start = absl::Now();
-  if (req->last_zxid_seen() > applied) {
+  if (req.last_zxid_seen() > applied) {
     metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
-    reactor->Finish(grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("client has seen zxid ", req->last_zxid_seen(),
-                     ", newer than this server's ", applied)));
-    return reactor;
+    done(
+        grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                     absl::StrCat("client has seen zxid ", req.last_zxid_seen(),
+                                  ", newer than this server's ", applied)));
+    return;
   }
   const int32_t timeout =
-      std::clamp(req->timeout_ms(), options_.min_session_timeout_ms,
+      std::clamp(req.timeout_ms(), options_.min_session_timeout_ms,
                  options_.max_session_timeout_ms);
-  if (req->session_id() != 0) {  // resume
-    std::optional<SessionInfo> s = sessions_.Get(req->session_id());
-    if (!s || s->password != req->password() ||
-        !sessions_.Touch(req->session_id())) {
+  if (req.session_id() != 0) {  // resume
+    std::optional<SessionInfo> s = sessions_.Get(req.session_id());
+    if (!s || s->password != req.password() ||
+        !sessions_.Touch(req.session_id())) {
       FillHeader(ZkError::kSessionExpired, applied, 0, resp->mutable_header());
     } else {
       resp->set_session_id(s->id);
@@ -618,24 +581,24 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
     metrics_->RecordRequest(OpKind::kCreateSession,
                             absl::ToInt64Microseconds(absl::Now() - start),
                             resp->header().err() != 0);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+    done(grpc::Status::OK);
+    return;
   }
-  const std::string ip = ClientIp(ctx);
+  const std::string& ip = call.client_ip;
   if (options_.max_sessions_per_ip > 0 &&
       sessions_.CountForIp(ip) >=
           static_cast<size_t>(options_.max_sessions_per_ip)) {
     metrics_->RecordRequest(OpKind::kCreateSession, 0, /*error=*/true);
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "too many sessions from " + ip));
-    return reactor;
+    done(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      "too many sessions from " + ip));
+    return;
   }
   engine::RequestContext rctx;
   rctx.session_id = sessions_.NextSessionId();
   const std::string password = SessionTracker::NewPassword();
   SubmitAsync(rctx, engine::CreateSessionRequest{timeout, password},
-              [this, reactor, resp, rctx, password, timeout, ip,
-               start](replication::SubmitResult r) {
+              [this, resp, rctx, password, timeout, ip, start,
+               done = std::move(done)](replication::SubmitResult r) {
                 grpc::Status st =
                     FinishWrite(r, rctx.session_id, resp->mutable_header());
                 const bool ok = st.ok() && r.outcome.err == ZkError::kOk;
@@ -649,162 +612,144 @@ grpc::ServerUnaryReactor* RockeeperService::Connect(
                   resp->set_password(password);
                   resp->set_timeout_ms(timeout);
                 }
-                reactor->Finish(st);
+                done(st);
               });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* RockeeperService::Close(
-    grpc::CallbackServerContext* ctx, const v1::CloseRequest*,
-    v1::CloseResponse* resp) {
-  return Serve(
-      ctx, OpKind::kCloseSession, resp->mutable_header(),
-      [this, resp](const Caller& caller, Finish finish) {
-        const int64_t sid = caller.ctx.session_id;
+void RockeeperService::Close(const CallInfo& call, const v1::CloseRequest&,
+                             v1::CloseResponse* resp, Done done) {
+  Serve(
+      call, OpKind::kCloseSession, resp->mutable_header(), std::move(done),
+      [this, resp](auto& c) -> std::optional<grpc::Status> {
+        const int64_t sid = c.ctx.session_id;
         if (sid == 0) {
           FillHeader(ZkError::kBadArguments, replica_->db().last_applied_zxid(),
                      0, resp->mutable_header());
-          finish(grpc::Status::OK);
-          return;
+          return grpc::Status::OK;
         }
         sessions_.Remove(sid);
         metrics_->sessions_closed.Add();
-        SubmitAsync(caller.ctx, engine::CloseSessionRequest{},
-                    [this, resp, sid, finish](replication::SubmitResult r) {
-                      grpc::Status st =
-                          FinishWrite(r, sid, resp->mutable_header());
-                      EndSession(sid, EventHub::End::kClosed);
-                      finish(st);
-                    });
+        SubmitAsync(&c, engine::CloseSessionRequest{});
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        const int64_t sid = c.ctx.session_id;
+        grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
+        EndSession(sid, EventHub::End::kClosed);
+        return st;
       });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::Heartbeat(
-    grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest*,
-    v1::HeartbeatResponse* resp) {
-  return Serve(ctx, OpKind::kPing, resp->mutable_header(),
-               [this, resp](const Caller& caller, Finish finish) {
-                 FillHeader(caller.ctx.session_id == 0 ? ZkError::kBadArguments
-                                                       : ZkError::kOk,
-                            replica_->db().last_applied_zxid(),
-                            caller.ctx.session_id, resp->mutable_header());
-                 finish(grpc::Status::OK);
-               });
+void RockeeperService::Heartbeat(const CallInfo& call,
+                                 const v1::HeartbeatRequest&,
+                                 v1::HeartbeatResponse* resp, Done done) {
+  Serve(call, OpKind::kPing, resp->mutable_header(), std::move(done),
+        [this, resp](auto& c) -> std::optional<grpc::Status> {
+          FillHeader(
+              c.ctx.session_id == 0 ? ZkError::kBadArguments : ZkError::kOk,
+              replica_->db().last_applied_zxid(), c.ctx.session_id,
+              resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
 // --- Writes ---------------------------------------------------------------
 
 namespace {
 
-grpc::Status CheckDataSize(size_t bytes, size_t max) {
-  if (bytes > max) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "data larger than jute.maxbuffer");
-  }
-  return grpc::Status::OK;
+bool DataTooLarge(size_t bytes, size_t max,
+                  const RockeeperService::Done& done) {
+  if (bytes <= max) return false;
+  done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                    "data larger than jute.maxbuffer"));
+  return true;
 }
 
 }  // namespace
 
-grpc::ServerUnaryReactor* RockeeperService::Create(
-    grpc::CallbackServerContext* ctx, const v1::CreateRequest* req,
-    v1::CreateResponse* resp) {
-  if (grpc::Status st =
-          CheckDataSize(req->data().size(), options_.max_data_bytes);
-      !st.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(st);
-    return reactor;
-  }
-  return Serve(
-      ctx, OpKind::kCreate, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        const int64_t sid = caller.ctx.session_id;
-        SubmitAsync(
-            caller.ctx, ToCreate(*req),
-            [this, resp, sid, finish](replication::SubmitResult r) {
-              grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-              if (st.ok() && r.outcome.txn) {
-                resp->set_path(r.outcome.txn->create().path());
-                ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
-                                                r.outcome.txn->header()),
-                          resp->mutable_stat());
-              }
-              finish(st);
-            });
+void RockeeperService::Create(const CallInfo& call,
+                              const v1::CreateRequest& req,
+                              v1::CreateResponse* resp, Done done) {
+  if (DataTooLarge(req.data().size(), options_.max_data_bytes, done)) return;
+  Serve(
+      call, OpKind::kCreate, resp->mutable_header(), std::move(done),
+      [this, &req](auto& c) -> std::optional<grpc::Status> {
+        SubmitAsync(&c, ToCreate(req));
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        grpc::Status st =
+            FinishWrite(r, c.ctx.session_id, resp->mutable_header());
+        if (st.ok() && r.outcome.txn) {
+          resp->set_path(r.outcome.txn->create().path());
+          ToApiStat(engine::StatOfCreated(r.outcome.txn->create(),
+                                          r.outcome.txn->header()),
+                    resp->mutable_stat());
+        }
+        return st;
       });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::Delete(
-    grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
-    v1::DeleteResponse* resp) {
-  return Serve(
-      ctx, OpKind::kDelete, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        const int64_t sid = caller.ctx.session_id;
-        SubmitAsync(
-            caller.ctx,
-            engine::DeleteRequest{
-                req->path(), VersionOrAny(req->has_version(), req->version())},
-            [this, resp, sid, finish](replication::SubmitResult r) {
-              finish(FinishWrite(r, sid, resp->mutable_header()));
-            });
+void RockeeperService::Delete(const CallInfo& call,
+                              const v1::DeleteRequest& req,
+                              v1::DeleteResponse* resp, Done done) {
+  Serve(
+      call, OpKind::kDelete, resp->mutable_header(), std::move(done),
+      [this, &req](auto& c) -> std::optional<grpc::Status> {
+        SubmitAsync(&c, engine::DeleteRequest{
+                            req.path(),
+                            VersionOrAny(req.has_version(), req.version())});
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        return FinishWrite(r, c.ctx.session_id, resp->mutable_header());
       });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::SetData(
-    grpc::CallbackServerContext* ctx, const v1::SetDataRequest* req,
-    v1::SetDataResponse* resp) {
-  if (grpc::Status st =
-          CheckDataSize(req->data().size(), options_.max_data_bytes);
-      !st.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(st);
-    return reactor;
-  }
-  return Serve(ctx, OpKind::kSetData, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 const int64_t sid = caller.ctx.session_id;
-                 SubmitAsync(
-                     caller.ctx,
-                     engine::SetDataRequest{
-                         req->path(), req->data(),
-                         VersionOrAny(req->has_version(), req->version())},
-                     [this, resp, sid, finish](replication::SubmitResult r) {
-                       grpc::Status st =
-                           FinishWrite(r, sid, resp->mutable_header());
-                       if (st.ok() && r.outcome.txn) {
-                         ToApiStat(r.outcome.txn->set_data().stat(),
-                                   resp->mutable_stat());
-                       }
-                       finish(st);
-                     });
-               });
+void RockeeperService::SetData(const CallInfo& call,
+                               const v1::SetDataRequest& req,
+                               v1::SetDataResponse* resp, Done done) {
+  if (DataTooLarge(req.data().size(), options_.max_data_bytes, done)) return;
+  Serve(
+      call, OpKind::kSetData, resp->mutable_header(), std::move(done),
+      [this, &req](auto& c) -> std::optional<grpc::Status> {
+        SubmitAsync(&c, engine::SetDataRequest{
+                            req.path(), req.data(),
+                            VersionOrAny(req.has_version(), req.version())});
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        grpc::Status st =
+            FinishWrite(r, c.ctx.session_id, resp->mutable_header());
+        if (st.ok() && r.outcome.txn) {
+          ToApiStat(r.outcome.txn->set_data().stat(), resp->mutable_stat());
+        }
+        return st;
+      });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::SetAcl(
-    grpc::CallbackServerContext* ctx, const v1::SetAclRequest* req,
-    v1::SetAclResponse* resp) {
-  return Serve(
-      ctx, OpKind::kSetAcl, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
+void RockeeperService::SetAcl(const CallInfo& call,
+                              const v1::SetAclRequest& req,
+                              v1::SetAclResponse* resp, Done done) {
+  Serve(
+      call, OpKind::kSetAcl, resp->mutable_header(), std::move(done),
+      [this, &req](auto& c) -> std::optional<grpc::Status> {
         engine::SetAclRequest set;
-        set.path = req->path();
-        for (const v1::Acl& a : req->acl()) {
+        set.path = req.path();
+        for (const v1::Acl& a : req.acl()) {
           set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
         }
-        set.version = VersionOrAny(req->has_version(), req->version());
-        const int64_t sid = caller.ctx.session_id;
-        SubmitAsync(caller.ctx, set,
-                    [this, resp, sid, finish](replication::SubmitResult r) {
-                      grpc::Status st =
-                          FinishWrite(r, sid, resp->mutable_header());
-                      if (st.ok() && r.outcome.txn) {
-                        ToApiStat(r.outcome.txn->set_acl().stat(),
-                                  resp->mutable_stat());
-                      }
-                      finish(st);
-                    });
+        set.version = VersionOrAny(req.has_version(), req.version());
+        SubmitAsync(&c, set);
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        grpc::Status st =
+            FinishWrite(r, c.ctx.session_id, resp->mutable_header());
+        if (st.ok() && r.outcome.txn) {
+          ToApiStat(r.outcome.txn->set_acl().stat(), resp->mutable_stat());
+        }
+        return st;
       });
 }
 
@@ -864,33 +809,31 @@ void FillMultiResults(const replication::SubmitResult& r,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* RockeeperService::Multi(
-    grpc::CallbackServerContext* ctx, const v1::MultiRequest* req,
-    v1::MultiResponse* resp) {
-  auto multi = std::make_shared<engine::MultiRequest>();
-  if (grpc::Status st = ToMulti(*req, multi.get()); !st.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(st);
-    return reactor;
+void RockeeperService::Multi(const CallInfo& call, const v1::MultiRequest& req,
+                             v1::MultiResponse* resp, Done done) {
+  engine::MultiRequest multi;
+  if (grpc::Status st = ToMulti(req, &multi); !st.ok()) {
+    done(st);
+    return;
   }
-  return Serve(ctx, OpKind::kMulti, resp->mutable_header(),
-               [this, multi, resp](const Caller& caller, Finish finish) {
-                 const int64_t sid = caller.ctx.session_id;
-                 SubmitAsync(
-                     caller.ctx, *multi,
-                     [this, resp, sid, finish](replication::SubmitResult r) {
-                       grpc::Status st =
-                           FinishWrite(r, sid, resp->mutable_header());
-                       if (st.ok()) FillMultiResults(r, resp);
-                       finish(st);
-                     });
-               });
+  Serve(
+      call, OpKind::kMulti, resp->mutable_header(), std::move(done),
+      [this, multi = std::move(multi)](auto& c) -> std::optional<grpc::Status> {
+        SubmitAsync(&c, multi);
+        return std::nullopt;
+      },
+      [this, resp](auto& c, replication::SubmitResult& r) {
+        grpc::Status st =
+            FinishWrite(r, c.ctx.session_id, resp->mutable_header());
+        if (st.ok()) FillMultiResults(r, resp);
+        return st;
+      });
 }
 
 // --- Reads ----------------------------------------------------------------
 // Reads run inline, holding the replica's visibility mutex shared while they
 // read and register watches, and release it before finishing (the next
-// queued request of the session may run inside `finish`).
+// queued request of the session may run inside `done`).
 
 namespace {
 
@@ -904,153 +847,134 @@ grpc::Status WatchNeedsSession(bool watch, const int64_t session_id) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* RockeeperService::Exists(
-    grpc::CallbackServerContext* ctx, const v1::ExistsRequest* req,
-    v1::ExistsResponse* resp) {
-  return Serve(ctx, OpKind::kExists, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 grpc::Status st =
-                     WatchNeedsSession(req->watch(), caller.ctx.session_id);
-                 if (st.ok()) {
-                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-                   engine::Znode node;
-                   const ZkError err = CheckRead(
-                       req->path(), engine::perms::kRead, caller.ctx, &node);
-                   if (req->watch() &&
-                       (err == ZkError::kOk || err == ZkError::kNoNode)) {
-                     watches_.Add(caller.ctx.session_id, req->path(),
-                                  err == ZkError::kOk ? WatchKind::kData
-                                                      : WatchKind::kExist);
-                   }
-                   FillHeader(err, replica_->db().last_applied_zxid(),
-                              caller.ctx.session_id, resp->mutable_header());
-                   if (err == ZkError::kOk) {
-                     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-                   }
-                 }
-                 finish(st);
-               });
-}
-
-grpc::ServerUnaryReactor* RockeeperService::GetData(
-    grpc::CallbackServerContext* ctx, const v1::GetDataRequest* req,
-    v1::GetDataResponse* resp) {
-  return Serve(
-      ctx, OpKind::kGetData, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        grpc::Status st =
-            WatchNeedsSession(req->watch(), caller.ctx.session_id);
-        if (st.ok()) {
+void RockeeperService::Exists(const CallInfo& call,
+                              const v1::ExistsRequest& req,
+                              v1::ExistsResponse* resp, Done done) {
+  Serve(call, OpKind::kExists, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
+          if (!st.ok()) return st;
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
           engine::Znode node;
           const ZkError err =
-              CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-          if (req->watch() && err == ZkError::kOk) {
-            watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kData);
+              CheckRead(req.path(), engine::perms::kRead, c.ctx, &node);
+          if (req.watch() && (err == ZkError::kOk || err == ZkError::kNoNode)) {
+            watches_.Add(
+                c.ctx.session_id, req.path(),
+                err == ZkError::kOk ? WatchKind::kData : WatchKind::kExist);
           }
-          FillHeader(err, replica_->db().last_applied_zxid(),
-                     caller.ctx.session_id, resp->mutable_header());
+          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                     resp->mutable_header());
+          if (err == ZkError::kOk) {
+            ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+          }
+          return st;
+        });
+}
+
+void RockeeperService::GetData(const CallInfo& call,
+                               const v1::GetDataRequest& req,
+                               v1::GetDataResponse* resp, Done done) {
+  Serve(call, OpKind::kGetData, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
+          if (!st.ok()) return st;
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          engine::Znode node;
+          const ZkError err =
+              CheckRead(req.path(), engine::perms::kRead, c.ctx, &node);
+          if (req.watch() && err == ZkError::kOk) {
+            watches_.Add(c.ctx.session_id, req.path(), WatchKind::kData);
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                     resp->mutable_header());
           if (err == ZkError::kOk) {
             ToApiStat(engine::ClientStat(node), resp->mutable_stat());
             resp->set_data(std::move(node.data));
           }
-        }
-        finish(st);
-      });
+          return st;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::GetChildren(
-    grpc::CallbackServerContext* ctx, const v1::GetChildrenRequest* req,
-    v1::GetChildrenResponse* resp) {
-  return Serve(
-      ctx, OpKind::kGetChildren, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        grpc::Status st =
-            WatchNeedsSession(req->watch(), caller.ctx.session_id);
-        if (st.ok()) {
+void RockeeperService::GetChildren(const CallInfo& call,
+                                   const v1::GetChildrenRequest& req,
+                                   v1::GetChildrenResponse* resp, Done done) {
+  Serve(call, OpKind::kGetChildren, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
+          if (!st.ok()) return st;
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
           engine::Znode node;
           ZkError err =
-              CheckRead(req->path(), engine::perms::kRead, caller.ctx, &node);
-          if (req->watch() && err == ZkError::kOk) {
-            watches_.Add(caller.ctx.session_id, req->path(), WatchKind::kChild);
+              CheckRead(req.path(), engine::perms::kRead, c.ctx, &node);
+          if (req.watch() && err == ZkError::kOk) {
+            watches_.Add(c.ctx.session_id, req.path(), WatchKind::kChild);
           }
           std::vector<std::string> names;
           if (err == ZkError::kOk &&
-              !replica_->db().ListChildren(req->path(), &names).ok()) {
+              !replica_->db().ListChildren(req.path(), &names).ok()) {
             err = ZkError::kSystemError;
           }
-          FillHeader(err, replica_->db().last_applied_zxid(),
-                     caller.ctx.session_id, resp->mutable_header());
+          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                     resp->mutable_header());
           if (err == ZkError::kOk) {
             ToApiStat(engine::ClientStat(node), resp->mutable_stat());
             for (auto& n : names) resp->add_children(std::move(n));
           }
-        }
-        finish(st);
-      });
+          return st;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::GetAcl(
-    grpc::CallbackServerContext* ctx, const v1::GetAclRequest* req,
-    v1::GetAclResponse* resp) {
-  return Serve(ctx, OpKind::kGetAcl, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 grpc::Status st = grpc::Status::OK;
-                 {
-                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-                   engine::Znode node;
-                   const ZkError err =
-                       CheckRead(req->path(),
-                                 engine::perms::kRead | engine::perms::kAdmin,
-                                 caller.ctx, &node);
-                   FillHeader(err, replica_->db().last_applied_zxid(),
-                              caller.ctx.session_id, resp->mutable_header());
-                   absl::StatusOr<engine::AclVector> acl =
-                       err == ZkError::kOk
-                           ? replica_->db().GetAcl(node.acl_id)
-                           : absl::StatusOr<engine::AclVector>();
-                   if (err == ZkError::kOk && !acl.ok()) {
-                     st = grpc::Status(grpc::StatusCode::INTERNAL,
-                                       std::string(acl.status().message()));
-                   } else if (err == ZkError::kOk) {
-                     // Callers without ADMIN see digest ids masked, as in
-                     // ZooKeeper.
-                     const bool admin = engine::HasPermission(
-                         *acl, engine::perms::kAdmin, caller.ctx.auth_ids);
-                     for (const auto& a : *acl) {
-                       auto* out = resp->add_acl();
-                       out->set_perms(a.perms());
-                       out->set_scheme(a.scheme());
-                       std::string id = a.id();
-                       if (!admin && a.scheme() == "digest") {
-                         id = id.substr(0, id.find(':')) + ":x";
-                       }
-                       out->set_id(id);
-                     }
-                     ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-                   }
-                 }
-                 finish(st);
-               });
-}
-
-grpc::ServerUnaryReactor* RockeeperService::MultiRead(
-    grpc::CallbackServerContext* ctx, const v1::MultiReadRequest* req,
-    v1::MultiReadResponse* resp) {
-  return Serve(
-      ctx, OpKind::kMultiRead, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        {
+void RockeeperService::GetAcl(const CallInfo& call,
+                              const v1::GetAclRequest& req,
+                              v1::GetAclResponse* resp, Done done) {
+  Serve(call, OpKind::kGetAcl, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-          for (const auto& op : req->ops()) {
+          engine::Znode node;
+          const ZkError err = CheckRead(
+              req.path(), engine::perms::kRead | engine::perms::kAdmin, c.ctx,
+              &node);
+          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                     resp->mutable_header());
+          if (err != ZkError::kOk) return grpc::Status::OK;
+          absl::StatusOr<engine::AclVector> acl =
+              replica_->db().GetAcl(node.acl_id);
+          if (!acl.ok()) {
+            return grpc::Status(grpc::StatusCode::INTERNAL,
+                                std::string(acl.status().message()));
+          }
+          // Callers without ADMIN see digest ids masked, as in ZooKeeper.
+          const bool admin = engine::HasPermission(*acl, engine::perms::kAdmin,
+                                                   c.ctx.auth_ids);
+          for (const auto& a : *acl) {
+            auto* out = resp->add_acl();
+            out->set_perms(a.perms());
+            out->set_scheme(a.scheme());
+            std::string id = a.id();
+            if (!admin && a.scheme() == "digest") {
+              id = id.substr(0, id.find(':')) + ":x";
+            }
+            out->set_id(id);
+          }
+          ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+          return grpc::Status::OK;
+        });
+}
+
+void RockeeperService::MultiRead(const CallInfo& call,
+                                 const v1::MultiReadRequest& req,
+                                 v1::MultiReadResponse* resp, Done done) {
+  Serve(call, OpKind::kMultiRead, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          for (const auto& op : req.ops()) {
             auto* result = resp->add_results();
             engine::Znode node;
             const std::string& path = op.has_get_data()
                                           ? op.get_data().path()
                                           : op.get_children().path();
-            ZkError err =
-                CheckRead(path, engine::perms::kRead, caller.ctx, &node);
+            ZkError err = CheckRead(path, engine::perms::kRead, c.ctx, &node);
             if (err == ZkError::kOk && op.has_get_children()) {
               std::vector<std::string> names;
               if (!replica_->db().ListChildren(path, &names).ok()) {
@@ -1066,182 +990,167 @@ grpc::ServerUnaryReactor* RockeeperService::MultiRead(
             }
           }
           FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-                     caller.ctx.session_id, resp->mutable_header());
-        }
-        finish(grpc::Status::OK);
-      });
+                     c.ctx.session_id, resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::GetEphemerals(
-    grpc::CallbackServerContext* ctx, const v1::GetEphemeralsRequest* req,
-    v1::GetEphemeralsResponse* resp) {
-  return Serve(
-      ctx, OpKind::kGetEphemerals, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        grpc::Status st = grpc::Status::OK;
-        {
+void RockeeperService::GetEphemerals(const CallInfo& call,
+                                     const v1::GetEphemeralsRequest& req,
+                                     v1::GetEphemeralsResponse* resp,
+                                     Done done) {
+  Serve(call, OpKind::kGetEphemerals, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          grpc::Status st = grpc::Status::OK;
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
           std::vector<std::string> paths;
-          if (caller.ctx.session_id != 0 &&
-              !replica_->db()
-                   .ListEphemerals(caller.ctx.session_id, &paths)
-                   .ok()) {
+          if (c.ctx.session_id != 0 &&
+              !replica_->db().ListEphemerals(c.ctx.session_id, &paths).ok()) {
             st = grpc::Status(grpc::StatusCode::INTERNAL, "listing ephemerals");
           }
-          const std::string& prefix = req->prefix_path();
+          const std::string& prefix = req.prefix_path();
           for (auto& p : paths) {
             if (prefix.empty() || prefix == "/" || p.rfind(prefix, 0) == 0) {
               resp->add_paths(std::move(p));
             }
           }
           FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-                     caller.ctx.session_id, resp->mutable_header());
-        }
-        finish(st);
-      });
+                     c.ctx.session_id, resp->mutable_header());
+          return st;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::GetAllChildrenNumber(
-    grpc::CallbackServerContext* ctx,
-    const v1::GetAllChildrenNumberRequest* req,
-    v1::GetAllChildrenNumberResponse* resp) {
-  return Serve(ctx, OpKind::kGetAllChildrenNumber, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 {
-                   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-                   engine::Znode node;
-                   ZkError err = CheckRead(req->path(), engine::perms::kRead,
-                                           caller.ctx, &node);
-                   if (err == ZkError::kOk) {
-                     absl::StatusOr<int64_t> n =
-                         replica_->db().CountDescendants(req->path());
-                     if (n.ok()) {
-                       resp->set_total_number(static_cast<int32_t>(*n));
-                     } else {
-                       err = ZkError::kSystemError;
-                     }
-                   }
-                   FillHeader(err, replica_->db().last_applied_zxid(),
-                              caller.ctx.session_id, resp->mutable_header());
-                 }
-                 finish(grpc::Status::OK);
-               });
+void RockeeperService::GetAllChildrenNumber(
+    const CallInfo& call, const v1::GetAllChildrenNumberRequest& req,
+    v1::GetAllChildrenNumberResponse* resp, Done done) {
+  Serve(call, OpKind::kGetAllChildrenNumber, resp->mutable_header(),
+        std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+          engine::Znode node;
+          ZkError err =
+              CheckRead(req.path(), engine::perms::kRead, c.ctx, &node);
+          if (err == ZkError::kOk) {
+            absl::StatusOr<int64_t> n =
+                replica_->db().CountDescendants(req.path());
+            if (n.ok()) {
+              resp->set_total_number(static_cast<int32_t>(*n));
+            } else {
+              err = ZkError::kSystemError;
+            }
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                     resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::Sync(
-    grpc::CallbackServerContext* ctx, const v1::SyncRequest* req,
-    v1::SyncResponse* resp) {
-  return Serve(
-      ctx, OpKind::kSync, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        if (replicated_ && engine::IsValidPath(req->path())) {
-          // An ensemble member catches up with the leader: a no-op
-          // write (check "/" at any version) goes through the leader
-          // and is applied here after everything committed before
-          // it. ZooKeeper uses a SYNC packet; a txn costs a zxid
-          // but needs no second path.
-          const int64_t sid = caller.ctx.session_id;
-          SubmitAsync(
-              caller.ctx, engine::CheckRequest{"/", -1},
-              [this, req, resp, sid, finish](replication::SubmitResult r) {
-                resp->set_path(req->path());
-                grpc::Status st = FinishWrite(r, sid, resp->mutable_header());
-                // The check's own verdict (e.g. an ACL on
-                // "/") is not the sync's: it is applied.
-                resp->mutable_header()->set_err(0);
-                resp->mutable_header()->clear_err_name();
-                finish(st);
-              });
-          return;
+void RockeeperService::Sync(const CallInfo& call, const v1::SyncRequest& req,
+                            v1::SyncResponse* resp, Done done) {
+  Serve(
+      call, OpKind::kSync, resp->mutable_header(), std::move(done),
+      [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+        if (replicated_ && engine::IsValidPath(req.path())) {
+          // An ensemble member catches up with the leader: a no-op write
+          // (check "/" at any version) goes through the leader and is
+          // applied here after everything committed before it. ZooKeeper
+          // uses a SYNC packet; a txn costs a zxid but needs no second
+          // path.
+          SubmitAsync(&c, engine::CheckRequest{"/", -1});
+          return std::nullopt;
         }
-        // Standalone: a write is applied before it returns, so this
-        // server is always up to date with the (only) leader. Running
-        // in the session's FIFO order is what sync promises.
-        resp->set_path(req->path());
-        FillHeader(engine::IsValidPath(req->path()) ? ZkError::kOk
-                                                    : ZkError::kBadArguments,
-                   replica_->db().last_applied_zxid(), caller.ctx.session_id,
+        // Standalone: a write is applied before it returns, so this server
+        // is always up to date with the (only) leader. Running in the
+        // session's FIFO order is what sync promises.
+        resp->set_path(req.path());
+        FillHeader(engine::IsValidPath(req.path()) ? ZkError::kOk
+                                                   : ZkError::kBadArguments,
+                   replica_->db().last_applied_zxid(), c.ctx.session_id,
                    resp->mutable_header());
-        finish(grpc::Status::OK);
+        return grpc::Status::OK;
+      },
+      [this, &req, resp](auto& c, replication::SubmitResult& r) {
+        resp->set_path(req.path());
+        grpc::Status st =
+            FinishWrite(r, c.ctx.session_id, resp->mutable_header());
+        // The check's own verdict (e.g. an ACL on "/") is not the sync's:
+        // it is applied.
+        resp->mutable_header()->set_err(0);
+        resp->mutable_header()->clear_err_name();
+        return st;
       });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::AddAuth(
-    grpc::CallbackServerContext* ctx, const v1::AddAuthRequest* req,
-    v1::AddAuthResponse* resp) {
-  return Serve(ctx, OpKind::kAuth, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 const int64_t sid = caller.ctx.session_id;
-                 if (sid == 0) {
-                   finish(grpc::Status(
-                       grpc::StatusCode::FAILED_PRECONDITION,
-                       "AddAuth needs a session (metadata rk-session-id)"));
-                   return;
-                 }
-                 ZkError err = ZkError::kOk;
-                 if (req->scheme() != "digest" ||
-                     req->auth().find(':') == std::string::npos) {
-                   err = ZkError::kAuthFailed;
-                 } else {
-                   for (auto& id : engine::DigestAuthIds(
-                            req->auth(), options_.super_digest)) {
-                     sessions_.AddAuth(sid, std::move(id));
-                   }
-                 }
-                 FillHeader(err, replica_->db().last_applied_zxid(), sid,
-                            resp->mutable_header());
-                 finish(grpc::Status::OK);
-               });
+void RockeeperService::AddAuth(const CallInfo& call,
+                               const v1::AddAuthRequest& req,
+                               v1::AddAuthResponse* resp, Done done) {
+  Serve(call, OpKind::kAuth, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          const int64_t sid = c.ctx.session_id;
+          if (sid == 0) {
+            return grpc::Status(
+                grpc::StatusCode::FAILED_PRECONDITION,
+                "AddAuth needs a session (metadata rk-session-id)");
+          }
+          ZkError err = ZkError::kOk;
+          if (req.scheme() != "digest" ||
+              req.auth().find(':') == std::string::npos) {
+            err = ZkError::kAuthFailed;
+          } else {
+            for (auto& id :
+                 engine::DigestAuthIds(req.auth(), options_.super_digest)) {
+              sessions_.AddAuth(sid, std::move(id));
+            }
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(), sid,
+                     resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::WhoAmI(
-    grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
-    v1::WhoAmIResponse* resp) {
-  return Serve(ctx, OpKind::kWhoAmI, resp->mutable_header(),
-               [this, resp](const Caller& caller, Finish finish) {
-                 // ZooKeeper lists the added identities before the connection's
-                 // ip.
-                 for (const bool ip_pass : {false, true}) {
-                   for (const auto& id : caller.ctx.auth_ids) {
-                     if ((id.scheme == "ip") != ip_pass) continue;
-                     auto* info = resp->add_client_info();
-                     info->set_auth_scheme(id.scheme);
-                     info->set_user(id.scheme == "digest"
-                                        ? id.id.substr(0, id.id.find(':'))
-                                        : id.id);
-                   }
-                 }
-                 FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
-                            caller.ctx.session_id, resp->mutable_header());
-                 finish(grpc::Status::OK);
-               });
+void RockeeperService::WhoAmI(const CallInfo& call, const v1::WhoAmIRequest&,
+                              v1::WhoAmIResponse* resp, Done done) {
+  Serve(call, OpKind::kWhoAmI, resp->mutable_header(), std::move(done),
+        [this, resp](auto& c) -> std::optional<grpc::Status> {
+          // ZooKeeper lists the added identities before the connection's ip.
+          for (const bool ip_pass : {false, true}) {
+            for (const auto& id : c.ctx.auth_ids) {
+              if ((id.scheme == "ip") != ip_pass) continue;
+              auto* info = resp->add_client_info();
+              info->set_auth_scheme(id.scheme);
+              info->set_user(id.scheme == "digest"
+                                 ? id.id.substr(0, id.id.find(':'))
+                                 : id.id);
+            }
+          }
+          FillHeader(ZkError::kOk, replica_->db().last_applied_zxid(),
+                     c.ctx.session_id, resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
 // --- Watches ----------------------------------------------------------------
 
-grpc::ServerUnaryReactor* RockeeperService::AddWatch(
-    grpc::CallbackServerContext* ctx, const v1::AddWatchRequest* req,
-    v1::AddWatchResponse* resp) {
-  return Serve(ctx, OpKind::kAddWatch, resp->mutable_header(),
-               [this, req, resp](const Caller& caller, Finish finish) {
-                 const int64_t sid = caller.ctx.session_id;
-                 if (sid == 0) {
-                   finish(WatchNeedsSession(true, sid));
-                   return;
-                 }
-                 ZkError err = ZkError::kOk;
-                 if (!engine::IsValidPath(req->path())) {
-                   err = ZkError::kBadArguments;
-                 } else {
-                   watches_.Add(sid, req->path(),
-                                req->mode() == v1::PERSISTENT_RECURSIVE_WATCH
-                                    ? WatchKind::kPersistentRecursive
-                                    : WatchKind::kPersistent);
-                 }
-                 FillHeader(err, replica_->db().last_applied_zxid(), sid,
-                            resp->mutable_header());
-                 finish(grpc::Status::OK);
-               });
+void RockeeperService::AddWatch(const CallInfo& call,
+                                const v1::AddWatchRequest& req,
+                                v1::AddWatchResponse* resp, Done done) {
+  Serve(call, OpKind::kAddWatch, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          const int64_t sid = c.ctx.session_id;
+          if (sid == 0) return WatchNeedsSession(true, sid);
+          ZkError err = ZkError::kOk;
+          if (!engine::IsValidPath(req.path())) {
+            err = ZkError::kBadArguments;
+          } else {
+            watches_.Add(sid, req.path(),
+                         req.mode() == v1::PERSISTENT_RECURSIVE_WATCH
+                             ? WatchKind::kPersistentRecursive
+                             : WatchKind::kPersistent);
+          }
+          FillHeader(err, replica_->db().last_applied_zxid(), sid,
+                     resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
 namespace {
@@ -1267,56 +1176,46 @@ std::optional<std::vector<WatchKind>> KindsOf(v1::WatcherType type) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* RockeeperService::RemoveWatches(
-    grpc::CallbackServerContext* ctx, const v1::RemoveWatchesRequest* req,
-    v1::RemoveWatchesResponse* resp) {
-  return Serve(
-      ctx, OpKind::kRemoveWatches, resp->mutable_header(),
-      [this, ctx, req, resp](const Caller& caller, Finish finish) {
-        std::optional<std::vector<WatchKind>> kinds = KindsOf(req->type());
-        if (!kinds) {
-          finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "unknown watcher type"));
-          return;
-        }
-        const int64_t sid = caller.ctx.session_id;
-        // The wire front end's checkWatches (17): in-process callers may ask to
-        // only check (rk-check-only metadata).
-        bool check_only = false;
-        if (ctx->peer().rfind("ipv4:", 0) != 0 &&
-            ctx->peer().rfind("ipv6:", 0) != 0) {
-          check_only = ctx->client_metadata().count("rk-check-only") > 0;
-        }
-        const int removed =
-            sid == 0     ? 0
-            : check_only ? (watches_.Contains(sid, req->path(), *kinds) ? 1 : 0)
-                         : watches_.Remove(sid, req->path(), *kinds);
-        FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
-                   replica_->db().last_applied_zxid(), sid,
-                   resp->mutable_header());
-        finish(grpc::Status::OK);
-      });
+void RockeeperService::RemoveWatches(const CallInfo& call,
+                                     const v1::RemoveWatchesRequest& req,
+                                     v1::RemoveWatchesResponse* resp,
+                                     Done done) {
+  // checkWatches (the wire protocol's opcode 17): only check.
+  const bool check_only = call.check_only;
+  Serve(call, OpKind::kRemoveWatches, resp->mutable_header(), std::move(done),
+        [this, &req, resp, check_only](auto& c) -> std::optional<grpc::Status> {
+          std::optional<std::vector<WatchKind>> kinds = KindsOf(req.type());
+          if (!kinds) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "unknown watcher type");
+          }
+          const int64_t sid = c.ctx.session_id;
+          const int removed =
+              sid == 0 ? 0
+              : check_only
+                  ? (watches_.Contains(sid, req.path(), *kinds) ? 1 : 0)
+                  : watches_.Remove(sid, req.path(), *kinds);
+          FillHeader(removed > 0 ? ZkError::kOk : ZkError::kNoWatcher,
+                     replica_->db().last_applied_zxid(), sid,
+                     resp->mutable_header());
+          return grpc::Status::OK;
+        });
 }
 
-grpc::ServerUnaryReactor* RockeeperService::SetWatches(
-    grpc::CallbackServerContext* ctx, const v1::SetWatchesRequest* req,
-    v1::SetWatchesResponse* resp) {
-  return Serve(
-      ctx, OpKind::kSetWatches, resp->mutable_header(),
-      [this, req, resp](const Caller& caller, Finish finish) {
-        const int64_t sid = caller.ctx.session_id;
-        if (sid == 0) {
-          finish(WatchNeedsSession(true, sid));
-          return;
-        }
-        {
+void RockeeperService::SetWatches(const CallInfo& call,
+                                  const v1::SetWatchesRequest& req,
+                                  v1::SetWatchesResponse* resp, Done done) {
+  Serve(call, OpKind::kSetWatches, resp->mutable_header(), std::move(done),
+        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+          const int64_t sid = c.ctx.session_id;
+          if (sid == 0) return WatchNeedsSession(true, sid);
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-          const int64_t rel = req->relative_zxid();
+          const int64_t rel = req.relative_zxid();
           const engine::StateDb& db = replica_->db();
           using engine::WatchEventType;
           // As ZooKeeper's DataTree.setWatches: fire at once what changed after
           // `rel`, register the rest. Made-up events carry zxid -1.
-          for (const std::string& path : req->data_watches()) {
+          for (const std::string& path : req.data_watches()) {
             absl::StatusOr<engine::Znode> n = db.GetZnode(path);
             if (!n.ok()) {
               events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
@@ -1326,14 +1225,14 @@ grpc::ServerUnaryReactor* RockeeperService::SetWatches(
               watches_.Add(sid, path, WatchKind::kData);
             }
           }
-          for (const std::string& path : req->exist_watches()) {
+          for (const std::string& path : req.exist_watches()) {
             if (db.GetZnode(path).ok()) {
               events_.Publish(sid, WatchEventType::kNodeCreated, path, -1);
             } else {
               watches_.Add(sid, path, WatchKind::kExist);
             }
           }
-          for (const std::string& path : req->child_watches()) {
+          for (const std::string& path : req.child_watches()) {
             absl::StatusOr<engine::Znode> n = db.GetZnode(path);
             if (!n.ok()) {
               events_.Publish(sid, WatchEventType::kNodeDeleted, path, -1);
@@ -1344,17 +1243,16 @@ grpc::ServerUnaryReactor* RockeeperService::SetWatches(
               watches_.Add(sid, path, WatchKind::kChild);
             }
           }
-          for (const std::string& path : req->persistent_watches()) {
+          for (const std::string& path : req.persistent_watches()) {
             watches_.Add(sid, path, WatchKind::kPersistent);
           }
-          for (const std::string& path : req->persistent_recursive_watches()) {
+          for (const std::string& path : req.persistent_recursive_watches()) {
             watches_.Add(sid, path, WatchKind::kPersistentRecursive);
           }
           FillHeader(ZkError::kOk, db.last_applied_zxid(), sid,
                      resp->mutable_header());
-        }
-        finish(grpc::Status::OK);
-      });
+          return grpc::Status::OK;
+        });
 }
 
 // --- The Session stream ---------------------------------------------------
@@ -1544,5 +1442,57 @@ grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionMessage>*
 RockeeperService::Session(grpc::CallbackServerContext*) {
   return new SessionStream(this);
 }
+
+// --- gRPC shims -----------------------------------------------------------
+// Each unary method resolves the caller from its ServerContext and runs the
+// transport-neutral entry point; the reactor finishes in `done`.
+
+CallInfo RockeeperService::CallInfoOf(const grpc::CallbackServerContext* ctx) {
+  CallInfo info;
+  info.client_ip = PeerAddress(ctx->peer());
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(kSessionMetadata);
+  if (it != md.end() &&
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()),
+                        &info.session_id)) {
+    info.session_id = 0;
+    info.bad_session = true;
+  }
+  return info;
+}
+
+#define RK_GRPC_SHIM(Method, Req, Resp)                                       \
+  grpc::ServerUnaryReactor* RockeeperService::Method(                         \
+      grpc::CallbackServerContext* ctx, const v1::Req* req, v1::Resp* resp) { \
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();                \
+    Method(CallInfoOf(ctx), *req, resp,                                       \
+           [reactor](const grpc::Status& st) { reactor->Finish(st); });       \
+    return reactor;                                                           \
+  }
+
+RK_GRPC_SHIM(Connect, ConnectRequest, ConnectResponse)
+RK_GRPC_SHIM(Close, CloseRequest, CloseResponse)
+RK_GRPC_SHIM(Heartbeat, HeartbeatRequest, HeartbeatResponse)
+RK_GRPC_SHIM(Create, CreateRequest, CreateResponse)
+RK_GRPC_SHIM(Delete, DeleteRequest, DeleteResponse)
+RK_GRPC_SHIM(SetData, SetDataRequest, SetDataResponse)
+RK_GRPC_SHIM(SetAcl, SetAclRequest, SetAclResponse)
+RK_GRPC_SHIM(Multi, MultiRequest, MultiResponse)
+RK_GRPC_SHIM(Exists, ExistsRequest, ExistsResponse)
+RK_GRPC_SHIM(GetData, GetDataRequest, GetDataResponse)
+RK_GRPC_SHIM(GetChildren, GetChildrenRequest, GetChildrenResponse)
+RK_GRPC_SHIM(GetAcl, GetAclRequest, GetAclResponse)
+RK_GRPC_SHIM(MultiRead, MultiReadRequest, MultiReadResponse)
+RK_GRPC_SHIM(GetEphemerals, GetEphemeralsRequest, GetEphemeralsResponse)
+RK_GRPC_SHIM(GetAllChildrenNumber, GetAllChildrenNumberRequest,
+             GetAllChildrenNumberResponse)
+RK_GRPC_SHIM(Sync, SyncRequest, SyncResponse)
+RK_GRPC_SHIM(AddAuth, AddAuthRequest, AddAuthResponse)
+RK_GRPC_SHIM(WhoAmI, WhoAmIRequest, WhoAmIResponse)
+RK_GRPC_SHIM(AddWatch, AddWatchRequest, AddWatchResponse)
+RK_GRPC_SHIM(RemoveWatches, RemoveWatchesRequest, RemoveWatchesResponse)
+RK_GRPC_SHIM(SetWatches, SetWatchesRequest, SetWatchesResponse)
+
+#undef RK_GRPC_SHIM
 
 }  // namespace rockeeper::rpc

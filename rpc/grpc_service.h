@@ -1,27 +1,33 @@
-// The rockeeper.v1.Rockeeper gRPC service (proto/rockeeper/v1/rockeeper.proto)
-// over a Replica (standalone, or a member of a ZAB ensemble), on gRPC's
-// asynchronous callback API: no thread
-// per request or per session. Writes are submitted to the replica's write
+// RockeeperService: the rockeeper.v1 operations
+// (proto/rockeeper/v1/rockeeper.proto) over a Replica (standalone, or a
+// member of a ZAB ensemble). Each operation has a transport-neutral entry
+// point (CallInfo, request, response, done callback) that both front ends
+// call: the gRPC service (the rockeeper.v1.Rockeeper CallbackService
+// methods are thin shims over them, on gRPC's asynchronous callback API: no
+// thread per request or per session) and the ZooKeeper wire protocol
+// (WireServer calls them directly from its event loop). So both protocols
+// have one semantics: ACLs, limits, the serving check, backpressure and
+// metrics are in the neutral path. Writes are submitted to the replica's write
 // path and answered when their txn has applied (the completion runs on a
 // small work queue); reads run inline on the state DB with ZooKeeper's ACL
 // checks. A session's requests run in arrival order (SessionSerializer):
 // its writes pipeline (the next starts once the previous is submitted), any
 // other request waits for the ones before it; sessions run in parallel.
-// Session streams are reactors fed by the EventHub. An expiry thread closes
+// gRPC Session streams are reactors fed by the EventHub; wire connections
+// take their events from it through AttachEvents. An expiry thread closes
 // sessions whose clients stopped heartbeating and runs the container/TTL
 // reaper; in an ensemble only the leader does (the session authority), and
 // the other servers relay their clients' session touches to it. A member
 // without a serving quorum answers every request UNAVAILABLE.
 //
-// Thread safety: gRPC calls handlers from its threads; all state is in
-// thread-safe members.
+// Thread safety: every entry point may be called from any thread; all state
+// is in thread-safe members.
 #ifndef ROCKEEPER_RPC_GRPC_SERVICE_H_
 #define ROCKEEPER_RPC_GRPC_SERVICE_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -77,11 +83,95 @@ struct ServiceOptions {
   ServerMetrics* metrics = nullptr;
 };
 
+// Who calls, for the transport-neutral entry points.
+struct CallInfo {
+  // The client's IP ("ip" ACL scheme); empty if unknown.
+  std::string client_ip;
+  // The caller's session; 0 = none.
+  int64_t session_id = 0;
+  // The caller named a session that cannot exist (e.g. unparsable
+  // rk-session-id metadata): answered SESSIONEXPIRED, as an unknown one.
+  bool bad_session = false;
+  // RemoveWatches only checks that the watch exists (ZooKeeper's
+  // checkWatches); it stays.
+  bool check_only = false;
+};
+
 class RockeeperService final : public v1::Rockeeper::CallbackService {
  public:
   RockeeperService(replication::Replica* replica, ServiceOptions options);
   ~RockeeperService() override;
 
+  // --- Transport-neutral entry points -------------------------------------
+  // Each fills `resp` and calls `done` exactly once with the status, which
+  // keeps gRPC's meaning: UNAVAILABLE without a serving quorum,
+  // RESOURCE_EXHAUSTED on backpressure, INVALID_ARGUMENT /
+  // FAILED_PRECONDITION for a request that cannot be served; ZooKeeper
+  // errors are OK with resp.header.err set. `done` may run before the call
+  // returns (reads) or later on another thread (writes, on the completion
+  // queue). `req` and `resp` must stay alive until `done` runs; the service
+  // does not touch them after. `call` is read during the call only. A
+  // session's requests run in the order of these calls (see
+  // SessionSerializer): a front end calls them from one thread per session
+  // to keep its order.
+  using Done = std::function<void(const grpc::Status&)>;
+  void Connect(const CallInfo& call, const v1::ConnectRequest& req,
+               v1::ConnectResponse* resp, Done done);
+  void Close(const CallInfo& call, const v1::CloseRequest& req,
+             v1::CloseResponse* resp, Done done);
+  void Heartbeat(const CallInfo& call, const v1::HeartbeatRequest& req,
+                 v1::HeartbeatResponse* resp, Done done);
+  void Create(const CallInfo& call, const v1::CreateRequest& req,
+              v1::CreateResponse* resp, Done done);
+  void Delete(const CallInfo& call, const v1::DeleteRequest& req,
+              v1::DeleteResponse* resp, Done done);
+  void SetData(const CallInfo& call, const v1::SetDataRequest& req,
+               v1::SetDataResponse* resp, Done done);
+  void SetAcl(const CallInfo& call, const v1::SetAclRequest& req,
+              v1::SetAclResponse* resp, Done done);
+  void Multi(const CallInfo& call, const v1::MultiRequest& req,
+             v1::MultiResponse* resp, Done done);
+  void Exists(const CallInfo& call, const v1::ExistsRequest& req,
+              v1::ExistsResponse* resp, Done done);
+  void GetData(const CallInfo& call, const v1::GetDataRequest& req,
+               v1::GetDataResponse* resp, Done done);
+  void GetChildren(const CallInfo& call, const v1::GetChildrenRequest& req,
+                   v1::GetChildrenResponse* resp, Done done);
+  void GetAcl(const CallInfo& call, const v1::GetAclRequest& req,
+              v1::GetAclResponse* resp, Done done);
+  void MultiRead(const CallInfo& call, const v1::MultiReadRequest& req,
+                 v1::MultiReadResponse* resp, Done done);
+  void GetEphemerals(const CallInfo& call, const v1::GetEphemeralsRequest& req,
+                     v1::GetEphemeralsResponse* resp, Done done);
+  void GetAllChildrenNumber(const CallInfo& call,
+                            const v1::GetAllChildrenNumberRequest& req,
+                            v1::GetAllChildrenNumberResponse* resp, Done done);
+  void Sync(const CallInfo& call, const v1::SyncRequest& req,
+            v1::SyncResponse* resp, Done done);
+  void AddAuth(const CallInfo& call, const v1::AddAuthRequest& req,
+               v1::AddAuthResponse* resp, Done done);
+  void WhoAmI(const CallInfo& call, const v1::WhoAmIRequest& req,
+              v1::WhoAmIResponse* resp, Done done);
+  void AddWatch(const CallInfo& call, const v1::AddWatchRequest& req,
+                v1::AddWatchResponse* resp, Done done);
+  void RemoveWatches(const CallInfo& call, const v1::RemoveWatchesRequest& req,
+                     v1::RemoveWatchesResponse* resp, Done done);
+  void SetWatches(const CallInfo& call, const v1::SetWatchesRequest& req,
+                  v1::SetWatchesResponse* resp, Done done);
+
+  // Attaches a front end without a Session stream (a ZooKeeper-protocol
+  // connection) to the session's watch events, replacing any stream the
+  // session had; null if the session is unknown here or `password` is not
+  // its password. `notify` runs whenever there is something to take (see
+  // EventHub::Attach: on the publishing thread, often the apply thread
+  // under the visibility mutex; it must be quick and must not call into
+  // the service). The subscription must be detached (or destroyed) before
+  // the service is.
+  std::unique_ptr<EventSubscription> AttachEvents(int64_t session_id,
+                                                  const std::string& password,
+                                                  std::function<void()> notify);
+
+  // --- gRPC (rockeeper.v1.Rockeeper): shims over the entry points above ---
   grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* ctx,
                                     const v1::ConnectRequest* req,
                                     v1::ConnectResponse* resp) override;
@@ -166,37 +256,34 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   void ResetStats();
   int64_t outstanding_requests() const { return in_flight_.load(); }
 
-  // The wire protocol front end closed connection `conn` (of its rk-order
-  // metadata): forgets its ordering state.
-  void ForgetConnection(uint64_t conn);
-
  private:
-  struct Caller;
+  class Call;
+  template <typename BodyFn, typename SubmittedFn>
+  class CallOf;
   class SessionStream;
-  using Finish = std::function<void(const grpc::Status&)>;
-  using Body = std::function<void(const Caller&, Finish)>;
 
-  // The common frame of every unary RPC: backpressure, caller resolution,
-  // per-session FIFO order; `body` fills the response and calls its Finish
-  // exactly once. `header` is filled on a session error.
-  // `op` labels the request in the metrics.
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, OpKind op,
-                                  v1::ResponseHeader* header, Body body);
-  // Serve's work once the call is admitted.
-  void Start(grpc::CallbackServerContext* ctx, OpKind op,
-             v1::ResponseHeader* header, grpc::ServerUnaryReactor* reactor,
-             Body body);
-  // rk-order metadata of an in-process caller: connection and sequence.
-  static bool OrderKey(grpc::ServerContextBase* ctx, uint64_t* conn,
-                       uint64_t* seq);
-  // Runs `start` once every call of `conn` numbered below `seq` started.
-  void Admit(uint64_t conn, uint64_t seq, std::function<void()> start);
-  // Submits a write; `done` runs on the work queue (never on the apply
-  // thread) after the txn's watch events were published.
+  // The common frame of every request but Connect: backpressure, serving
+  // check, the caller's session, per-session FIFO order (SessionSerializer),
+  // metrics. `body(Call&)` runs in the session's order and returns the
+  // status, or std::nullopt once it submitted a write with SubmitAsync; then
+  // `submitted(Call&, SubmitResult&)` returns it (on the completion queue).
+  // `header` is filled on a session error. `op` labels the request in the
+  // metrics.
+  template <typename BodyFn, typename SubmittedFn>
+  void Serve(const CallInfo& info, OpKind op, v1::ResponseHeader* header,
+             Done done, BodyFn body, SubmittedFn submitted);
+  template <typename BodyFn>
+  void Serve(const CallInfo& info, OpKind op, v1::ResponseHeader* header,
+             Done done, BodyFn body);
+  // Submits `call`'s write; its `submitted` runs on the work queue (never on
+  // the apply thread) after the txn's watch events were published.
+  void SubmitAsync(Call* call, const engine::WriteRequest& request);
+  // The same for a request outside Serve (Connect).
   void SubmitAsync(const engine::RequestContext& ctx,
                    const engine::WriteRequest& request,
                    std::function<void(replication::SubmitResult)> done);
-  Caller ResolveCaller(grpc::ServerContextBase* context);
+  // The CallInfo of a gRPC call: peer address, rk-session-id metadata.
+  static CallInfo CallInfoOf(const grpc::CallbackServerContext* ctx);
   replication::SubmitResult SubmitAndWait(const engine::RequestContext& ctx,
                                           const engine::WriteRequest& request);
   void PublishTriggers(const std::vector<engine::WatchTrigger>& triggers);
@@ -227,20 +314,6 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   bool replicated_ = false;    // an ensemble member (set once)
   const ServiceOptions options_;
   std::atomic<int64_t> in_flight_{0};
-  struct OrderState {
-    uint64_t next = 1;
-    bool draining = false;
-    std::map<uint64_t, std::function<void()>> waiting;
-    // When the first call began waiting for a missing predecessor.
-    absl::Time stuck_since = absl::InfiniteFuture();
-    bool forgotten = false;  // ForgetConnection came while calls waited
-  };
-  // Admits calls that waited too long for a predecessor that never came
-  // (a call that failed before reaching its handler), so a connection
-  // cannot hang. Runs on the expiry thread.
-  void UnstickOrder();
-  absl::Mutex order_mu_;
-  absl::flat_hash_map<uint64_t, OrderState> order_ ABSL_GUARDED_BY(order_mu_);
   const std::unique_ptr<ServerMetrics> own_metrics_;
   ServerMetrics* const metrics_;
   SessionTracker sessions_;

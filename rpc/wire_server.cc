@@ -15,15 +15,20 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <type_traits>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "grpcpp/grpcpp.h"
+#include "grpcpp/support/status.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
+#include "rpc/event_hub.h"
+#include "rpc/grpc_service.h"
 #include "rpc/jute.h"
+#include "rpc/serial_executor.h"
 
 namespace rockeeper::rpc {
 namespace {
@@ -147,12 +152,25 @@ void ToApiAcls(const std::vector<jute::Acl>& in,
   }
 }
 
-void FillCreate(const jute::CreateRequest& c, v1::CreateRequest* out) {
-  out->set_path(c.path);
-  out->set_data(c.data);
+void FillCreate(jute::CreateRequest&& c, v1::CreateRequest* out) {
+  out->set_path(std::move(c.path));
+  out->set_data(std::move(c.data));
   ToApiAcls(c.acl, out->mutable_acl());
   out->set_mode(static_cast<v1::CreateMode>(c.flags));
   if (c.ttl >= 0) out->set_ttl_ms(c.ttl);
+}
+
+// A frame written in place: BeginFrame leaves room for the length, which
+// EndFrame fills in (JuteWriter::Framed would copy the payload).
+void BeginFrame(jute::JuteWriter& w) { w.WriteInt(0); }
+std::string EndFrame(jute::JuteWriter& w) {
+  std::string frame = w.Release();
+  const auto n = static_cast<uint32_t>(frame.size() - 4);
+  frame[0] = static_cast<char>(n >> 24);
+  frame[1] = static_cast<char>(n >> 16);
+  frame[2] = static_cast<char>(n >> 8);
+  frame[3] = static_cast<char>(n);
+  return frame;
 }
 
 // UNAVAILABLE: the server has no quorum. As ZooKeeper, drop the connection
@@ -180,57 +198,94 @@ int32_t GrpcToZk(const grpc::Status& s) {
 
 class Connection;
 
+// What connections use of their server. Shared: a completion of the
+// service may hold a connection after the server is gone; it then finds
+// the connection closed and touches nothing but this.
+struct WireCore {
+  WireServerOptions options;
+  RockeeperService* service = nullptr;
+  std::unique_ptr<ServerMetrics> own_metrics;
+  ServerMetrics* metrics = nullptr;
+  // Closed by ~Impl once every connection is closed (a connection uses
+  // them only while open, under its mutex).
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  std::thread::id loop_thread;
+  std::atomic<int64_t> received{0};
+  std::atomic<int64_t> sent{0};
+  // Connections whose session has events to write (the loop writes them).
+  absl::Mutex pump_mu;
+  std::vector<std::weak_ptr<Connection>> pumps ABSL_GUARDED_BY(pump_mu);
+
+  // Any thread; the caller holds the connection's mutex with the
+  // connection open (so the fds are open).
+  void QueuePump(std::weak_ptr<Connection> conn) {
+    bool wake = false;
+    {
+      absl::MutexLock lock(&pump_mu);
+      wake = pumps.empty();
+      pumps.push_back(std::move(conn));
+    }
+    if (wake && std::this_thread::get_id() != loop_thread) {
+      uint64_t one = 1;
+      (void)!::write(wake_fd, &one, sizeof(one));
+    }
+  }
+};
+
 class WireServer::Impl {
  public:
-  Impl(WireServerOptions options, std::shared_ptr<grpc::Channel> channel)
-      : options_(std::move(options)), stub_(v1::Rockeeper::NewStub(channel)) {
-    if (options_.metrics == nullptr)
-      own_metrics_ = std::make_unique<ServerMetrics>();
-    metrics_ =
-        options_.metrics != nullptr ? options_.metrics : own_metrics_.get();
+  Impl(WireServerOptions options, RockeeperService* service)
+      : core_(std::make_shared<WireCore>()) {
+    core_->options = std::move(options);
+    core_->service = service;
+    if (core_->options.metrics == nullptr) {
+      core_->own_metrics = std::make_unique<ServerMetrics>();
+    }
+    core_->metrics = core_->options.metrics != nullptr
+                         ? core_->options.metrics
+                         : core_->own_metrics.get();
   }
   ~Impl();
 
   absl::Status Listen();
   void Loop();
-  void Stop();
+  // Loop thread: writes the events of the connections that asked.
+  void RunPumps();
 
-  const WireServerOptions options_;
-  std::unique_ptr<v1::Rockeeper::Stub> stub_;
-  std::unique_ptr<ServerMetrics> own_metrics_;
-  ServerMetrics* metrics_ = nullptr;
+  const std::shared_ptr<WireCore> core_;
   int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> connections_open_{0};
-  uint64_t next_conn_id_ = 0;  // loop thread only
-  std::atomic<int64_t> received_{0};
-  std::atomic<int64_t> sent_{0};
   std::thread thread_;
   // Changed by the loop thread only, under conns_mu_ (read by cons/crst).
   mutable absl::Mutex conns_mu_;
   absl::flat_hash_map<int, std::shared_ptr<Connection>> connections_;
 };
 
-// One client connection. The loop thread reads and parses; completions of
-// gRPC calls (other threads) queue replies; writes happen from whichever
-// thread has output, under `mu_`.
+// One client connection. The loop thread reads, parses and calls the
+// service, in the order the requests arrived (the service runs a session's
+// requests in the order of these calls). Replies are completed by the
+// service's `done` on the loop thread (reads) or a completion thread
+// (writes), into their slot in request order; writes to the socket happen
+// from whichever thread has output, under `mu_`, once per batch of work
+// (DeferScope). Watch events come from the session's EventHub queue
+// (EventSubscription), written by the loop thread.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(WireServer::Impl* server, int fd, std::string ip,
-             std::string remote, uint64_t conn_id)
-      : server_(server),
-        conn_id_(conn_id),
+  Connection(std::shared_ptr<WireCore> core, int fd, std::string ip,
+             std::string remote)
+      : core_(std::move(core)),
         fd_(fd),
-        ip_(std::move(ip)),
         remote_(std::move(remote)),
-        established_ms_(absl::ToUnixMillis(absl::Now())) {}
+        established_ms_(absl::ToUnixMillis(absl::Now())) {
+    call_.client_ip = std::move(ip);
+  }
 
   // Loop thread: new bytes arrived. False: close the connection.
   bool OnReadable();
-  // Any thread: writes pending output. False if the socket failed.
+  // Any thread: writes pending output.
   void Flush();
   void Close();
   bool closed() {
@@ -239,17 +294,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   int fd() const { return fd_; }
 
-  // Events from the Session stream.
-  void DeliverEvent(const v1::WatchEvent& e);
-  void SessionEnded();
+  // Loop thread: writes the session's new events (asked by RequestPump).
+  void PumpEvents();
 
   ConnectionInfo Info();
   void ResetStats();
-  // Once closed with no call in flight: tells on_connection_closed.
-  void MaybeForget();
 
  private:
-  class EventReader;
   struct Reply {
     bool ready = false;
     uint64_t event_seq = 0;
@@ -262,55 +313,78 @@ class Connection : public std::enable_shared_from_this<Connection> {
     int64_t start_ms = 0;
   };
   using ReplySlot = std::shared_ptr<Reply>;
+  template <typename Req, typename Resp>
+  using Method = void (RockeeperService::*)(const CallInfo&, const Req&, Resp*,
+                                            RockeeperService::Done);
 
   bool HandleFrame(absl::string_view payload);
   bool HandleConnect(absl::string_view payload);
   bool HandleRequest(absl::string_view payload);
-  ReplySlot NewSlot();
-  void Complete(const ReplySlot& slot, std::string frame, uint64_t event_seq,
-                bool close_after = false);
-  void SetupContext(grpc::ClientContext* ctx);
-
-  // Sends `req` with `fn` and calls `done(status, resp)`.
-  template <typename Req, typename Resp, typename Fn, typename Done>
-  void Call(Fn fn, Req req, Done done);
-  // A reply of header + body (body only when err == 0, as ZooKeeper).
-  std::string Frame(int32_t xid, const v1::ResponseHeader& h,
-                    const std::function<void(jute::JuteWriter&)>& body);
-  std::string ErrorFrame(int32_t xid, int64_t zxid, int32_t err);
-
   bool HandleMulti(int32_t xid, jute::JuteReader& r);
   bool HandleMultiRead(int32_t xid, jute::JuteReader& r);
 
-  WireServer::Impl* const server_;
-  const uint64_t conn_id_;
-  uint64_t next_seq_ = 0;         // loop thread only
-  bool check_only_next_ = false;  // loop thread only: next call is checkWatches
-  std::atomic<int64_t> in_flight_calls_{0};
+  ReplySlot NewSlot();
+  void Complete(const ReplySlot& slot, std::string frame, uint64_t event_seq,
+                bool close_after = false);
+  // Calls the service's `method` with `req` (loop thread, in request
+  // order); `on_reply(conn, slot, status, resp)` completes the reply once
+  // the service answers (any thread).
+  template <typename Req, typename Resp, typename OnReply>
+  void Send(Method<Req, Resp> method, Req req, OnReply on_reply);
+  // Completes `slot` with a reply of header + body (body only when err ==
+  // 0, as ZooKeeper), an error reply for a failed call, or a drop.
+  template <typename Body>
+  void Answer(const ReplySlot& slot, const grpc::Status& s,
+              const v1::ResponseHeader& h, Body body, bool close_after = false);
+  std::string ErrorFrame(int32_t xid, int64_t zxid, int32_t err);
+
+  // After a successful connect: takes the session's events from now on.
+  void Attach(int64_t session_id, const std::string& password);
+  // Any thread (the EventHub's notify): asks the loop to PumpEvents.
+  void RequestPump();
+  // Flushes at the end of this thread's batch of work, or now.
+  void ScheduleFlush();
+  // Moves the replies that may leave into out_.
+  void MoveReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A reply left: the statistics of cons.
+  void CountReply(const Reply& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::shared_ptr<WireCore> core_;
   const int fd_;
-  const std::string ip_;
   const std::string remote_;  // ip:port
   const int64_t established_ms_;
-  std::string in_;               // loop thread only
-  bool handshake_done_ = false;  // loop thread only
-  // Loop thread only: the connection is closing (closeSession, unknown
-  // opcode); later frames are ignored, as ZooKeeper does.
+  // Loop thread only: the caller of the next service call.
+  CallInfo call_;
+  bool check_only_next_ = false;  // the next call is checkWatches
+  std::string in_;
+  bool handshake_done_ = false;
+  // The connection is closing (closeSession, unknown opcode); later frames
+  // are ignored, as ZooKeeper does.
   bool stop_reading_ = false;
-  // The request being parsed (loop thread only), for NewSlot.
+  // The request being parsed, for NewSlot.
   const char* current_op_ = "NA";
   int32_t current_xid_ = 0;
   bool current_is_connect_ = false;
+  // Seq of the last event put in out_.
+  uint64_t events_queued_ = 0;
+
+  // Set once the connect succeeded (a completion thread); read by the loop.
+  std::atomic<int64_t> session_id_{0};
 
   absl::Mutex mu_;
   std::string out_ ABSL_GUARDED_BY(mu_);
   std::deque<ReplySlot> replies_ ABSL_GUARDED_BY(mu_);
   uint64_t events_written_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool forgotten_ ABSL_GUARDED_BY(mu_) = false;
   bool close_when_flushed_ ABSL_GUARDED_BY(mu_) = false;
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<EventReader> reader_ ABSL_GUARDED_BY(mu_);
+  bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
+  bool pump_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // The connect reply is in out_: events may follow it.
+  bool handshake_sent_ ABSL_GUARDED_BY(mu_) = false;
+  // The session's events, once connected; reset by Close (detached) or
+  // when the session ended.
+  std::shared_ptr<EventSubscription> events_ ABSL_GUARDED_BY(mu_);
   // Statistics for cons (reset by crst).
   int interest_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
@@ -325,110 +399,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int64_t max_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t sum_latency_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t count_latency_ ABSL_GUARDED_BY(mu_) = 0;
-  // Caller holds mu_: a reply left.
-  void CountReply(const Reply& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
-// The session's event stream over the in-process channel. Owned by itself
-// (from Start until OnDone) and by its connection's `reader_`, so Close can
-// cancel it while gRPC ends it on another thread: whoever drops the last
-// reference frees it, never before OnDone.
-class Connection::EventReader
-    : public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionMessage> {
- public:
-  EventReader(std::shared_ptr<Connection> conn, int64_t session_id,
-              std::string password)
-      : conn_(std::move(conn)) {
-    attach_.set_session_id(session_id);
-    attach_.set_password(std::move(password));
-  }
-  // Starts the call; call without holding the connection's mutex (a
-  // reaction may run before this returns).
-  void Start(const std::shared_ptr<EventReader>& self,
-             v1::Rockeeper::Stub* stub) {
-    self_ = self;
-    stub->async()->Session(&ctx_, this);
-    StartWrite(&attach_);
-    StartRead(&msg_);
-    StartCall();
-  }
-  // Any thread, any time while a reference is held.
-  void Cancel() { ctx_.TryCancel(); }
-  void OnWriteDone(bool) override {}
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
-    if (msg_.has_event()) {
-      conn_->DeliverEvent(msg_.event());
-    } else if (msg_.has_state() &&
-               msg_.state() != v1::SessionMessage::CONNECTED) {
-      conn_->SessionEnded();
-    }
-    StartRead(&msg_);
-  }
-  void OnDone(const grpc::Status&) override {
-    std::shared_ptr<EventReader> keep = std::move(self_);
-    std::shared_ptr<EventReader> mine;
-    {
-      absl::MutexLock lock(&conn_->mu_);
-      if (conn_->reader_.get() == this) mine = std::move(conn_->reader_);
-    }
-    // `keep` and `mine` go out of scope last: this may be freed here.
-  }
-
- private:
-  std::shared_ptr<Connection> conn_;
-  std::shared_ptr<EventReader> self_;  // set by Start, dropped by OnDone
-  grpc::ClientContext ctx_;
-  v1::SessionRequest attach_;
-  v1::SessionMessage msg_;
-};
-
-template <typename Req, typename Resp, typename Fn, typename Done>
-void Connection::Call(Fn fn, Req req, Done done) {
-  struct State {
-    grpc::ClientContext ctx;
+template <typename Req, typename Resp, typename OnReply>
+void Connection::Send(Method<Req, Resp> method, Req req, OnReply on_reply) {
+  // Owns the request and response until the service is done with them; the
+  // closure handed to the service is one pointer (no allocation).
+  struct Pending {
+    std::shared_ptr<Connection> conn;
+    ReplySlot slot;
     Req req;
     Resp resp;
+    OnReply on_reply;
   };
-  auto state = std::make_shared<State>();
-  state->req = std::move(req);
-  SetupContext(&state->ctx);
-  if constexpr (!std::is_same_v<Req, v1::ConnectRequest>) {
-    // The service admits a connection's calls in this order (ZooKeeper's
-    // per-session FIFO), whatever order gRPC starts them in.
-    state->ctx.AddMetadata("rk-order",
-                           absl::StrCat(conn_id_, ":", ++next_seq_));
-  }
-  if (check_only_next_) {
-    state->ctx.AddMetadata("rk-check-only", "1");
-    check_only_next_ = false;
-  }
-  in_flight_calls_.fetch_add(1);
-  auto self = shared_from_this();
-  fn(server_->stub_->async(), &state->ctx, &state->req, &state->resp,
-     [self, state, done = std::move(done)](grpc::Status s) {
-       done(s, state->resp);
-       if (self->in_flight_calls_.fetch_sub(1) == 1) self->MaybeForget();
-     });
-}
-
-void Connection::MaybeForget() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closed_ || forgotten_ || in_flight_calls_.load() != 0) return;
-    forgotten_ = true;
-  }
-  if (server_->options_.on_connection_closed) {
-    server_->options_.on_connection_closed(conn_id_);
-  }
-}
-
-void Connection::SetupContext(grpc::ClientContext* ctx) {
-  ctx->AddMetadata("rk-client-ip", ip_);
-  absl::MutexLock lock(&mu_);
-  if (session_id_ != 0) {
-    ctx->AddMetadata("rk-session-id", absl::StrCat(session_id_));
-  }
+  auto* p = new Pending{shared_from_this(), NewSlot(), std::move(req), Resp(),
+                        std::move(on_reply)};
+  call_.session_id = session_id_.load(std::memory_order_acquire);
+  call_.check_only = check_only_next_;
+  check_only_next_ = false;
+  RockeeperService* const service = core_->service;
+  (service->*method)(call_, p->req, &p->resp, [p](const grpc::Status& s) {
+    p->on_reply(*p->conn, p->slot, s, p->resp);
+    delete p;
+  });
 }
 
 Connection::ReplySlot Connection::NewSlot() {
@@ -451,41 +444,159 @@ void Connection::Complete(const ReplySlot& slot, std::string frame,
     slot->close_after = close_after;
     slot->ready = true;
   }
+  ScheduleFlush();
+}
+
+void Connection::ScheduleFlush() {
+  if (DeferScope::Active()) {
+    {
+      absl::MutexLock lock(&mu_);
+      // Already deferred (here or on another thread): that flush takes this
+      // output too.
+      if (closed_ || flush_deferred_) return;
+      flush_deferred_ = true;
+    }
+    DeferScope::Defer([self = shared_from_this()] {
+      {
+        absl::MutexLock lock(&self->mu_);
+        self->flush_deferred_ = false;
+      }
+      self->Flush();
+    });
+    return;
+  }
   Flush();
 }
 
 std::string Connection::ErrorFrame(int32_t xid, int64_t zxid, int32_t err) {
   jute::JuteWriter w;
+  BeginFrame(w);
   jute::Write(w, jute::ReplyHeader{xid, zxid, err});
-  return w.Framed();
+  return EndFrame(w);
 }
 
-std::string Connection::Frame(
-    int32_t xid, const v1::ResponseHeader& h,
-    const std::function<void(jute::JuteWriter&)>& body) {
+template <typename Body>
+void Connection::Answer(const ReplySlot& slot, const grpc::Status& s,
+                        const v1::ResponseHeader& h, Body body,
+                        bool close_after) {
+  if (DropConnection(s)) {
+    Complete(slot, "", 0, /*close_after=*/true);
+    return;
+  }
+  if (!s.ok()) {
+    Complete(slot, ErrorFrame(slot->xid, h.zxid(), GrpcToZk(s)), 0,
+             close_after);
+    return;
+  }
   jute::JuteWriter w;
-  jute::Write(w, jute::ReplyHeader{xid, h.zxid(), h.err()});
-  if (h.err() == 0 && body) body(w);
-  return w.Framed();
+  BeginFrame(w);
+  jute::Write(w, jute::ReplyHeader{slot->xid, h.zxid(), h.err()});
+  if (h.err() == 0) body(w);
+  Complete(slot, EndFrame(w), h.event_seq(), close_after);
 }
 
-void Connection::DeliverEvent(const v1::WatchEvent& e) {
-  jute::JuteWriter w;
-  // ZooKeeper 3.8 sends zxid -1 in notification headers.
-  jute::Write(w, jute::ReplyHeader{-1, -1, 0});
-  jute::Write(w,
-              jute::WatcherEvent{static_cast<int32_t>(e.type()), 3, e.path()});
+// A reply without a body.
+constexpr auto kNoBody = [](jute::JuteWriter&) {};
+
+void Connection::Attach(int64_t session_id, const std::string& password) {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
-    out_ += w.Framed();
-    server_->sent_.fetch_add(1, std::memory_order_relaxed);
-    server_->metrics_->wire_packets_sent.Add();
-    server_->metrics_->wire_watch_events_sent.Add();
-    ++stat_sent_;
-    events_written_ = std::max(events_written_, e.seq());
   }
-  Flush();
+  std::weak_ptr<Connection> weak = weak_from_this();
+  std::shared_ptr<EventSubscription> sub =
+      core_->service->AttachEvents(session_id, password, [weak] {
+        if (std::shared_ptr<Connection> conn = weak.lock()) {
+          conn->RequestPump();
+        }
+      });
+  bool detach = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      detach = true;
+    } else if (sub != nullptr) {
+      events_ = sub;
+    } else {
+      // The session ended before its events could be attached: the
+      // connection ends after the connect reply.
+      close_when_flushed_ = true;
+    }
+  }
+  if (detach) {
+    if (sub != nullptr) sub->Detach();
+    return;
+  }
+  if (sub != nullptr) {
+    RequestPump();  // events queued before this connection
+  } else {
+    ScheduleFlush();
+  }
+}
+
+void Connection::RequestPump() {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || pump_requested_) return;
+  pump_requested_ = true;
+  core_->QueuePump(weak_from_this());
+}
+
+void Connection::PumpEvents() {
+  std::shared_ptr<EventSubscription> sub;
+  {
+    absl::MutexLock lock(&mu_);
+    pump_requested_ = false;
+    if (closed_) return;
+    // The connect reply goes first (it is ready before events attach).
+    MoveReadyLocked();
+    if (handshake_sent_) sub = events_;
+  }
+  if (sub == nullptr) {
+    ScheduleFlush();
+    return;
+  }
+  EventHub::Batch batch = sub->Take();
+  std::string frames;
+  uint64_t last = 0;
+  int64_t count = 0;
+  for (const QueuedEvent& e : batch.events) {
+    if (e.seq <= events_queued_) continue;  // already written
+    jute::JuteWriter w;
+    BeginFrame(w);
+    // ZooKeeper 3.8 sends zxid -1 in notification headers.
+    jute::Write(w, jute::ReplyHeader{-1, -1, 0});
+    jute::Write(w, jute::WatcherEvent{static_cast<int32_t>(e.type), 3, e.path});
+    frames += EndFrame(w);
+    last = e.seq;
+    ++count;
+  }
+  // The session was closed or expired, or another connection took it over:
+  // this one ends after the replies it owes.
+  const bool ended = batch.end != EventHub::End::kNone;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    // Events a previous connection of the session wrote (or the hub
+    // dropped) are not waited for: replies carry the session's event seq.
+    events_written_ = std::max(events_written_, batch.done_through);
+    if (count > 0) {
+      out_ += frames;
+      core_->sent.fetch_add(count, std::memory_order_relaxed);
+      core_->metrics->wire_packets_sent.Add(static_cast<uint64_t>(count));
+      core_->metrics->wire_watch_events_sent.Add(static_cast<uint64_t>(count));
+      stat_sent_ += count;
+      events_written_ = std::max(events_written_, last);
+    }
+    if (ended) {
+      close_when_flushed_ = true;
+      if (events_ == sub) events_.reset();
+    }
+  }
+  if (last != 0) {
+    events_queued_ = last;
+    sub->Ack(last);
+  }
+  ScheduleFlush();
 }
 
 void Connection::CountReply(const Reply& r) {
@@ -518,7 +629,7 @@ ConnectionInfo Connection::Info() {
   c.queued = static_cast<int64_t>(replies_.size());
   c.received = stat_received_;
   c.sent = stat_sent_;
-  c.session_id = session_id_;
+  c.session_id = session_id_.load(std::memory_order_relaxed);
   c.last_op = last_op_;
   c.established_ms = established_ms_;
   c.timeout_ms = timeout_ms_;
@@ -541,12 +652,21 @@ void Connection::ResetStats() {
   min_latency_ms_ = max_latency_ms_ = sum_latency_ms_ = count_latency_ = 0;
 }
 
-void Connection::SessionEnded() {
-  {
-    absl::MutexLock lock(&mu_);
-    close_when_flushed_ = true;
+void Connection::MoveReadyLocked() {
+  // Replies in request order, each after the events it may reflect.
+  while (!replies_.empty() && replies_.front()->ready &&
+         replies_.front()->event_seq <= events_written_) {
+    const Reply& r = *replies_.front();
+    out_ += r.frame;
+    if (!r.frame.empty()) {
+      core_->sent.fetch_add(1, std::memory_order_relaxed);
+      core_->metrics->wire_packets_sent.Add();
+      CountReply(r);
+    }
+    if (r.is_connect) handshake_sent_ = true;
+    if (r.close_after) close_when_flushed_ = true;
+    replies_.pop_front();
   }
-  Flush();
 }
 
 void Connection::Flush() {
@@ -554,22 +674,11 @@ void Connection::Flush() {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
-    // Replies in request order, each after the events it may reflect.
-    while (!replies_.empty() && replies_.front()->ready &&
-           replies_.front()->event_seq <= events_written_) {
-      out_ += replies_.front()->frame;
-      if (!replies_.front()->frame.empty()) {
-        server_->sent_.fetch_add(1, std::memory_order_relaxed);
-        server_->metrics_->wire_packets_sent.Add();
-        CountReply(*replies_.front());
-      }
-      if (replies_.front()->close_after) close_when_flushed_ = true;
-      replies_.pop_front();
-    }
+    MoveReadyLocked();
     while (!out_.empty()) {
       const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
       if (n > 0) {
-        server_->metrics_->wire_bytes_sent.Add(static_cast<uint64_t>(n));
+        core_->metrics->wire_bytes_sent.Add(static_cast<uint64_t>(n));
         out_.erase(0, static_cast<size_t>(n));
         continue;
       }
@@ -578,9 +687,9 @@ void Connection::Flush() {
       close_now = true;
       break;
     }
-    if (!close_now && out_.size() > server_->options_.max_output_bytes) {
+    if (!close_now && out_.size() > core_->options.max_output_bytes) {
       close_now = true;  // a client that does not read
-      server_->metrics_->wire_slow_clients_closed.Add();
+      core_->metrics->wire_slow_clients_closed.Add();
     }
     if (!close_now) {
       const bool want = !out_.empty();
@@ -589,10 +698,10 @@ void Connection::Flush() {
         epoll_event ev{};
         ev.events = EPOLLIN | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
         ev.data.fd = fd_;
-        epoll_ctl(server_->epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
+        epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd_, &ev);
       }
-      // Replies still owed (e.g. closeSession's, whose session stream ends
-      // first) go out before the socket closes.
+      // Replies still owed (e.g. closeSession's, whose session ends first)
+      // go out before the socket closes.
       if (out_.empty() && replies_.empty() && close_when_flushed_) {
         close_now = true;
       }
@@ -602,17 +711,17 @@ void Connection::Flush() {
 }
 
 void Connection::Close() {
-  std::shared_ptr<EventReader> reader;  // kept alive across Cancel
+  std::shared_ptr<EventSubscription> sub;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
-    reader = reader_;
+    sub = std::move(events_);
+    // Under the mutex: the loop thread closes the fd only after its own
+    // Close, so this cannot hit a reused descriptor.
+    ::shutdown(fd_, SHUT_RDWR);
   }
-  if (reader != nullptr) reader->Cancel();
-  // The loop thread closes the fd when it sees the hang-up.
-  ::shutdown(fd_, SHUT_RDWR);
-  MaybeForget();
+  if (sub != nullptr) sub->Detach();
 }
 
 bool Connection::OnReadable() {
@@ -620,7 +729,7 @@ bool Connection::OnReadable() {
   for (;;) {
     const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
-      server_->metrics_->wire_bytes_received.Add(static_cast<uint64_t>(n));
+      core_->metrics->wire_bytes_received.Add(static_cast<uint64_t>(n));
       in_.append(buf, static_cast<size_t>(n));
       continue;
     }
@@ -635,10 +744,9 @@ bool Connection::OnReadable() {
       absl::MutexLock lock(&mu_);
       ++stat_received_;
     }
-    server_->metrics_->four_letter_words.Add();
-    const std::string out =
-        RunFourLetterWord(absl::string_view(in_).substr(0, 4),
-                          server_->options_.four_letter_words);
+    core_->metrics->four_letter_words.Add();
+    const std::string out = RunFourLetterWord(
+        absl::string_view(in_).substr(0, 4), core_->options.four_letter_words);
     in_.clear();
     {
       absl::MutexLock lock(&mu_);
@@ -649,14 +757,15 @@ bool Connection::OnReadable() {
     return true;
   }
   size_t offset = 0;
+  int64_t frames = 0;
   for (;;) {
     size_t consumed = 0;
     bool bad = false;
-    auto frame = jute::NextFrame(absl::string_view(in_).substr(offset),
-                                 server_->options_.max_frame_bytes + 64,
-                                 &consumed, &bad);
+    auto frame =
+        jute::NextFrame(absl::string_view(in_).substr(offset),
+                        core_->options.max_frame_bytes + 64, &consumed, &bad);
     if (bad) {
-      server_->metrics_->wire_bad_frames.Add();
+      core_->metrics->wire_bad_frames.Add();
       return false;
     }
     if (!frame) break;
@@ -664,18 +773,19 @@ bool Connection::OnReadable() {
       offset = in_.size();
       break;
     }
-    server_->received_.fetch_add(1, std::memory_order_relaxed);
-    server_->metrics_->wire_packets_received.Add();
-    {
-      absl::MutexLock lock(&mu_);
-      ++stat_received_;
-      interest_ = 1;
-    }
+    core_->received.fetch_add(1, std::memory_order_relaxed);
+    core_->metrics->wire_packets_received.Add();
+    ++frames;
     if (!HandleFrame(*frame)) {
-      server_->metrics_->wire_bad_frames.Add();
+      core_->metrics->wire_bad_frames.Add();
       return false;
     }
     offset += consumed;
+  }
+  if (frames > 0) {
+    absl::MutexLock lock(&mu_);
+    stat_received_ += frames;
+    interest_ = 1;
   }
   in_.erase(0, offset);
   return true;
@@ -694,7 +804,7 @@ bool Connection::HandleFrame(absl::string_view payload) {
 }
 
 bool Connection::HandleConnect(absl::string_view payload) {
-  jute::JuteReader r(payload, server_->options_.max_frame_bytes);
+  jute::JuteReader r(payload, core_->options.max_frame_bytes);
   jute::ConnectRequest req;
   if (!jute::Read(r, &req)) return false;
   v1::ConnectRequest c;
@@ -703,98 +813,66 @@ bool Connection::HandleConnect(absl::string_view payload) {
   c.set_password(req.password);
   c.set_last_zxid_seen(req.last_zxid_seen);
   const std::optional<bool> read_only = req.read_only;
-  ReplySlot slot = NewSlot();
-  auto self = shared_from_this();
-  Call<v1::ConnectRequest, v1::ConnectResponse>(
-      [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) {
-        async->Connect(ctx, rq, rs, std::move(cb));
-      },
-      std::move(c),
-      [self, slot, read_only](const grpc::Status& s,
-                              const v1::ConnectResponse& resp) {
-        jute::ConnectResponse out;
-        if (read_only) out.read_only = false;
-        const bool ok = s.ok() && resp.header().err() == 0;
+  Send<v1::ConnectRequest, v1::ConnectResponse>(
+      &RockeeperService::Connect, std::move(c),
+      [read_only](Connection& conn, const ReplySlot& slot,
+                  const grpc::Status& s, const v1::ConnectResponse& resp) {
         if (!s.ok() &&
             (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
              DropConnection(s))) {
           // The client has seen a newer zxid, or this server has no quorum:
           // close without replying.
-          self->Complete(slot, "", 0, /*close_after=*/true);
+          conn.Complete(slot, "", 0, /*close_after=*/true);
           return;
         }
+        jute::ConnectResponse out;
+        if (read_only) out.read_only = false;
+        const bool ok = s.ok() && resp.header().err() == 0;
         out.password = std::string(16, '\0');
         if (ok) {
           out.timeout_ms = resp.timeout_ms();
           out.session_id = resp.session_id();
           out.password = resp.password();
-          std::shared_ptr<EventReader> reader;
-          {
-            absl::MutexLock lock(&self->mu_);
-            self->session_id_ = resp.session_id();
-            self->timeout_ms_ = resp.timeout_ms();
-            if (!self->closed_) {
-              reader = std::make_shared<EventReader>(self, resp.session_id(),
-                                                     resp.password());
-              self->reader_ = reader;
-            }
-          }
-          if (reader) reader->Start(reader, self->server_->stub_.get());
+          conn.session_id_.store(resp.session_id(), std::memory_order_release);
+          absl::MutexLock lock(&conn.mu_);
+          conn.timeout_ms_ = resp.timeout_ms();
         }
         jute::JuteWriter w;
+        BeginFrame(w);
         jute::Write(w, out);
-        self->Complete(slot, w.Framed(), 0, /*close_after=*/!ok);
+        // The connect reply is ready before the events attach: it is the
+        // first frame the client reads.
+        conn.Complete(slot, EndFrame(w), 0, /*close_after=*/!ok);
+        if (ok) conn.Attach(resp.session_id(), resp.password());
       });
   return true;
 }
 
 bool Connection::HandleRequest(absl::string_view payload) {
-  jute::JuteReader r(payload, server_->options_.max_frame_bytes);
+  jute::JuteReader r(payload, core_->options.max_frame_bytes);
   jute::RequestHeader h;
   if (!jute::Read(r, &h)) return false;
   const int32_t xid = h.xid;
   current_op_ = LastOpName(h.type);
   current_xid_ = xid;
-  auto self = shared_from_this();
-  // Completes a reply from a v1 response with a `header`.
-  auto reply = [self](ReplySlot slot, int32_t xid, const grpc::Status& s,
-                      const v1::ResponseHeader& header,
-                      std::function<void(jute::JuteWriter&)> body,
-                      bool close_after = false) {
-    if (DropConnection(s)) {
-      self->Complete(slot, "", 0, /*close_after=*/true);
-      return;
-    }
-    if (!s.ok()) {
-      self->Complete(slot, self->ErrorFrame(xid, header.zxid(), GrpcToZk(s)), 0,
-                     close_after);
-      return;
-    }
-    self->Complete(slot, self->Frame(xid, header, body), header.event_seq(),
-                   close_after);
-  };
-#define RK_ASYNC(Method)                                    \
-  [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) { \
-    async->Method(ctx, rq, rs, std::move(cb));              \
-  }
   switch (h.type) {
     case kPing: {
-      ReplySlot slot = NewSlot();
-      Call<v1::HeartbeatRequest, v1::HeartbeatResponse>(
-          RK_ASYNC(Heartbeat), {},
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr,
-                  resp.header().err() != 0);
+      Send<v1::HeartbeatRequest, v1::HeartbeatResponse>(
+          &RockeeperService::Heartbeat, {},
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::HeartbeatResponse& resp) {
+            conn.Answer(slot, s, resp.header(), kNoBody,
+                        resp.header().err() != 0);
           });
       return true;
     }
     case kCloseSession: {
       stop_reading_ = true;
-      ReplySlot slot = NewSlot();
-      Call<v1::CloseRequest, v1::CloseResponse>(
-          RK_ASYNC(Close), {},
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr, /*close_after=*/true);
+      Send<v1::CloseRequest, v1::CloseResponse>(
+          &RockeeperService::Close, {},
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::CloseResponse& resp) {
+            conn.Answer(slot, s, resp.header(), kNoBody, /*close_after=*/true);
           });
       return true;
     }
@@ -804,18 +882,18 @@ bool Connection::HandleRequest(absl::string_view payload) {
       v1::AddAuthRequest req;
       req.set_scheme(a.scheme);
       req.set_auth(a.auth);
-      ReplySlot slot = NewSlot();
-      Call<v1::AddAuthRequest, v1::AddAuthResponse>(
-          RK_ASYNC(AddAuth), std::move(req),
-          [self, slot, xid](const grpc::Status& s, const auto& resp) {
+      Send<v1::AddAuthRequest, v1::AddAuthResponse>(
+          &RockeeperService::AddAuth, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::AddAuthResponse& resp) {
             if (DropConnection(s)) {
-              self->Complete(slot, "", 0, /*close_after=*/true);
+              conn.Complete(slot, "", 0, /*close_after=*/true);
               return;
             }
             const int32_t err = s.ok() ? resp.header().err() : GrpcToZk(s);
             // ZooKeeper answers {-4, 0, err} and closes on failure.
-            self->Complete(slot, self->ErrorFrame(xid, 0, err),
-                           s.ok() ? resp.header().event_seq() : 0, err != 0);
+            conn.Complete(slot, conn.ErrorFrame(slot->xid, 0, err),
+                          s.ok() ? resp.header().event_seq() : 0, err != 0);
           });
       return true;
     }
@@ -826,14 +904,13 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::CreateRequest c;
       if (!jute::Read(r, &c, h.type == kCreateTtl)) return false;
       v1::CreateRequest req;
-      FillCreate(c, &req);
+      FillCreate(std::move(c), &req);
       const bool with_stat = h.type != kCreate;
-      ReplySlot slot = NewSlot();
-      Call<v1::CreateRequest, v1::CreateResponse>(
-          RK_ASYNC(Create), std::move(req),
-          [reply, slot, xid, with_stat](const grpc::Status& s,
-                                        const v1::CreateResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::CreateRequest, v1::CreateResponse>(
+          &RockeeperService::Create, std::move(req),
+          [with_stat](Connection& conn, const ReplySlot& slot,
+                      const grpc::Status& s, const v1::CreateResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               w.WriteString(resp.path());
               if (with_stat) jute::Write(w, ToJute(resp.stat()));
             });
@@ -844,13 +921,13 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::PathVersionRequest d;
       if (!jute::Read(r, &d)) return false;
       v1::DeleteRequest req;
-      req.set_path(d.path);
+      req.set_path(std::move(d.path));
       if (d.version != -1) req.set_version(d.version);
-      ReplySlot slot = NewSlot();
-      Call<v1::DeleteRequest, v1::DeleteResponse>(
-          RK_ASYNC(Delete), std::move(req),
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr);
+      Send<v1::DeleteRequest, v1::DeleteResponse>(
+          &RockeeperService::Delete, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::DeleteResponse& resp) {
+            conn.Answer(slot, s, resp.header(), kNoBody);
           });
       return true;
     }
@@ -858,14 +935,13 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::PathWatchRequest e;
       if (!jute::Read(r, &e)) return false;
       v1::ExistsRequest req;
-      req.set_path(e.path);
+      req.set_path(std::move(e.path));
       req.set_watch(e.watch);
-      ReplySlot slot = NewSlot();
-      Call<v1::ExistsRequest, v1::ExistsResponse>(
-          RK_ASYNC(Exists), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::ExistsResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::ExistsRequest, v1::ExistsResponse>(
+          &RockeeperService::Exists, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::ExistsResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               jute::Write(w, ToJute(resp.stat()));
             });
           });
@@ -875,14 +951,13 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::PathWatchRequest g;
       if (!jute::Read(r, &g)) return false;
       v1::GetDataRequest req;
-      req.set_path(g.path);
+      req.set_path(std::move(g.path));
       req.set_watch(g.watch);
-      ReplySlot slot = NewSlot();
-      Call<v1::GetDataRequest, v1::GetDataResponse>(
-          RK_ASYNC(GetData), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::GetDataResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::GetDataRequest, v1::GetDataResponse>(
+          &RockeeperService::GetData, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::GetDataResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               w.WriteBuffer(resp.data());
               jute::Write(w, ToJute(resp.stat()));
             });
@@ -893,15 +968,14 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::SetDataRequest sd;
       if (!jute::Read(r, &sd)) return false;
       v1::SetDataRequest req;
-      req.set_path(sd.path);
-      req.set_data(sd.data);
+      req.set_path(std::move(sd.path));
+      req.set_data(std::move(sd.data));
       if (sd.version != -1) req.set_version(sd.version);
-      ReplySlot slot = NewSlot();
-      Call<v1::SetDataRequest, v1::SetDataResponse>(
-          RK_ASYNC(SetData), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::SetDataResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::SetDataRequest, v1::SetDataResponse>(
+          &RockeeperService::SetData, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::SetDataResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               jute::Write(w, ToJute(resp.stat()));
             });
           });
@@ -911,13 +985,12 @@ bool Connection::HandleRequest(absl::string_view payload) {
       std::string path;
       if (!r.ReadString(&path)) return false;
       v1::GetAclRequest req;
-      req.set_path(path);
-      ReplySlot slot = NewSlot();
-      Call<v1::GetAclRequest, v1::GetAclResponse>(
-          RK_ASYNC(GetAcl), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::GetAclResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      req.set_path(std::move(path));
+      Send<v1::GetAclRequest, v1::GetAclResponse>(
+          &RockeeperService::GetAcl, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::GetAclResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               std::vector<jute::Acl> acl;
               for (const auto& a : resp.acl()) {
                 acl.push_back({a.perms(), {a.scheme(), a.id()}});
@@ -932,15 +1005,14 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::SetAclRequest sa;
       if (!jute::Read(r, &sa)) return false;
       v1::SetAclRequest req;
-      req.set_path(sa.path);
+      req.set_path(std::move(sa.path));
       ToApiAcls(sa.acl, req.mutable_acl());
       if (sa.version != -1) req.set_version(sa.version);
-      ReplySlot slot = NewSlot();
-      Call<v1::SetAclRequest, v1::SetAclResponse>(
-          RK_ASYNC(SetAcl), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::SetAclResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::SetAclRequest, v1::SetAclResponse>(
+          &RockeeperService::SetAcl, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::SetAclResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               jute::Write(w, ToJute(resp.stat()));
             });
           });
@@ -951,15 +1023,15 @@ bool Connection::HandleRequest(absl::string_view payload) {
       jute::PathWatchRequest g;
       if (!jute::Read(r, &g)) return false;
       v1::GetChildrenRequest req;
-      req.set_path(g.path);
+      req.set_path(std::move(g.path));
       req.set_watch(g.watch);
       const bool with_stat = h.type == kGetChildren2;
-      ReplySlot slot = NewSlot();
-      Call<v1::GetChildrenRequest, v1::GetChildrenResponse>(
-          RK_ASYNC(GetChildren), std::move(req),
-          [reply, slot, xid, with_stat](const grpc::Status& s,
-                                        const v1::GetChildrenResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::GetChildrenRequest, v1::GetChildrenResponse>(
+          &RockeeperService::GetChildren, std::move(req),
+          [with_stat](Connection& conn, const ReplySlot& slot,
+                      const grpc::Status& s,
+                      const v1::GetChildrenResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               jute::Write(w, std::vector<std::string>(resp.children().begin(),
                                                       resp.children().end()));
               if (with_stat) jute::Write(w, ToJute(resp.stat()));
@@ -971,14 +1043,14 @@ bool Connection::HandleRequest(absl::string_view payload) {
       std::string path;
       if (!r.ReadString(&path)) return false;
       v1::SyncRequest req;
-      req.set_path(path);
-      ReplySlot slot = NewSlot();
-      Call<v1::SyncRequest, v1::SyncResponse>(
-          RK_ASYNC(Sync), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::SyncResponse& resp) {
-            reply(slot, xid, s, resp.header(),
-                  [&](jute::JuteWriter& w) { w.WriteString(resp.path()); });
+      req.set_path(std::move(path));
+      Send<v1::SyncRequest, v1::SyncResponse>(
+          &RockeeperService::Sync, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::SyncResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
+              w.WriteString(resp.path());
+            });
           });
       return true;
     }
@@ -999,11 +1071,11 @@ bool Connection::HandleRequest(absl::string_view payload) {
       for (auto& p : sw.persistent_recursive) {
         req.add_persistent_recursive_watches(p);
       }
-      ReplySlot slot = NewSlot();
-      Call<v1::SetWatchesRequest, v1::SetWatchesResponse>(
-          RK_ASYNC(SetWatches), std::move(req),
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr);
+      Send<v1::SetWatchesRequest, v1::SetWatchesResponse>(
+          &RockeeperService::SetWatches, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::SetWatchesResponse& resp) {
+            conn.Answer(slot, s, resp.header(), kNoBody);
           });
       return true;
     }
@@ -1012,17 +1084,17 @@ bool Connection::HandleRequest(absl::string_view payload) {
       int32_t mode = 0;
       if (!r.ReadString(&path) || !r.ReadInt(&mode)) return false;
       v1::AddWatchRequest req;
-      req.set_path(path);
+      req.set_path(std::move(path));
       req.set_mode(mode == 1 ? v1::PERSISTENT_RECURSIVE_WATCH
                              : v1::PERSISTENT_WATCH);
-      ReplySlot slot = NewSlot();
-      Call<v1::AddWatchRequest, v1::AddWatchResponse>(
-          RK_ASYNC(AddWatch), std::move(req),
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
+      Send<v1::AddWatchRequest, v1::AddWatchResponse>(
+          &RockeeperService::AddWatch, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::AddWatchResponse& resp) {
             // ZooKeeper answers an ErrorResponse{0}: the Java client reads
             // (and needs) that 4-byte body.
-            reply(slot, xid, s, resp.header(),
-                  [](jute::JuteWriter& w) { w.WriteInt(0); });
+            conn.Answer(slot, s, resp.header(),
+                        [](jute::JuteWriter& w) { w.WriteInt(0); });
           });
       return true;
     }
@@ -1037,15 +1109,15 @@ bool Connection::HandleRequest(absl::string_view payload) {
         return true;
       }
       v1::RemoveWatchesRequest req;
-      req.set_path(path);
+      req.set_path(std::move(path));
       req.set_type(static_cast<v1::WatcherType>(type));
       // checkWatches: the same request, but the watch stays.
       check_only_next_ = h.type == kCheckWatches;
-      ReplySlot slot = NewSlot();
-      Call<v1::RemoveWatchesRequest, v1::RemoveWatchesResponse>(
-          RK_ASYNC(RemoveWatches), std::move(req),
-          [reply, slot, xid](const grpc::Status& s, const auto& resp) {
-            reply(slot, xid, s, resp.header(), nullptr);
+      Send<v1::RemoveWatchesRequest, v1::RemoveWatchesResponse>(
+          &RockeeperService::RemoveWatches, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::RemoveWatchesResponse& resp) {
+            conn.Answer(slot, s, resp.header(), kNoBody);
           });
       return true;
     }
@@ -1053,13 +1125,12 @@ bool Connection::HandleRequest(absl::string_view payload) {
       std::string prefix;
       if (!r.ReadString(&prefix)) return false;
       v1::GetEphemeralsRequest req;
-      req.set_prefix_path(prefix);
-      ReplySlot slot = NewSlot();
-      Call<v1::GetEphemeralsRequest, v1::GetEphemeralsResponse>(
-          RK_ASYNC(GetEphemerals), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::GetEphemeralsResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      req.set_prefix_path(std::move(prefix));
+      Send<v1::GetEphemeralsRequest, v1::GetEphemeralsResponse>(
+          &RockeeperService::GetEphemerals, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::GetEphemeralsResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               jute::Write(w, std::vector<std::string>(resp.paths().begin(),
                                                       resp.paths().end()));
             });
@@ -1070,25 +1141,23 @@ bool Connection::HandleRequest(absl::string_view payload) {
       std::string path;
       if (!r.ReadString(&path)) return false;
       v1::GetAllChildrenNumberRequest req;
-      req.set_path(path);
-      ReplySlot slot = NewSlot();
-      Call<v1::GetAllChildrenNumberRequest, v1::GetAllChildrenNumberResponse>(
-          RK_ASYNC(GetAllChildrenNumber), std::move(req),
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::GetAllChildrenNumberResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      req.set_path(std::move(path));
+      Send<v1::GetAllChildrenNumberRequest, v1::GetAllChildrenNumberResponse>(
+          &RockeeperService::GetAllChildrenNumber, std::move(req),
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::GetAllChildrenNumberResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               w.WriteInt(resp.total_number());
             });
           });
       return true;
     }
     case kWhoAmI: {
-      ReplySlot slot = NewSlot();
-      Call<v1::WhoAmIRequest, v1::WhoAmIResponse>(
-          RK_ASYNC(WhoAmI), {},
-          [reply, slot, xid](const grpc::Status& s,
-                             const v1::WhoAmIResponse& resp) {
-            reply(slot, xid, s, resp.header(), [&](jute::JuteWriter& w) {
+      Send<v1::WhoAmIRequest, v1::WhoAmIResponse>(
+          &RockeeperService::WhoAmI, {},
+          [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
+             const v1::WhoAmIResponse& resp) {
+            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
               w.WriteCount(resp.client_info_size());
               for (const auto& c : resp.client_info()) {
                 w.WriteString(c.auth_scheme());
@@ -1108,7 +1177,6 @@ bool Connection::HandleRequest(absl::string_view payload) {
       return true;
     }
   }
-#undef RK_ASYNC
 }
 
 bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
@@ -1127,28 +1195,28 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
       case kCreateTtl: {
         jute::CreateRequest c;
         if (!jute::Read(r, &c, mh.type == kCreateTtl)) return false;
-        FillCreate(c, op->mutable_create());
+        FillCreate(std::move(c), op->mutable_create());
         break;
       }
       case kDelete: {
         jute::PathVersionRequest d;
         if (!jute::Read(r, &d)) return false;
-        op->mutable_delete_()->set_path(d.path);
+        op->mutable_delete_()->set_path(std::move(d.path));
         if (d.version != -1) op->mutable_delete_()->set_version(d.version);
         break;
       }
       case kSetData: {
         jute::SetDataRequest sd;
         if (!jute::Read(r, &sd)) return false;
-        op->mutable_set_data()->set_path(sd.path);
-        op->mutable_set_data()->set_data(sd.data);
+        op->mutable_set_data()->set_path(std::move(sd.path));
+        op->mutable_set_data()->set_data(std::move(sd.data));
         if (sd.version != -1) op->mutable_set_data()->set_version(sd.version);
         break;
       }
       case kCheck: {
         jute::PathVersionRequest c;
         if (!jute::Read(r, &c)) return false;
-        op->mutable_check()->set_path(c.path);
+        op->mutable_check()->set_path(std::move(c.path));
         if (c.version != -1) op->mutable_check()->set_version(c.version);
         break;
       }
@@ -1159,24 +1227,22 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
       }
     }
   }
-  auto self = shared_from_this();
-  ReplySlot slot = NewSlot();
-  Call<v1::MultiRequest, v1::MultiResponse>(
-      [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) {
-        async->Multi(ctx, rq, rs, std::move(cb));
-      },
-      std::move(req),
-      [self, slot, xid, types](const grpc::Status& s,
-                               const v1::MultiResponse& resp) {
+  Send<v1::MultiRequest, v1::MultiResponse>(
+      &RockeeperService::Multi, std::move(req),
+      [types = std::move(types)](Connection& conn, const ReplySlot& slot,
+                                 const grpc::Status& s,
+                                 const v1::MultiResponse& resp) {
+        const int32_t xid = slot->xid;
         if (!s.ok()) {
           if (DropConnection(s)) {
-            self->Complete(slot, "", 0, /*close_after=*/true);
+            conn.Complete(slot, "", 0, /*close_after=*/true);
             return;
           }
-          self->Complete(slot, self->ErrorFrame(xid, 0, GrpcToZk(s)), 0);
+          conn.Complete(slot, conn.ErrorFrame(xid, 0, GrpcToZk(s)), 0);
           return;
         }
         jute::JuteWriter w;
+        BeginFrame(w);
         // A failed multi is err 0 in the header, errors per op.
         jute::Write(w, jute::ReplyHeader{xid, resp.header().zxid(), 0});
         const bool failed = resp.header().err() != 0;
@@ -1201,13 +1267,14 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
           if (type == kSetData) jute::Write(w, ToJute(res.stat()));
         }
         jute::Write(w, jute::MultiHeader{-1, true, -1});
-        self->Complete(slot, w.Framed(), resp.header().event_seq());
+        conn.Complete(slot, EndFrame(w), resp.header().event_seq());
       });
   return true;
 }
 
 bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
   v1::MultiReadRequest req;
+  std::vector<bool> children;  // per op: getChildren (else getData)
   for (int i = 0; i < 10000; ++i) {
     jute::MultiHeader mh;
     if (!jute::Read(r, &mh)) return false;
@@ -1216,41 +1283,40 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
     if (!jute::Read(r, &p)) return false;
     auto* op = req.add_ops();
     if (mh.type == kGetChildren) {
-      op->mutable_get_children()->set_path(p.path);  // watch ignored
+      op->mutable_get_children()->set_path(std::move(p.path));  // watch ignored
+      children.push_back(true);
     } else if (mh.type == kGetData) {
-      op->mutable_get_data()->set_path(p.path);
+      op->mutable_get_data()->set_path(std::move(p.path));
+      children.push_back(false);
     } else {
       ReplySlot slot = NewSlot();
       Complete(slot, ErrorFrame(xid, 0, kMarshallingError), 0);
       return true;
     }
   }
-  auto self = shared_from_this();
-  ReplySlot slot = NewSlot();
-  auto ops = std::make_shared<v1::MultiReadRequest>(req);
-  Call<v1::MultiReadRequest, v1::MultiReadResponse>(
-      [](auto* async, auto* ctx, auto* rq, auto* rs, auto cb) {
-        async->MultiRead(ctx, rq, rs, std::move(cb));
-      },
-      std::move(req),
-      [self, slot, xid, ops](const grpc::Status& s,
-                             const v1::MultiReadResponse& resp) {
+  Send<v1::MultiReadRequest, v1::MultiReadResponse>(
+      &RockeeperService::MultiRead, std::move(req),
+      [children = std::move(children)](Connection& conn, const ReplySlot& slot,
+                                       const grpc::Status& s,
+                                       const v1::MultiReadResponse& resp) {
+        const int32_t xid = slot->xid;
         if (!s.ok()) {
           if (DropConnection(s)) {
-            self->Complete(slot, "", 0, /*close_after=*/true);
+            conn.Complete(slot, "", 0, /*close_after=*/true);
             return;
           }
-          self->Complete(slot, self->ErrorFrame(xid, 0, GrpcToZk(s)), 0);
+          conn.Complete(slot, conn.ErrorFrame(xid, 0, GrpcToZk(s)), 0);
           return;
         }
         jute::JuteWriter w;
+        BeginFrame(w);
         jute::Write(w, jute::ReplyHeader{xid, resp.header().zxid(), 0});
         for (int i = 0; i < resp.results_size(); ++i) {
           const auto& res = resp.results(i);
           if (res.err() != 0) {
             jute::Write(w, jute::MultiHeader{kError, false, res.err()});
             w.WriteInt(res.err());
-          } else if (ops->ops(i).has_get_children()) {
+          } else if (i < static_cast<int>(children.size()) && children[i]) {
             jute::Write(w, jute::MultiHeader{kGetChildren, false, 0});
             jute::Write(w, std::vector<std::string>(res.children().begin(),
                                                     res.children().end()));
@@ -1261,18 +1327,18 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
           }
         }
         jute::Write(w, jute::MultiHeader{-1, true, -1});
-        self->Complete(slot, w.Framed(), resp.header().event_seq());
+        conn.Complete(slot, EndFrame(w), resp.header().event_seq());
       });
   return true;
 }
 
-// --- The server
-// ---------------------------------------------------------------
+// --- The server ---------------------------------------------------------
 
 absl::Status WireServer::Impl::Listen() {
   listen_fd_ =
       ::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  bool v6 = listen_fd_ >= 0 && options_.address.find(':') != std::string::npos;
+  bool v6 =
+      listen_fd_ >= 0 && core_->options.address.find(':') != std::string::npos;
   if (!v6) {
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ =
@@ -1286,41 +1352,42 @@ absl::Status WireServer::Impl::Listen() {
   if (v6) {
     auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
     a->sin6_family = AF_INET6;
-    a->sin6_port = htons(static_cast<uint16_t>(options_.port));
-    if (inet_pton(AF_INET6, options_.address.c_str(), &a->sin6_addr) != 1) {
+    a->sin6_port = htons(static_cast<uint16_t>(core_->options.port));
+    if (inet_pton(AF_INET6, core_->options.address.c_str(), &a->sin6_addr) !=
+        1) {
       return absl::InvalidArgumentError("bad clientPortAddress " +
-                                        options_.address);
+                                        core_->options.address);
     }
     len = sizeof(*a);
   } else {
     auto* a = reinterpret_cast<sockaddr_in*>(&addr);
     a->sin_family = AF_INET;
-    a->sin_port = htons(static_cast<uint16_t>(options_.port));
-    if (inet_pton(AF_INET, options_.address.c_str(), &a->sin_addr) != 1) {
+    a->sin_port = htons(static_cast<uint16_t>(core_->options.port));
+    if (inet_pton(AF_INET, core_->options.address.c_str(), &a->sin_addr) != 1) {
       return absl::InvalidArgumentError("bad clientPortAddress " +
-                                        options_.address);
+                                        core_->options.address);
     }
     len = sizeof(*a);
   }
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(listen_fd_, 1024) != 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options_.address, ":", options_.port,
-                     ": ", std::strerror(errno)));
+        absl::StrCat("cannot listen on ", core_->options.address, ":",
+                     core_->options.port, ": ", std::strerror(errno)));
   }
   sockaddr_storage bound{};
   socklen_t blen = sizeof(bound);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
   port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                    : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  core_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  core_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd_;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-  ev.data.fd = wake_fd_;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, listen_fd_, &ev);
+  ev.data.fd = core_->wake_fd;
+  epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, core_->wake_fd, &ev);
   return absl::OkStatus();
 }
 
@@ -1352,15 +1419,30 @@ std::string PeerRemote(const sockaddr_storage& addr) {
 
 }  // namespace
 
+void WireServer::Impl::RunPumps() {
+  std::vector<std::weak_ptr<Connection>> pumps;
+  {
+    absl::MutexLock lock(&core_->pump_mu);
+    pumps.swap(core_->pumps);
+  }
+  for (const auto& weak : pumps) {
+    if (std::shared_ptr<Connection> conn = weak.lock()) conn->PumpEvents();
+  }
+}
+
 void WireServer::Impl::Loop() {
+  core_->loop_thread = std::this_thread::get_id();
   epoll_event events[128];
   while (!stopping_) {
-    const int n = epoll_wait(epoll_fd_, events, 128, 500);
+    const int n = epoll_wait(core_->epoll_fd, events, 128, 500);
+    // Replies completed during this round (reads answer inline) leave with
+    // one send per connection when it ends.
+    DeferScope round;
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
+      if (fd == core_->wake_fd) {
         uint64_t v = 0;
-        (void)!::read(wake_fd_, &v, sizeof(v));
+        (void)!::read(core_->wake_fd, &v, sizeof(v));
         continue;
       }
       if (fd == listen_fd_) {
@@ -1373,18 +1455,18 @@ void WireServer::Impl::Loop() {
           if (cfd < 0) break;
           int one = 1;
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-          auto conn = std::make_shared<Connection>(
-              this, cfd, PeerIp(addr), PeerRemote(addr), ++next_conn_id_);
+          auto conn = std::make_shared<Connection>(core_, cfd, PeerIp(addr),
+                                                   PeerRemote(addr));
           {
             absl::MutexLock lock(&conns_mu_);
             connections_[cfd] = conn;
           }
           connections_open_.fetch_add(1);
-          metrics_->wire_connections_accepted.Add();
+          core_->metrics->wire_connections_accepted.Add();
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.fd = cfd;
-          epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, cfd, &ev);
+          epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, cfd, &ev);
         }
         continue;
       }
@@ -1398,7 +1480,7 @@ void WireServer::Impl::Loop() {
       }
       if (!keep) {
         conn->Close();
-        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
         ::close(fd);
         {
           absl::MutexLock lock(&conns_mu_);
@@ -1407,30 +1489,35 @@ void WireServer::Impl::Loop() {
         connections_open_.fetch_sub(1);
       }
     }
+    RunPumps();
   }
 }
 
 WireServer::Impl::~Impl() {
   stopping_ = true;
-  if (wake_fd_ >= 0) {
+  if (core_->wake_fd >= 0) {
     uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof(one));
+    (void)!::write(core_->wake_fd, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&conns_mu_);
-  for (auto& [fd, conn] : connections_) {
-    conn->Close();
-    ::close(fd);
+  {
+    absl::MutexLock lock(&conns_mu_);
+    for (auto& [fd, conn] : connections_) {
+      conn->Close();
+      ::close(fd);
+    }
+    connections_.clear();
   }
-  connections_.clear();
+  // Every connection is closed: none uses the descriptors any more (a
+  // completion still in flight finds its connection closed).
   if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (epoll_fd_ >= 0) ::close(epoll_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (core_->epoll_fd >= 0) ::close(core_->epoll_fd);
+  if (core_->wake_fd >= 0) ::close(core_->wake_fd);
 }
 
 absl::StatusOr<std::unique_ptr<WireServer>> WireServer::Start(
-    const WireServerOptions& options, std::shared_ptr<grpc::Channel> channel) {
-  auto impl = std::make_unique<Impl>(options, std::move(channel));
+    const WireServerOptions& options, RockeeperService* service) {
+  auto impl = std::make_unique<Impl>(options, service);
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   Impl* raw = impl.get();
   impl->thread_ = std::thread([raw] { raw->Loop(); });
@@ -1442,13 +1529,13 @@ WireServer::~WireServer() = default;
 int WireServer::port() const { return impl_->port_; }
 
 WireServer::Stats WireServer::stats() const {
-  return Stats{impl_->connections_open_.load(), impl_->received_.load(),
-               impl_->sent_.load()};
+  return Stats{impl_->connections_open_.load(), impl_->core_->received.load(),
+               impl_->core_->sent.load()};
 }
 
 void WireServer::ResetStats() {
-  impl_->received_ = 0;
-  impl_->sent_ = 0;
+  impl_->core_->received = 0;
+  impl_->core_->sent = 0;
 }
 
 std::vector<ConnectionInfo> WireServer::connections() const {

@@ -3,21 +3,26 @@
 // zkCli.sh) can use rockeeper.
 //
 // It is a second encoding of the same service: each ZooKeeper request is
-// translated to its rockeeper.v1 request and executed by the gRPC service
-// in-process (an in-process channel, no network hop), with the session id
-// and the client's IP in the call metadata; watch events come from the
-// session's Session stream. One semantics, one session table, one watch
-// manager for both protocols.
+// translated to its rockeeper.v1 request and handed to the service's
+// transport-neutral entry point (RockeeperService::GetData(CallInfo, ...)),
+// called directly, with the connection's session id and client IP in the
+// CallInfo; a connection's watch events come from its session's EventHub
+// queue (RockeeperService::AttachEvents). One semantics, one session table,
+// one watch manager for both protocols.
 //
-// Order: each call carries "rk-order: <connection>:<seq>" metadata so the
-// service admits a connection's requests in the order they were read
-// (concurrent in-process calls may reach their handlers in any order).
+// Order: the loop thread calls the service in the order it read a
+// connection's requests, and the service runs a session's requests in the
+// order of the calls (ZooKeeper's per-session FIFO).
 //
 // Network: one epoll thread owns every socket (non-blocking reads and
-// writes); gRPC completions append replies to a connection's output under
-// its mutex and wake the loop through an eventfd. Replies leave in request
-// order; a reply whose header.event_seq is N waits until the connection has
-// written every watch event up to N (ZooKeeper's ordering guarantee).
+// writes) and runs the reads (answered inline); writes complete on the
+// service's completion threads. A reply goes into its slot under the
+// connection's mutex, and the connection's output is written once per
+// batch of work (an epoll round, a batch of completions). Replies leave in
+// request order; a reply whose header.event_seq is N waits until the
+// connection has written every watch event up to N (ZooKeeper's ordering
+// guarantee). A session that is closed or expires, or that another
+// connection resumes, ends the connection after the replies it owes.
 // A malformed frame closes that connection only.
 #ifndef ROCKEEPER_RPC_WIRE_SERVER_H_
 #define ROCKEEPER_RPC_WIRE_SERVER_H_
@@ -30,7 +35,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "grpcpp/channel.h"
 #include "rpc/four_letter_words.h"
 #include "rpc/metrics.h"
 
@@ -50,18 +54,16 @@ struct WireServerOptions {
   // Counters (packets, bytes, connections, watch events); must outlive the
   // server. Null: the server keeps its own.
   ServerMetrics* metrics = nullptr;
-  // Called once per connection, after it closed and its last call to the
-  // service completed, with the connection number it sent in its calls'
-  // rk-order metadata (RockeeperService::ForgetConnection). May be null.
-  std::function<void(uint64_t)> on_connection_closed;
 };
+
+class RockeeperService;
 
 class WireServer {
  public:
-  // Binds and starts the event loop. `channel` reaches the gRPC service
-  // (Server::InProcessChannel).
+  // Binds and starts the event loop. `service` runs the requests; it must
+  // outlive the server (and its completions of calls still in flight).
   static absl::StatusOr<std::unique_ptr<WireServer>> Start(
-      const WireServerOptions& options, std::shared_ptr<grpc::Channel> channel);
+      const WireServerOptions& options, RockeeperService* service);
   ~WireServer();  // closes every connection and joins the loop
   int port() const;
 

@@ -346,15 +346,13 @@ int Serve(const ServerConfig& cfg) {
   Log("INFO", absl::StrCat("rockeeper ", kVersion,
                            cfg.standalone() ? " standalone" : " quorum member",
                            ": gRPC on ", listen));
-  // The ZooKeeper wire protocol, served by the same service in-process.
+  // The ZooKeeper wire protocol, served by the same service (called
+  // directly).
   rpc::WireServerOptions wo;
   wo.address = cfg.client_port_address;
   wo.port = cfg.client_port;
   wo.max_frame_bytes = cfg.jute_max_buffer_bytes;
   wo.metrics = &metrics;
-  wo.on_connection_closed = [&service](uint64_t conn) {
-    service->ForgetConnection(conn);
-  };
   // Set once started; read by 4lw and admin commands (which only run after
   // the wire server or the admin server started, so after this is set).
   std::atomic<rpc::WireServer*> wire_ptr{nullptr};
@@ -399,8 +397,7 @@ int Serve(const ServerConfig& cfg) {
                     started);
   };
   absl::StatusOr<std::unique_ptr<rpc::WireServer>> wire =
-      rpc::WireServer::Start(
-          wo, server->InProcessChannel(grpc::ChannelArguments()));
+      rpc::WireServer::Start(wo, service.get());
   if (!wire.ok()) {
     Log("ERROR",
         absl::StrCat("ZooKeeper protocol: ", wire.status().ToString()));
