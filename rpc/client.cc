@@ -1515,6 +1515,7 @@ MultiResult Client::Impl::Multi(const std::vector<Op>& ops) {
       case Op::Type::kCreate:
         FillCreate(op.path, op.data, op.acl, op.mode, op.ttl_ms,
                    o->mutable_create());
+        o->mutable_create()->set_data_null(op.data_null);
         break;
       case Op::Type::kDelete:
         o->mutable_delete_()->set_path(op.path);
@@ -1523,6 +1524,7 @@ MultiResult Client::Impl::Multi(const std::vector<Op>& ops) {
       case Op::Type::kSetData:
         o->mutable_set_data()->set_path(op.path);
         o->mutable_set_data()->set_data(op.data);
+        o->mutable_set_data()->set_data_null(op.data_null);
         if (op.version != -1) o->mutable_set_data()->set_version(op.version);
         break;
       case Op::Type::kCheck:

@@ -276,6 +276,7 @@ struct Op {
   CreateMode mode = CreateMode::kPersistent;
   int64_t ttl_ms = -1;
   int32_t version = -1;
+  bool data_null = false;  // create/setData: ZooKeeper's null data
 };
 
 struct OpResult {

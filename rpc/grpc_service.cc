@@ -72,6 +72,7 @@ engine::CreateRequest ToCreate(const v1::CreateRequest& r) {
   c.acl = FromApiAcl(r.acl());
   c.flags = static_cast<int32_t>(r.mode());
   c.ttl_ms = r.has_ttl_ms() ? r.ttl_ms() : -1;
+  c.data_null = r.data_null() && r.data().empty();
   return c;
 }
 
@@ -715,7 +716,8 @@ void RockeeperService::SetData(const CallInfo& call,
       [this, &req](auto& c) -> std::optional<grpc::Status> {
         SubmitAsync(&c, engine::SetDataRequest{
                             req.path(), req.data(),
-                            VersionOrAny(req.has_version(), req.version())});
+                            VersionOrAny(req.has_version(), req.version()),
+                            req.data_null() && req.data().empty()});
         return std::nullopt;
       },
       [this, resp](auto& c, replication::SubmitResult& r) {
@@ -771,7 +773,9 @@ grpc::Status ToMulti(const v1::MultiRequest& req, engine::MultiRequest* multi) {
         multi->ops.push_back(
             engine::SetDataRequest{op.set_data().path(), op.set_data().data(),
                                    VersionOrAny(op.set_data().has_version(),
-                                                op.set_data().version())});
+                                                op.set_data().version()),
+                                   op.set_data().data_null() &&
+                                       op.set_data().data().empty()});
         break;
       case v1::MultiRequest::Op::kCheck:
         multi->ops.push_back(engine::CheckRequest{
@@ -891,6 +895,7 @@ void RockeeperService::GetData(const CallInfo& call,
           if (err == ZkError::kOk) {
             ToApiStat(engine::ClientStat(node), resp->mutable_stat());
             resp->set_data(std::move(node.data));
+            resp->set_data_null(node.data_null);
           }
           return st;
         });
@@ -983,6 +988,7 @@ void RockeeperService::MultiRead(const CallInfo& call,
               for (auto& n : names) result->add_children(std::move(n));
             } else if (err == ZkError::kOk) {
               result->set_data(node.data);
+              result->set_data_null(node.data_null);
             }
             result->set_err(static_cast<int32_t>(err));
             if (err == ZkError::kOk) {

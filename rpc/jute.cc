@@ -185,7 +185,7 @@ bool Read(JuteReader& r, PathWatchRequest* v) {
 }
 
 bool Read(JuteReader& r, SetDataRequest* v) {
-  return r.ReadString(&v->path) && r.ReadBuffer(&v->data) &&
+  return r.ReadString(&v->path) && r.ReadBuffer(&v->data, &v->data_null) &&
          r.ReadInt(&v->version);
 }
 
@@ -302,7 +302,11 @@ void Write(JuteWriter& w, const PathWatchRequest& v) {
 
 void Write(JuteWriter& w, const SetDataRequest& v) {
   w.WriteString(v.path);
-  w.WriteBuffer(v.data);
+  if (v.data_null) {
+    w.WriteNullBuffer();
+  } else {
+    w.WriteBuffer(v.data);
+  }
   w.WriteInt(v.version);
 }
 

@@ -133,6 +133,7 @@ struct SetDataRequest {
   std::string path;
   std::string data;
   int32_t version = -1;
+  bool data_null = false;  // a null buffer (length -1); `data` is empty
 };
 struct SetAclRequest {
   std::string path;

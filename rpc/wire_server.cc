@@ -158,6 +158,7 @@ void FillCreate(jute::CreateRequest&& c, v1::CreateRequest* out) {
   ToApiAcls(c.acl, out->mutable_acl());
   out->set_mode(static_cast<v1::CreateMode>(c.flags));
   if (c.ttl >= 0) out->set_ttl_ms(c.ttl);
+  if (c.data_null) out->set_data_null(true);
 }
 
 // A frame written in place: BeginFrame leaves room for the length, which
@@ -958,7 +959,11 @@ bool Connection::HandleRequest(absl::string_view payload) {
           [](Connection& conn, const ReplySlot& slot, const grpc::Status& s,
              const v1::GetDataResponse& resp) {
             conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
-              w.WriteBuffer(resp.data());
+              if (resp.data_null()) {
+                w.WriteNullBuffer();  // ZooKeeper's null byte array
+              } else {
+                w.WriteBuffer(resp.data());
+              }
               jute::Write(w, ToJute(resp.stat()));
             });
           });
@@ -970,6 +975,7 @@ bool Connection::HandleRequest(absl::string_view payload) {
       v1::SetDataRequest req;
       req.set_path(std::move(sd.path));
       req.set_data(std::move(sd.data));
+      if (sd.data_null) req.set_data_null(true);
       if (sd.version != -1) req.set_version(sd.version);
       Send<v1::SetDataRequest, v1::SetDataResponse>(
           &RockeeperService::SetData, std::move(req),
@@ -1210,6 +1216,7 @@ bool Connection::HandleMulti(int32_t xid, jute::JuteReader& r) {
         if (!jute::Read(r, &sd)) return false;
         op->mutable_set_data()->set_path(std::move(sd.path));
         op->mutable_set_data()->set_data(std::move(sd.data));
+        if (sd.data_null) op->mutable_set_data()->set_data_null(true);
         if (sd.version != -1) op->mutable_set_data()->set_version(sd.version);
         break;
       }
@@ -1322,7 +1329,11 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
                                                     res.children().end()));
           } else {
             jute::Write(w, jute::MultiHeader{kGetData, false, 0});
-            w.WriteBuffer(res.data());
+            if (res.data_null()) {
+              w.WriteNullBuffer();
+            } else {
+              w.WriteBuffer(res.data());
+            }
             jute::Write(w, ToJute(res.stat()));
           }
         }

@@ -29,8 +29,6 @@ ZK_JAR = "/usr/share/java/zookeeper.jar"
 
 # (line printed against ZooKeeper, line printed against rockeeper) pairs that
 # are known, documented differences (docs/wire-protocol.md).
-# (The script avoids `get` of a znode created without data: ZooKeeper prints
-# "null", rockeeper an empty line; see "Null data" there.)
 KNOWN_DIFFERENCES = set()
 
 

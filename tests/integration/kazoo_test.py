@@ -19,7 +19,8 @@ import unittest
 from kazoo.client import KazooClient
 from kazoo.exceptions import (BadVersionError, NoAuthError, NodeExistsError,
                               NoNodeError, NotEmptyError)
-from kazoo.security import make_digest_acl
+from kazoo.protocol.serialization import Create, SetData, Transaction
+from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
 from rktest import free_port  # noqa: E402
@@ -101,6 +102,33 @@ class KazooTest(unittest.TestCase):
         self.assertIsNone(zk.exists("/nope"))
         zk.delete("/crud", recursive=True)
         self.assertIsNone(zk.exists("/crud"))
+
+    def test_null_data_is_kept_apart_from_empty_data(self):
+        # ZooKeeper's null byte array (a buffer of length -1) reads back as
+        # null; an empty buffer as empty (kazoo: None versus b""). kazoo's
+        # API refuses None, so the requests are sent through its protocol
+        # layer.
+        zk = self.client()
+
+        def call(request):
+            result = zk.handler.async_result()
+            zk._call(request, result)
+            return result.get(timeout=10)
+
+        call(Create("/nul", None, OPEN_ACL_UNSAFE, 0))
+        zk.create("/nul/empty", b"")
+        self.assertEqual(zk.get("/nul")[0], None)
+        self.assertEqual(zk.get("/nul/empty")[0], b"")
+        call(SetData("/nul/empty", None, -1))
+        self.assertEqual(zk.get("/nul/empty")[0], None)
+        zk.set("/nul", b"")
+        self.assertEqual(zk.get("/nul")[0], b"")
+        results = call(Transaction([Create("/nul/m", None, OPEN_ACL_UNSAFE, 0),
+                                    SetData("/nul", None, -1)]))
+        self.assertEqual(results[0], "/nul/m")
+        self.assertEqual(zk.get("/nul/m")[0], None)
+        self.assertEqual(zk.get("/nul")[0], None)
+        zk.delete("/nul", recursive=True)
 
     def test_refused_writes_consume_a_zxid(self):
         # As ZooKeeper: a refused write is logged as an error txn, and its

@@ -260,6 +260,7 @@ Cli::Result Cli::CopyTree(const std::string& src, const std::string& dst,
     if (!acl.ok()) return Fail(acl.status(), p);
     creates.push_back(client::Op::Create(
         absl::StrCat(dst, p.substr(src.size())), data->data, acl->acl));
+    creates.back().data_null = data->data_null;
     // The delete is conditional on the version read: a node changed since
     // fails the move instead of losing the change.
     if (move) deletes.push_back(client::Op::Delete(p, data->stat.version));

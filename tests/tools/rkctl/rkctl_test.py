@@ -506,6 +506,12 @@ class RkctlTest(unittest.TestCase):
         self.assertEqual(self.ok("getAcl", "/x2copy/c"), "'world,'anyone\n: rwa\n")
         self.assertEqual(self.ok("ls", "-R", "/x2"),
                          "/x2\n/x2/a\n/x2/a/b\n/x2/a/bb\n/x2/c\n")
+        # Null data stays null, empty stays empty.
+        self.ok("create", "/x4")
+        self.ok("create", "/x4/e", "")
+        self.ok("cp", "/x4", "/x4c")
+        self.assertEqual(self.ok("get", "/x4c"), "null\n")
+        self.assertEqual(self.ok("get", "/x4c/e"), "\n")
         # Atomic: a destination that exists fails the copy as a whole.
         self.ok("create", "/x2dst", "")
         self.ok("create", "/x2dst/c", "")

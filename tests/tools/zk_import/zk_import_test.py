@@ -218,7 +218,7 @@ def record_tree(zk, skip=("/zookeeper/config",)):
             continue
         data, stat = zk.get(path)
         acl, _ = zk.get_acls(path)
-        tree[path] = (data or b"", {f: getattr(stat, f) for f in STAT_FIELDS},
+        tree[path] = (data, {f: getattr(stat, f) for f in STAT_FIELDS},
                       [(a.perms, a.id.scheme, a.id.id) for a in acl])
         for child in zk.get_children(path):
             stack.append(("/" if path == "/" else path + "/") + child)
@@ -477,7 +477,6 @@ class ZooKeeperMigrationTest(unittest.TestCase):
         self.assertNotIn("digest mismatch", log.lower())
         # ZooKeeper read the digest section (and found it matching).
         self.assertIn("The digest in the snapshot has digest version of 2", log)
-        # Null data comes back as empty data (rockeeper does not keep null).
         self.assert_same_tree(got, "ZooKeeper on the exported snapshot")
 
     def test_5_damaged_inputs(self):
