@@ -2,7 +2,9 @@
 """The ZooKeeper wire front end calling the service directly: a session's
 requests answered in order when many are pipelined, watch events of a
 session resumed on a new connection, connections that go away with writes
-in flight. Python kazoo against a real rockeeper process.
+in flight, 2000 connections served without a thread each, and a client that
+does not read its replies cut off at the output bound. Python kazoo and raw
+jute frames against a real rockeeper process.
 
 Usage: wire_dispatch_test.py --bin build/server/rockeeper
 """
@@ -10,10 +12,12 @@ import argparse
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 from kazoo.client import KazooClient
@@ -29,6 +33,45 @@ def drop_connection(zk):
     """Breaks kazoo's TCP connection under it: it reconnects with the same
     session (as after a network blip)."""
     zk._connection._socket.shutdown(socket.SHUT_RDWR)
+
+
+def frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+
+def jute_string(text):
+    data = text.encode()
+    return struct.pack(">i", len(data)) + data
+
+
+def connect_request():
+    """ConnectRequest: protocol 0, lastZxidSeen 0, timeout 30 s, new
+    session, empty password."""
+    return frame(struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16)
+                 + b"\0" * 16)
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def recv_frame(sock):
+    (n,) = struct.unpack(">i", recv_exact(sock, 4))
+    return recv_exact(sock, n)
+
+
+def thread_count(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads line")
 
 
 class WireDispatchTest(unittest.TestCase):
@@ -149,6 +192,76 @@ class WireDispatchTest(unittest.TestCase):
         self.assertLessEqual(len(names), 1000)
         checker.create("/gone/after", b"ok")
         self.assertEqual(checker.get("/gone/after")[0], b"ok")
+
+    def test_two_thousand_connections_on_a_few_threads(self):
+        # The network layer is event driven: 2000 open sessions, each
+        # answered, without a thread per connection.
+        before = thread_count(self.proc.pid)
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(2000):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.sendall(connect_request())
+            socks.append(s)
+        sessions = set()
+        for s in socks:
+            reply = recv_frame(s)
+            _, timeout_ms, session_id = struct.unpack(">iiq", reply[:16])
+            self.assertGreater(timeout_ms, 0)
+            sessions.add(session_id)
+        self.assertEqual(len(sessions), 2000)
+        # exists("/") on every connection, all sent before any is read.
+        request = frame(struct.pack(">ii", 1, 3) + jute_string("/") + b"\0")
+        for s in socks:
+            s.sendall(request)
+        for s in socks:
+            xid, _, err = struct.unpack(">iqi", recv_frame(s)[:16])
+            self.assertEqual((xid, err), (1, 0))
+        during = thread_count(self.proc.pid)
+        self.assertLess(during - before, 16,
+                        f"threads: {before} before, {during} with 2000 connections")
+        close = frame(struct.pack(">ii", 2, -11))
+        for s in socks:
+            s.sendall(close)
+        for s in socks:
+            xid, _, err = struct.unpack(">iqi", recv_frame(s)[:16])
+            self.assertEqual((xid, err), (2, 0))
+            s.close()
+        socks.clear()
+
+    def test_client_that_does_not_read_is_disconnected(self):
+        # Output per connection is bounded (64 MiB): a client that sends
+        # requests and never reads the replies is cut off, and the others
+        # are served meanwhile.
+        zk = self.client()
+        zk.create("/big", b"b" * 1000000)
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(connect_request())
+        recv_frame(s)
+        requests = 150  # 150 MB of replies
+        get = b"".join(frame(struct.pack(">ii", i + 1, 4) + jute_string("/big") + b"\0")
+                       for i in range(requests))
+        s.sendall(get)
+        # The others are served while this one is not reading.
+        self.assertEqual(len(zk.get("/big")[0]), 1000000)
+        # Reading now finds the end of the stream before all the replies.
+        received = 0
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                chunk = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += len(chunk)
+        else:
+            self.fail("the connection was not closed")
+        self.assertLess(received, requests * 1000000)
+        self.assertIsNone(self.proc.poll(), "server exited")
+        self.assertEqual(zk.get("/big")[1].dataLength, 1000000)
 
 
 if __name__ == "__main__":
