@@ -272,6 +272,26 @@ class KazooTest(unittest.TestCase):
         s.sendall(struct.pack(">i", len(unknown)) + unknown)
         reply = self.recv_all(s)
         self.assertEqual(struct.unpack(">iiqi", reply), (16, 7, -1, -6))
+        # A path that is not UTF-8 gets BADARGUMENTS (-8), and the
+        # connection stays usable.
+        s = self.raw()
+        s.sendall(struct.pack(">i", len(connect)) + connect)
+        (n,) = struct.unpack(">i", s.recv(4))
+        while n > 0:
+            n -= len(s.recv(n))
+        path = b"/bad\xff\xfe"
+        create = (struct.pack(">ii", 3, 1) + struct.pack(">i", len(path)) + path
+                  + struct.pack(">i", 1) + b"v"
+                  + struct.pack(">ii", 1, 31) + struct.pack(">i", 5) + b"world"
+                  + struct.pack(">i", 6) + b"anyone" + struct.pack(">i", 0))
+        s.sendall(struct.pack(">i", len(create)) + create)
+        (n,) = struct.unpack(">i", s.recv(4))
+        self.assertEqual(struct.unpack(">iqi", s.recv(n))[::2], (3, -8))
+        # A negative ACL count (not -1, jute's null vector) closes it.
+        bad_acl = (struct.pack(">ii", 4, 7) + struct.pack(">i", 2) + b"/x"
+                   + struct.pack(">i", -5) + struct.pack(">i", -1))
+        s.sendall(struct.pack(">i", len(bad_acl)) + bad_acl)
+        self.assertEqual(self.recv_all(s), b"")
         # The server and other clients are fine.
         self.assertEqual(zk.get("/survivor")[0], b"x")
 
