@@ -666,12 +666,22 @@ bool DataTooLarge(size_t bytes, size_t max,
   return true;
 }
 
+// data_null with data: the request contradicts itself.
+bool NullWithData(bool data_null, const std::string& data,
+                  const RockeeperService::Done& done) {
+  if (!data_null || data.empty()) return false;
+  done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                    "data_null with non-empty data"));
+  return true;
+}
+
 }  // namespace
 
 void RockeeperService::Create(const CallInfo& call,
                               const v1::CreateRequest& req,
                               v1::CreateResponse* resp, Done done) {
   if (DataTooLarge(req.data().size(), options_.max_data_bytes, done)) return;
+  if (NullWithData(req.data_null(), req.data(), done)) return;
   Serve(
       call, OpKind::kCreate, resp->mutable_header(), std::move(done),
       [this, &req](auto& c) -> std::optional<grpc::Status> {
@@ -711,6 +721,7 @@ void RockeeperService::SetData(const CallInfo& call,
                                const v1::SetDataRequest& req,
                                v1::SetDataResponse* resp, Done done) {
   if (DataTooLarge(req.data().size(), options_.max_data_bytes, done)) return;
+  if (NullWithData(req.data_null(), req.data(), done)) return;
   Serve(
       call, OpKind::kSetData, resp->mutable_header(), std::move(done),
       [this, &req](auto& c) -> std::optional<grpc::Status> {
@@ -762,6 +773,10 @@ grpc::Status ToMulti(const v1::MultiRequest& req, engine::MultiRequest* multi) {
   for (const auto& op : req.ops()) {
     switch (op.op_case()) {
       case v1::MultiRequest::Op::kCreate:
+        if (op.create().data_null() && !op.create().data().empty()) {
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "data_null with non-empty data");
+        }
         multi->ops.push_back(ToCreate(op.create()));
         break;
       case v1::MultiRequest::Op::kDelete:
@@ -770,12 +785,14 @@ grpc::Status ToMulti(const v1::MultiRequest& req, engine::MultiRequest* multi) {
             VersionOrAny(op.delete_().has_version(), op.delete_().version())});
         break;
       case v1::MultiRequest::Op::kSetData:
-        multi->ops.push_back(
-            engine::SetDataRequest{op.set_data().path(), op.set_data().data(),
-                                   VersionOrAny(op.set_data().has_version(),
-                                                op.set_data().version()),
-                                   op.set_data().data_null() &&
-                                       op.set_data().data().empty()});
+        if (op.set_data().data_null() && !op.set_data().data().empty()) {
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "data_null with non-empty data");
+        }
+        multi->ops.push_back(engine::SetDataRequest{
+            op.set_data().path(), op.set_data().data(),
+            VersionOrAny(op.set_data().has_version(), op.set_data().version()),
+            op.set_data().data_null() && op.set_data().data().empty()});
         break;
       case v1::MultiRequest::Op::kCheck:
         multi->ops.push_back(engine::CheckRequest{

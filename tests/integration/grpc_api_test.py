@@ -175,6 +175,16 @@ class GrpcApiTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             self.s.Multi(pb.MultiRequest(ops=[pb.MultiRequest.Op()]))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Null data with data contradicts itself: refused, nothing written.
+        bad = [lambda: self.s.Create(pb.CreateRequest(path="/nd", data=b"x", data_null=True)),
+               lambda: self.s.SetData(pb.SetDataRequest(path="/ok", data=b"x", data_null=True)),
+               lambda: self.s.Multi(pb.MultiRequest(ops=[pb.MultiRequest.Op(
+                   create=pb.CreateRequest(path="/nd", data=b"x", data_null=True))]))]
+        for call in bad:
+            with self.assertRaises(grpc.RpcError) as cm:
+                call()
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.s.Exists(pb.ExistsRequest(path="/nd")).header.err, NONODE)
         r = self.s.Create(pb.CreateRequest(path="/x"), metadata=(("rk-session-id", "12345"),))
         self.assertEqual(r.header.err, SESSIONEXPIRED)
         self.assertEqual(self.s.Exists(pb.ExistsRequest(path="/x")).header.err, NONODE)
