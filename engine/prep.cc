@@ -121,6 +121,7 @@ absl::StatusOr<Prep::NodeView> Prep::Lookup(absl::string_view path) const {
   view.exists = true;
   view.node = *std::move(node);
   view.acl = *std::move(acl);
+  view.acl_id_known = true;
   return view;
 }
 
@@ -242,6 +243,7 @@ OpResult PrepCreate(const OpEnv& env, const CreateRequest& req,
   child.node.data = data;
   child.node.data_null = data_null;
   child.acl = acl;
+  child.acl_id_known = false;  // Apply interns the ACL
 
   out->set_path(path);
   out->set_data(data);
@@ -317,6 +319,18 @@ OpResult PrepDeleteContainer(const OpEnv& env,
   return RemoveNode(env, req.path, node->node, scratch, out);
 }
 
+// The fields of SetDataTxn.rest: all of `n` but what the txn itself sets.
+void SetRest(const Znode& n, record::v1::ZnodeRecord* rest) {
+  rest->set_czxid(n.czxid);
+  rest->set_pzxid(n.pzxid);
+  rest->set_ctime_ms(n.ctime_ms);
+  rest->set_cversion(n.cversion);
+  rest->set_aversion(n.aversion);
+  rest->set_ephemeral_owner(n.ephemeral_owner);
+  rest->set_num_children(n.num_children);
+  rest->set_acl_id(n.acl_id);
+}
+
 template <typename ScratchT>
 OpResult PrepSetData(const OpEnv& env, const SetDataRequest& req,
                      ScratchT& scratch, record::v1::SetDataTxn* out) {
@@ -344,6 +358,7 @@ OpResult PrepSetData(const OpEnv& env, const SetDataRequest& req,
   if (after.node.data_null) out->set_data_null(true);
   out->set_version(after.node.version);
   *out->mutable_stat() = ClientStat(after.node);
+  if (after.acl_id_known) SetRest(after.node, out->mutable_rest());
   scratch.Put(req.path, std::move(after));
   return ZkError::kOk;
 }
@@ -367,6 +382,7 @@ OpResult PrepSetAcl(const OpEnv& env, const SetAclRequest& req,
   auto after = *std::move(node);
   after.node.aversion = JavaIntIncrement(after.node.aversion);
   after.acl = acl;
+  after.acl_id_known = false;  // Apply interns the ACL
   out->set_path(req.path);
   for (Acl& a : acl) *out->add_acl() = std::move(a);
   out->set_aversion(after.node.aversion);

@@ -74,6 +74,9 @@ class Prep {
     bool exists = false;
     Znode node;      // node.acl_id is meaningless when `acl` came from
     AclVector acl;   // a pending create or setACL
+    // node.acl_id is the node's id in the acls CF (the view came from the
+    // state DB, possibly changed since by txns that keep the ACL).
+    bool acl_id_known = false;
   };
   class Scratch;
 

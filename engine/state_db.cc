@@ -734,13 +734,19 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
 void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
                            rocksdb::WriteBatch* batch,
                            std::vector<WatchTrigger>* triggers) {
-  ZnodeRecord patch;
-  patch.set_data(s.data());
-  patch.set_data_null(s.data_null());  // explicit: false clears a null
-  patch.set_version(s.version());
-  patch.set_mzxid(txn.header().zxid());
-  patch.set_mtime_ms(txn.header().time_ms());
-  batch->Merge(znodes_, ZnodeKey(s.path()), patch.SerializeAsString());
+  // With `rest` the whole record is known: a Put (reads then find one value
+  // instead of merge patches to fold). Without it, a patch.
+  ZnodeRecord rec = s.has_rest() ? s.rest() : ZnodeRecord();
+  rec.set_data(s.data());
+  rec.set_data_null(s.data_null());  // explicit: false clears a null
+  rec.set_version(s.version());
+  rec.set_mzxid(txn.header().zxid());
+  rec.set_mtime_ms(txn.header().time_ms());
+  if (s.has_rest()) {
+    batch->Put(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
+  } else {
+    batch->Merge(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
+  }
   if (triggers != nullptr) {
     triggers->push_back(
         {s.path(), WatchEventType::kNodeDataChanged, txn.header().zxid()});

@@ -256,6 +256,95 @@ TEST_F(PrepApplyTest, DeleteErrorsAndEffects) {
   EXPECT_EQ(h_.Err(DeleteRequest{"/l/missing", -1}), ZkError::kNoAuth);
 }
 
+// setData carries the node's other fields (`rest`) when Prep knew the whole
+// record, so Apply writes a record instead of a merge patch; not when the
+// node's ACL id is assigned by a pending create or setACL. Both forms give
+// the same state.
+TEST_F(PrepApplyTest, SetDataCarriesRestOnlyWhenPrepKnowsTheRecord) {
+  const AclVector writable = {MakeAcl(perms::kAll, "world", "anyone"),
+                              MakeAcl(perms::kRead, "ip", "10.0.0.1")};
+  CreateRequest r = Create("/r", "r0");
+  r.acl = writable;
+  ASSERT_EQ(h_.Err(r), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/r/kid")), ZkError::kOk);
+  ASSERT_EQ(h_.Err(Create("/acl")), ZkError::kOk);
+  const std::vector<Txn> setup = h_.txns();
+  const Znode before = h_.Node("/r");
+  ASSERT_NE(before.acl_id, kOpenAclId);
+
+  // Prepared together, applied together: each sees the pending ones.
+  std::vector<Txn> batch;
+  int64_t zxid = h_.next_zxid();
+  auto prepare = [&](const WriteRequest& req) -> Txn {
+    auto out = h_.prep().Prepare({}, req, zxid, 5000 + zxid);
+    EXPECT_TRUE(out.ok() && out->txn) << req.index();
+    if (!out.ok() || !out->txn) return Txn();
+    ++zxid;
+    batch.push_back(*out->txn);
+    return *out->txn;
+  };
+  Txn set_r = prepare(SetDataRequest{"/r", "r1", 0});
+  ASSERT_TRUE(set_r.set_data().has_rest());
+  const auto& rest = set_r.set_data().rest();
+  EXPECT_EQ(rest.acl_id(), before.acl_id);
+  EXPECT_EQ(rest.czxid(), before.czxid);
+  EXPECT_EQ(rest.ctime_ms(), before.ctime_ms);
+  EXPECT_EQ(rest.num_children(), 1);
+  EXPECT_EQ(rest.cversion(), 1);
+  EXPECT_FALSE(rest.has_data() || rest.has_version() || rest.has_mzxid());
+  // A pending child create changes the parent's fields: the next set says so.
+  prepare(Create("/r/kid2"));
+  Txn set_r2 = prepare(SetDataRequest{"/r", "r2", 1});
+  ASSERT_TRUE(set_r2.set_data().has_rest());
+  EXPECT_EQ(set_r2.set_data().rest().num_children(), 2);
+  EXPECT_EQ(set_r2.set_data().rest().pzxid(), zxid - 2);
+  // Created or re-ACLed by a pending txn: Apply assigns the ACL id.
+  prepare(Create("/p", "p0"));
+  EXPECT_FALSE(prepare(SetDataRequest{"/p", "p1", -1}).set_data().has_rest());
+  prepare(SetAclRequest{"/acl", writable, -1});
+  EXPECT_FALSE(prepare(SetDataRequest{"/acl", "a", -1}).set_data().has_rest());
+  // And a child created after the last set (a merge on top of the record).
+  prepare(Create("/r/kid3"));
+  ASSERT_TRUE(h_.db().Apply(batch, nullptr).ok());
+  h_.prep().OnApplied(zxid - 1);
+
+  const Znode after = h_.Node("/r");
+  EXPECT_EQ(after.data, "r2");
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.num_children, 3);
+  EXPECT_EQ(after.cversion, 3);
+  EXPECT_EQ(after.pzxid, zxid - 1);
+  EXPECT_EQ(after.acl_id, before.acl_id);
+  EXPECT_EQ(after.czxid, before.czxid);
+  EXPECT_EQ(h_.Node("/p").data, "p1");
+  EXPECT_EQ(h_.Node("/acl").data, "a");
+  // Once applied, a set of /p and /acl carries `rest` too.
+  const size_t first_late = batch.size();
+  EXPECT_TRUE(prepare(SetDataRequest{"/p", "p2", -1}).set_data().has_rest());
+  EXPECT_TRUE(prepare(SetDataRequest{"/acl", "b", -1}).set_data().has_rest());
+  ASSERT_TRUE(h_.db()
+                  .Apply(std::vector<Txn>(batch.begin() + first_late,
+                                          batch.end()),
+                         nullptr)
+                  .ok());
+  h_.prep().OnApplied(zxid - 1);
+  EXPECT_EQ(h_.Node("/acl").data, "b");
+
+  // The same txns without `rest` (merge patches) give the same state.
+  EngineHarness merged(dir_.Sub("merged"));
+  std::vector<Txn> all = setup;
+  all.insert(all.end(), batch.begin(), batch.end());
+  for (Txn& t : all) {
+    if (t.has_set_data()) t.mutable_set_data()->clear_rest();
+  }
+  ASSERT_TRUE(merged.db().Apply(all, nullptr).ok());
+  auto d1 = h_.db().ComputeDigest();
+  auto d2 = merged.db().ComputeDigest();
+  ASSERT_TRUE(d1.ok() && d2.ok());
+  EXPECT_EQ(*d1, *d2);
+  EXPECT_EQ(merged.Node("/r").num_children, 3);
+}
+
 TEST_F(PrepApplyTest, SetDataErrorsAndEffects) {
   EXPECT_EQ(h_.Err(SetDataRequest{"bad", "", -1}), ZkError::kBadArguments);
   EXPECT_EQ(h_.Err(SetDataRequest{"/none", "", -1}), ZkError::kNoNode);
