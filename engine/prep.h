@@ -24,8 +24,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/requests.h"
 #include "engine/state_db.h"
@@ -62,8 +62,8 @@ class Prep {
   // request consumes nothing: the caller may reuse the zxid. An
   // absl::Status error means the state DB could not be read.
   absl::StatusOr<PrepOutcome> Prepare(const RequestContext& ctx,
-                                      const WriteRequest& request,
-                                      int64_t zxid, int64_t time_ms);
+                                      const WriteRequest& request, int64_t zxid,
+                                      int64_t time_ms);
 
   void OnApplied(int64_t zxid);
   void Reset();
@@ -72,8 +72,8 @@ class Prep {
  private:
   struct NodeView {
     bool exists = false;
-    Znode node;      // node.acl_id is meaningless when `acl` came from
-    AclVector acl;   // a pending create or setACL
+    Znode node;     // node.acl_id is meaningless when `acl` came from
+    AclVector acl;  // a pending create or setACL
     // node.acl_id is the node's id in the acls CF (the view came from the
     // state DB, possibly changed since by txns that keep the ACL).
     bool acl_id_known = false;
@@ -84,8 +84,8 @@ class Prep {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<bool> SessionExists(int64_t session_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<std::string>> EphemeralsOf(int64_t session_id)
-      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<std::string>> EphemeralsOf(
+      int64_t session_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Quota roots: paths that have a zookeeper_limits node (committed or
   // pending). Loaded from the DB on first use and after Reset().
   absl::Status LoadQuotaRoots() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -93,8 +93,8 @@ class Prep {
   std::string MaxQuotaRoot(absl::string_view path) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Usage of the subtree at `root`: committed state plus pending changes.
-  absl::StatusOr<StateDb::Usage> PendingAwareUsage(absl::string_view root)
-      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<StateDb::Usage> PendingAwareUsage(absl::string_view root) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Charges a count/bytes change at `path` to its deepest quota root's
   // zookeeper_stats node (in `scratch`); QUOTAEXCEEDED if enforced hard
   // limits would be broken.

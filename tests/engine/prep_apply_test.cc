@@ -322,11 +322,11 @@ TEST_F(PrepApplyTest, SetDataCarriesRestOnlyWhenPrepKnowsTheRecord) {
   const size_t first_late = batch.size();
   EXPECT_TRUE(prepare(SetDataRequest{"/p", "p2", -1}).set_data().has_rest());
   EXPECT_TRUE(prepare(SetDataRequest{"/acl", "b", -1}).set_data().has_rest());
-  ASSERT_TRUE(h_.db()
-                  .Apply(std::vector<Txn>(batch.begin() + first_late,
-                                          batch.end()),
-                         nullptr)
-                  .ok());
+  ASSERT_TRUE(
+      h_.db()
+          .Apply(std::vector<Txn>(batch.begin() + first_late, batch.end()),
+                 nullptr)
+          .ok());
   h_.prep().OnApplied(zxid - 1);
   EXPECT_EQ(h_.Node("/acl").data, "b");
 
