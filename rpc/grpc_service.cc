@@ -418,7 +418,8 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
                              SubmittedFn submitted) {
   // Backpressure: count the request until it finishes.
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >=
-      options_.max_outstanding_requests) {
+          options_.max_outstanding_requests &&
+      !info.paced) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     metrics_->requests_throttled.Add();
     metrics_->RecordRequest(op, 0, /*error=*/true);

@@ -95,6 +95,11 @@ struct CallInfo {
   // RemoveWatches only checks that the watch exists (ZooKeeper's
   // checkWatches); it stays.
   bool check_only = false;
+  // The transport holds requests back itself while the service is
+  // saturated (the wire front end stops reading, as ZooKeeper does at
+  // globalOutstandingLimit): the call is counted in flight but never
+  // refused with RESOURCE_EXHAUSTED.
+  bool paced = false;
 };
 
 class RockeeperService final : public v1::Rockeeper::CallbackService {
@@ -255,6 +260,12 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   LatencyStats latency() const;
   void ResetStats();
   int64_t outstanding_requests() const { return in_flight_.load(); }
+  // At or above max_outstanding_requests: a paced transport should stop
+  // taking requests until this is false again. Any thread.
+  bool saturated() const {
+    return in_flight_.load(std::memory_order_relaxed) >=
+           options_.max_outstanding_requests;
+  }
 
  private:
   class Call;

@@ -254,6 +254,10 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
   CounterMetric(&out, "rockeeper_wire_slow_clients_closed_total",
                 "Connections closed because the client did not read.",
                 wire_slow_clients_closed.value());
+  CounterMetric(&out, "rockeeper_wire_reads_paused_total",
+                "Times a clientPort connection stopped reading because "
+                "globalOutstandingLimit requests were in flight.",
+                wire_reads_paused.value());
   CounterMetric(&out, "rockeeper_watch_events_sent_total",
                 "Watch notifications written to wire protocol clients.",
                 wire_watch_events_sent.value());

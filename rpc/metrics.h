@@ -139,6 +139,7 @@ class ServerMetrics {
   Counter wire_bytes_sent;
   Counter wire_bad_frames;           // malformed or oversize: connection closed
   Counter wire_slow_clients_closed;  // output above the bound
+  Counter wire_reads_paused;         // a connection stopped reading (saturated)
   Counter wire_watch_events_sent;
   Counter four_letter_words;
   // Sessions.

@@ -214,6 +214,9 @@ struct WireCore {
   std::thread::id loop_thread;
   std::atomic<int64_t> received{0};
   std::atomic<int64_t> sent{0};
+  // Connections that stopped reading while the service was saturated
+  // (loop thread only); resumed once it is not.
+  std::vector<std::weak_ptr<Connection>> paused;
   // Connections whose session has events to write (the loop writes them).
   absl::Mutex pump_mu;
   std::vector<std::weak_ptr<Connection>> pumps ABSL_GUARDED_BY(pump_mu);
@@ -253,6 +256,11 @@ class WireServer::Impl {
   void Loop();
   // Loop thread: writes the events of the connections that asked.
   void RunPumps();
+  // Loop thread: once the service is not saturated, the paused connections
+  // read again (their buffered requests first).
+  void ResumePaused();
+  // Loop thread: closes `conn` and forgets it.
+  void Drop(const std::shared_ptr<Connection>& conn);
 
   const std::shared_ptr<WireCore> core_;
   int listen_fd_ = -1;
@@ -282,10 +290,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
         remote_(std::move(remote)),
         established_ms_(absl::ToUnixMillis(absl::Now())) {
     call_.client_ip = std::move(ip);
+    call_.paced = true;
   }
 
   // Loop thread: new bytes arrived. False: close the connection.
   bool OnReadable();
+  // Loop thread: reading again after a pause (see ProcessInput). False:
+  // close the connection.
+  bool Resume();
   // Any thread: writes pending output.
   void Flush();
   void Close();
@@ -318,6 +330,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Method = void (RockeeperService::*)(const CallInfo&, const Req&, Resp*,
                                             RockeeperService::Done);
 
+  // Loop thread: handles the complete frames in in_. While the service is
+  // saturated it stops before the next request and pauses: no reading (no
+  // EPOLLIN) until Resume, so the client's requests wait in its socket, as
+  // ZooKeeper throttles at globalOutstandingLimit, instead of failing.
+  bool ProcessInput();
+  void SetInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HandleFrame(absl::string_view payload);
   bool HandleConnect(absl::string_view payload);
   bool HandleRequest(absl::string_view payload);
@@ -379,6 +397,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool close_when_flushed_ ABSL_GUARDED_BY(mu_) = false;
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // not reading: see ProcessInput
   bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_requested_ ABSL_GUARDED_BY(mu_) = false;
   // The connect reply is in out_: events may follow it.
@@ -696,10 +715,7 @@ void Connection::Flush() {
       const bool want = !out_.empty();
       if (want != want_write_) {
         want_write_ = want;
-        epoll_event ev{};
-        ev.events = EPOLLIN | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
-        ev.data.fd = fd_;
-        epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd_, &ev);
+        SetInterestLocked();
       }
       // Replies still owed (e.g. closeSession's, whose session ends first)
       // go out before the socket closes.
@@ -725,6 +741,24 @@ void Connection::Close() {
   if (sub != nullptr) sub->Detach();
 }
 
+void Connection::SetInterestLocked() {
+  epoll_event ev{};
+  ev.events = (paused_ ? 0u : static_cast<uint32_t>(EPOLLIN)) |
+              (want_write_ ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.data.fd = fd_;
+  epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd_, &ev);
+}
+
+bool Connection::Resume() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    paused_ = false;
+    SetInterestLocked();
+  }
+  return ProcessInput();
+}
+
 bool Connection::OnReadable() {
   char buf[64 * 1024];
   for (;;) {
@@ -739,6 +773,10 @@ bool Connection::OnReadable() {
     if (errno == EINTR) continue;
     return false;
   }
+  return ProcessInput();
+}
+
+bool Connection::ProcessInput() {
   if (!handshake_done_ && in_.size() >= 4 &&
       IsFourLetterWord(absl::string_view(in_).substr(0, 4))) {
     {
@@ -772,6 +810,16 @@ bool Connection::OnReadable() {
     if (!frame) break;
     if (stop_reading_) {  // after closeSession or an unknown opcode
       offset = in_.size();
+      break;
+    }
+    if (handshake_done_ && core_->service->saturated()) {
+      absl::MutexLock lock(&mu_);
+      if (!paused_) {
+        paused_ = true;
+        SetInterestLocked();
+        core_->paused.push_back(weak_from_this());
+        core_->metrics->wire_reads_paused.Add();
+      }
       break;
     }
     core_->received.fetch_add(1, std::memory_order_relaxed);
@@ -1445,7 +1493,9 @@ void WireServer::Impl::Loop() {
   core_->loop_thread = std::this_thread::get_id();
   epoll_event events[128];
   while (!stopping_) {
-    const int n = epoll_wait(core_->epoll_fd, events, 128, 500);
+    // Paused connections are retried every millisecond.
+    const int n = epoll_wait(core_->epoll_fd, events, 128,
+                             core_->paused.empty() ? 500 : 1);
     // Replies completed during this round (reads answer inline) leave with
     // one send per connection when it ends.
     DeferScope round;
@@ -1489,18 +1539,34 @@ void WireServer::Impl::Loop() {
       if (keep && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         keep = conn->OnReadable() && !conn->closed();
       }
-      if (!keep) {
-        conn->Close();
-        epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-        ::close(fd);
-        {
-          absl::MutexLock lock(&conns_mu_);
-          connections_.erase(it);
-        }
-        connections_open_.fetch_sub(1);
-      }
+      if (!keep) Drop(conn);
     }
+    ResumePaused();
     RunPumps();
+  }
+}
+
+void WireServer::Impl::Drop(const std::shared_ptr<Connection>& conn) {
+  const int fd = conn->fd();
+  conn->Close();
+  epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  {
+    absl::MutexLock lock(&conns_mu_);
+    connections_.erase(fd);
+  }
+  connections_open_.fetch_sub(1);
+}
+
+void WireServer::Impl::ResumePaused() {
+  if (core_->paused.empty() || core_->service->saturated()) return;
+  std::vector<std::weak_ptr<Connection>> paused;
+  paused.swap(core_->paused);  // a connection may pause again meanwhile
+  for (const auto& weak : paused) {
+    std::shared_ptr<Connection> conn = weak.lock();
+    if (conn == nullptr) continue;
+    if (conn->closed()) continue;  // its fd is dropped by the read path
+    if (!conn->Resume() || conn->closed()) Drop(conn);
   }
 }
 

@@ -7,11 +7,9 @@ Usage: kazoo_test.py --bin build/server/rockeeper
 """
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -23,7 +21,7 @@ from kazoo.protocol.serialization import Create, SetData, Transaction
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
-from rktest import free_port  # noqa: E402
+from rktest import StandaloneServer, free_port  # noqa: E402
 
 ARGS = None
 
@@ -40,37 +38,16 @@ def poll(predicate, seconds=15):
 class KazooTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root = tempfile.mkdtemp(prefix="rk-kazoo-")
-        cls.port = free_port()
-        cfg = os.path.join(cls.root, "zoo.cfg")
-        with open(cfg, "w") as f:
-            f.write(f"tickTime=200\ndataDir={cls.root}/data\n"
-                    f"clientPort={cls.port}\nclientPortAddress=127.0.0.1\n"
-                    f"grpcPort={free_port()}\ngrpcPortAddress=127.0.0.1\n"
-                    f"admin.serverPort={free_port()}\nadmin.serverAddress=127.0.0.1\n"
-                    "4lw.commands.whitelist=ruok,srvr,mntr,wchs,conf\n")
-        cls.log = open(os.path.join(cls.root, "server.log"), "ab")
-        cls.proc = subprocess.Popen([ARGS.bin, "--config", cfg], stdout=cls.log, stderr=cls.log)
-        assert poll(cls._listening), "server did not listen"
-
-    @classmethod
-    def _listening(cls):
-        try:
-            socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
+        cls.server = StandaloneServer(
+            ARGS.bin, "rk-kazoo-",
+            f"tickTime=200\nadmin.serverPort={free_port()}\n"
+            "admin.serverAddress=127.0.0.1\n"
+            "4lw.commands.whitelist=ruok,srvr,mntr,wchs,conf\n")
+        cls.port = cls.server.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        try:
-            rc = cls.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            rc = cls.proc.wait()
-        cls.log.close()
-        shutil.rmtree(cls.root, ignore_errors=True)
+        rc = cls.server.stop()
         assert rc == 0, f"clean shutdown expected, got {rc}"
 
     def client(self, **kw):
@@ -428,12 +405,9 @@ class KazooTest(unittest.TestCase):
         zk.add_listener(lambda st: states.append(st))
         zk.create("/eph-restart", b"x", ephemeral=True)
         sid = zk.client_id[0]
-        cls = type(self)
-        cls.proc.kill()  # kill -9: the session must survive in the data dir
-        cls.proc.wait()
+        self.server.kill()  # kill -9: the session must survive in the data dir
         self.assertTrue(poll(lambda: "SUSPENDED" in states, seconds=20), states)
-        cls.proc = subprocess.Popen([ARGS.bin, "--config", os.path.join(cls.root, "zoo.cfg")],
-                                    stdout=cls.log, stderr=cls.log)
+        self.server.start()
         self.assertTrue(poll(lambda: zk.connected and states[-1] == "CONNECTED", seconds=30), states)
         self.assertEqual(zk.client_id[0], sid)  # same session
         self.assertNotIn("LOST", states)

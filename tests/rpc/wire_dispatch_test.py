@@ -10,21 +10,19 @@ Usage: wire_dispatch_test.py --bin build/server/rockeeper
 """
 import argparse
 import os
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
-from rktest import free_port, poll  # noqa: E402
+from rktest import StandaloneServer, free_port, poll  # noqa: E402
 
 ARGS = None
 
@@ -77,37 +75,15 @@ def thread_count(pid):
 class WireDispatchTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root = tempfile.mkdtemp(prefix="rk-wire-dispatch-")
-        cls.port = free_port()
-        cfg = os.path.join(cls.root, "zoo.cfg")
-        with open(cfg, "w") as f:
-            f.write(f"dataDir={cls.root}/data\n"
-                    f"clientPort={cls.port}\nclientPortAddress=127.0.0.1\n"
-                    f"grpcPort={free_port()}\ngrpcPortAddress=127.0.0.1\n"
-                    "admin.enableServer=false\nmaxClientCnxns=0\n")
-        cls.log = open(os.path.join(cls.root, "server.log"), "ab")
-        cls.proc = subprocess.Popen([ARGS.bin, "--config", cfg], stdout=cls.log,
-                                    stderr=cls.log)
-        assert poll(cls._listening), "server did not listen"
-
-    @classmethod
-    def _listening(cls):
-        try:
-            socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
+        cls.server = StandaloneServer(
+            ARGS.bin, "rk-wire-dispatch-",
+            "admin.enableServer=false\nmaxClientCnxns=0\n")
+        cls.port = cls.server.port
+        cls.proc = cls.server.proc
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        try:
-            rc = cls.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            rc = cls.proc.wait()
-        cls.log.close()
-        shutil.rmtree(cls.root, ignore_errors=True)
+        rc = cls.server.stop()
         assert rc == 0, f"clean shutdown expected, got {rc}"
 
     def client(self):
@@ -228,6 +204,43 @@ class WireDispatchTest(unittest.TestCase):
             self.assertEqual((xid, err), (2, 0))
             s.close()
         socks.clear()
+
+    def test_requests_beyond_the_outstanding_limit_wait_instead_of_failing(self):
+        # As ZooKeeper at globalOutstandingLimit: past the limit the server
+        # stops reading the connections (their requests wait in the socket)
+        # instead of answering THROTTLEDOP; every request succeeds, in order.
+        admin_port = free_port()
+        server = StandaloneServer(
+            ARGS.bin, "rk-wire-limit-",
+            f"globalOutstandingLimit=4\nadmin.serverPort={admin_port}\n"
+            "admin.serverAddress=127.0.0.1\n")
+        self.addCleanup(server.stop)
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            s.sendall(connect_request())
+            recv_frame(s)
+            socks.append(s)
+        acl = struct.pack(">ii", 1, 31) + jute_string("world") + jute_string("anyone")
+        per_conn = 50
+        for c, s in enumerate(socks):
+            batch = b"".join(
+                frame(struct.pack(">ii", x + 1, 1) + jute_string(f"/lim-{c}-{x}")
+                      + struct.pack(">i", 100) + b"v" * 100 + acl
+                      + struct.pack(">i", 0))
+                for x in range(per_conn))
+            s.sendall(batch)  # all sent before any reply is read
+        for c, s in enumerate(socks):
+            for x in range(per_conn):
+                xid, _, err = struct.unpack(">iqi", recv_frame(s)[:16])
+                self.assertEqual((xid, err), (x + 1, 0), f"connection {c}")
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        paused = [float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith("rockeeper_wire_reads_paused_total")]
+        self.assertTrue(paused and paused[0] > 0, paused)
 
     def test_client_that_does_not_read_is_disconnected(self):
         # Output per connection is bounded (64 MiB): a client that sends

@@ -11,7 +11,9 @@ port; the lock goes away with the process, even after kill -9.
 import fcntl
 import os
 import random
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -67,3 +69,59 @@ def poll(predicate, seconds=15, interval=0.05):
         if result or time.time() >= deadline:
             return result
         time.sleep(interval)
+
+
+class StandaloneServer:
+    """A standalone rockeeper process on 127.0.0.1 with its own temporary
+    data dir and free client and gRPC ports. `extra_config` lines are
+    appended to its zoo.cfg. The constructor returns once the client port
+    accepts connections (AssertionError, with the process stopped, if it
+    does not within 15 s). Output goes to ROOT/server.log."""
+
+    def __init__(self, binary, prefix="rk-test-", extra_config=""):
+        self.binary = binary
+        self.root = tempfile.mkdtemp(prefix=prefix)
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.config = os.path.join(self.root, "zoo.cfg")
+        with open(self.config, "w") as f:
+            f.write(f"dataDir={self.root}/data\n"
+                    f"clientPort={self.port}\nclientPortAddress=127.0.0.1\n"
+                    f"grpcPort={self.grpc_port}\ngrpcPortAddress=127.0.0.1\n"
+                    + extra_config)
+        self.log = open(os.path.join(self.root, "server.log"), "ab")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Starts the process (again, on the same data dir and ports)."""
+        self.proc = subprocess.Popen([self.binary, "--config", self.config],
+                                     stdout=self.log, stderr=self.log)
+        if not poll(self.listening):
+            self.stop()
+            raise AssertionError("server did not listen")
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def kill(self):
+        """kill -9, and reaps the process."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        """SIGTERM (SIGKILL after 20 s), removes the data dir; returns the
+        exit code (0 for a clean shutdown)."""
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+        return rc
