@@ -100,6 +100,15 @@ rocksdb::ColumnFamilyOptions CfOptions(
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Partitioned index and filters: a point read loads one 4 KiB partition
+  // of each, not a whole SST's index and filter (hundreds of KiB at 100M
+  // znodes, which thrashed the block cache: 2.7k random gets/s at 0.8
+  // cores). The small top levels stay pinned, with high cache priority.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.pin_top_level_index_and_filter = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = o.write_buffer_bytes;
   cf.compression = rocksdb::kLZ4Compression;
