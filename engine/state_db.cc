@@ -177,6 +177,21 @@ int64_t ZnodeCountDelta(const Txn& txn) {
   }
 }
 
+// A `rest` must carry every field it stands for: a missing acl_id would
+// read as OPEN_ACL_UNSAFE once the record is Put.
+absl::Status CheckSetData(const record::v1::SetDataTxn& s) {
+  if (absl::Status st = CheckPath(s.path(), true); !st.ok()) return st;
+  if (!s.has_rest()) return absl::OkStatus();
+  const ZnodeRecord& r = s.rest();
+  if (!r.has_czxid() || !r.has_pzxid() || !r.has_ctime_ms() ||
+      !r.has_cversion() || !r.has_aversion() || !r.has_ephemeral_owner() ||
+      !r.has_num_children() || !r.has_acl_id()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("set_data txn for ", s.path(), " with incomplete rest"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTxn(const Txn& txn) {
   if (txn.header().zxid() <= 0) {
     return absl::InvalidArgumentError("txn zxid must be positive");
@@ -190,7 +205,7 @@ absl::Status ValidateTxn(const Txn& txn) {
     case Txn::kDelete:
       return CheckDelete(txn.delete_());
     case Txn::kSetData:
-      return CheckPath(txn.set_data().path(), true);
+      return CheckSetData(txn.set_data());
     case Txn::kSetAcl:
       return CheckPath(txn.set_acl().path(), true);
     case Txn::kCheck:
@@ -214,7 +229,7 @@ absl::Status ValidateTxn(const Txn& txn) {
             s = CheckDelete(op.delete_());
             break;
           case record::v1::MultiOp::kSetData:
-            s = CheckPath(op.set_data().path(), true);
+            s = CheckSetData(op.set_data());
             break;
           case record::v1::MultiOp::kCheck:
             s = CheckPath(op.check().path(), true);

@@ -698,6 +698,31 @@ TEST(ValidateTxnTest, RejectsMalformedTxns) {
   m.mutable_header()->set_zxid(6);
   m.mutable_multi()->add_ops();
   EXPECT_FALSE(ValidateTxn(m).ok());  // op without body
+  // A setData `rest` must be whole (a Put of a partial one would lose the
+  // node's ACL id and counters).
+  Txn sd;
+  sd.mutable_header()->set_zxid(7);
+  sd.mutable_set_data()->set_path("/a");
+  EXPECT_TRUE(ValidateTxn(sd).ok());  // no rest: a merge patch
+  auto* rest = sd.mutable_set_data()->mutable_rest();
+  rest->set_czxid(1);
+  rest->set_pzxid(1);
+  rest->set_ctime_ms(1);
+  rest->set_cversion(0);
+  rest->set_aversion(0);
+  rest->set_ephemeral_owner(0);
+  rest->set_num_children(0);
+  EXPECT_FALSE(ValidateTxn(sd).ok());  // no acl_id
+  rest->set_acl_id(-1);
+  EXPECT_TRUE(ValidateTxn(sd).ok());
+  Txn msd = sd;
+  msd.clear_set_data();
+  auto* op = msd.mutable_multi()->add_ops();
+  *op->mutable_set_data() = sd.set_data();
+  op->set_type(record::v1::TXN_SET_DATA);
+  EXPECT_TRUE(ValidateTxn(msd).ok()) << ValidateTxn(msd);
+  op->mutable_set_data()->mutable_rest()->clear_num_children();
+  EXPECT_FALSE(ValidateTxn(msd).ok());
   Txn d;
   d.mutable_header()->set_zxid(7);
   d.mutable_delete_()->set_path("/zookeeper");
