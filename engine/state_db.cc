@@ -271,6 +271,8 @@ absl::StatusOr<std::unique_ptr<StateDb>> StateDb::Open(
     const StateDbOptions& options) {
   std::unique_ptr<StateDb> sdb(new StateDb());
   sdb->read_only_ = options.read_only;
+  sdb->children_cache_ =
+      std::make_unique<ChildrenCache>(options.children_cache_bytes);
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
 
   rocksdb::DBOptions db_options;
@@ -488,11 +490,20 @@ absl::Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
 
 absl::Status StateDb::ListChildren(absl::string_view path,
                                    std::vector<std::string>* names) const {
+  if (children_cache_->Lookup(path, names)) return absl::OkStatus();
+  const uint64_t epoch = children_cache_->epoch();
+  const size_t first = names->size();
   const std::string prefix = ChildrenPrefix(path);
-  return ScanPrefix(db_.get(), znodes_, prefix, [&](absl::string_view key) {
-    names->emplace_back(key.substr(prefix.size()));
-    return true;
-  });
+  absl::Status s =
+      ScanPrefix(db_.get(), znodes_, prefix, [&](absl::string_view key) {
+        names->emplace_back(key.substr(prefix.size()));
+        return true;
+      });
+  if (s.ok()) {
+    children_cache_->Fill(path, epoch,
+                          absl::MakeConstSpan(*names).subspan(first));
+  }
+  return s;
 }
 
 absl::StatusOr<int64_t> StateDb::CountDescendants(
@@ -602,6 +613,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   if (txns.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   int64_t last = last_applied_zxid();
+  children_changes_.clear();
   {
     absl::MutexLock lock(&acl_mu_);
     acl_ids_in_batch_.clear();
@@ -609,6 +621,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   const size_t triggers_before = triggers ? triggers->size() : 0;
   auto fail = [&](absl::Status s) {
     RollBackAcls();
+    children_changes_.clear();
     if (triggers != nullptr) triggers->resize(triggers_before);
     return s;
   };
@@ -636,7 +649,12 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;  // the txn log is the WAL
   rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) return fail(FromRocks(s, "apply"));
+  if (!s.ok()) {
+    children_cache_->Clear();  // what reached the memtables is unknown
+    return fail(FromRocks(s, "apply"));
+  }
+  children_cache_->ApplyChanges(children_changes_);
+  children_changes_.clear();
   last_applied_zxid_.store(last, std::memory_order_release);
   znode_count_.store(count);
   return absl::OkStatus();
@@ -719,6 +737,8 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   batch->Put(znodes_, ZnodeKey(c.path()), ToRecord(node).SerializeAsString());
 
   const absl::string_view parent = ParentPath(c.path());
+  children_changes_.push_back(
+      {parent, BaseName(c.path()), ChildrenChange::Kind::kAdd});
   ZnodeRecord patch;
   patch.set_cversion(c.parent_cversion());
   patch.set_num_children(c.parent_num_children());
@@ -741,6 +761,9 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
                           std::vector<WatchTrigger>* triggers) {
   batch->Delete(znodes_, ZnodeKey(d.path()));
   const absl::string_view parent = ParentPath(d.path());
+  children_changes_.push_back(
+      {parent, BaseName(d.path()), ChildrenChange::Kind::kRemove});
+  children_changes_.push_back({d.path(), {}, ChildrenChange::Kind::kDropList});
   ZnodeRecord patch;
   patch.set_num_children(d.parent_num_children());
   patch.set_pzxid(zxid);

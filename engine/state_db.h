@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "engine/acl.h"
+#include "engine/children_cache.h"
 #include "rockeeper/record/v1/records.pb.h"
 #include "rockeeper/record/v1/txn.pb.h"
 #include "rocksdb/db.h"
@@ -96,6 +97,9 @@ struct StateDbOptions {
   size_t block_cache_bytes = 256u << 20;
   // Memtable size per column family. Default: 64 MiB.
   size_t write_buffer_bytes = 64u << 20;
+  // Bound on the memory of cached child-name lists (engine/children_cache.h),
+  // estimated. 0 disables the cache. Default: 32 MiB.
+  size_t children_cache_bytes = 32u << 20;
   // Open without the ability to write (tools, snapshots). Default: false.
   bool read_only = false;
 };
@@ -111,7 +115,8 @@ class StateDb {
   // --- Reads -------------------------------------------------------------
   // NotFound if the node does not exist.
   absl::StatusOr<Znode> GetZnode(absl::string_view path) const;
-  // Child names (not paths) in byte order.
+  // Child names (not paths) in byte order, appended to `names`. Served from
+  // the children cache when it holds the list.
   absl::Status ListChildren(absl::string_view path,
                             std::vector<std::string>* names) const;
   // Number of descendants at any depth (getAllChildrenNumber).
@@ -143,6 +148,9 @@ class StateDb {
   }
   // Number of znodes (built-ins included), kept exact by Apply.
   int64_t znode_count() const { return znode_count_.load(); }
+  ChildrenCache::Stats children_cache_stats() const {
+    return children_cache_->stats();
+  }
 
   // --- Apply -------------------------------------------------------------
   // Applies committed txns, in order, in one WriteBatch. zxids must be
@@ -200,6 +208,9 @@ class StateDb {
   rocksdb::ColumnFamilyHandle* acls_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   bool read_only_ = false;
+  std::unique_ptr<ChildrenCache> children_cache_;
+  // The child-list edits of the batch being applied (apply thread only).
+  std::vector<ChildrenChange> children_changes_;
 
   std::atomic<int64_t> last_applied_zxid_{0};
   std::atomic<int64_t> znode_count_{0};

@@ -232,8 +232,7 @@ void Write(JuteWriter& w, const std::vector<Acl>& v) {
 }
 
 void Write(JuteWriter& w, const std::vector<std::string>& v) {
-  w.WriteCount(static_cast<int32_t>(v.size()));
-  for (const std::string& s : v) w.WriteString(s);
+  WriteStringList(w, v);
 }
 
 void Write(JuteWriter& w, const Stat& v) {

@@ -199,6 +199,13 @@ void Write(JuteWriter& w, const MultiHeader& v);
 void Write(JuteWriter& w, const AuthPacket& v);
 void Write(JuteWriter& w, const SetWatches& v, bool v2);
 void Write(JuteWriter& w, const std::vector<std::string>& v);
+// A vector<ustring> from any sized range of strings (a protobuf repeated
+// field), without copying it into a std::vector first.
+template <typename StringRange>
+void WriteStringList(JuteWriter& w, const StringRange& v) {
+  w.WriteCount(static_cast<int32_t>(v.size()));
+  for (const auto& s : v) w.WriteString(s);
+}
 
 // Splits a stream into frames: returns the payload of the first complete
 // frame of `buffer` (and sets *consumed), nullopt if more bytes are needed,

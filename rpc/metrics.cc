@@ -213,6 +213,14 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
                 static_cast<uint64_t>(s.apply_batches));
   CounterMetric(&out, "rockeeper_snapshots_total", "Snapshots taken.",
                 static_cast<uint64_t>(s.snapshots_taken));
+  CounterMetric(&out, "rockeeper_children_cache_hits_total",
+                "Child lists served from the children cache.",
+                static_cast<uint64_t>(s.children_cache_hits));
+  CounterMetric(&out, "rockeeper_children_cache_misses_total",
+                "Child lists read by a prefix scan of the state DB.",
+                static_cast<uint64_t>(s.children_cache_misses));
+  Gauge(&out, "rockeeper_children_cache_bytes",
+        "Estimated memory of the cached child lists.", s.children_cache_bytes);
 
   Gauge(&out, "rockeeper_znodes", "Znodes in the tree.", s.znode_count);
   Gauge(&out, "rockeeper_watches", "Watches registered.", s.watch_count);

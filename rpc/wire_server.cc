@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/arena.h"
 #include "grpcpp/support/status.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
@@ -421,25 +422,44 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int64_t count_latency_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// Options for an arena whose first block is `block` (owned by the caller).
+google::protobuf::ArenaOptions ArenaStartingIn(char* block, size_t size) {
+  google::protobuf::ArenaOptions o;
+  o.initial_block = block;
+  o.initial_block_size = size;
+  return o;
+}
+
 template <typename Req, typename Resp, typename OnReply>
 void Connection::Send(Method<Req, Resp> method, Req req, OnReply on_reply) {
   // Owns the request and response until the service is done with them; the
-  // closure handed to the service is one pointer (no allocation).
+  // closure handed to the service is one pointer (no allocation). The
+  // response lives on an arena that starts in this block: its sub-messages
+  // and strings (a getChildren reply has one per child) cost no malloc each.
   struct Pending {
+    Pending(std::shared_ptr<Connection> c, ReplySlot s, Req r, OnReply o)
+        : conn(std::move(c)),
+          slot(std::move(s)),
+          req(std::move(r)),
+          arena(ArenaStartingIn(first_block, sizeof(first_block))),
+          resp(google::protobuf::Arena::CreateMessage<Resp>(&arena)),
+          on_reply(std::move(o)) {}
     std::shared_ptr<Connection> conn;
     ReplySlot slot;
     Req req;
-    Resp resp;
+    alignas(8) char first_block[512];
+    google::protobuf::Arena arena;
+    Resp* resp;
     OnReply on_reply;
   };
-  auto* p = new Pending{shared_from_this(), NewSlot(), std::move(req), Resp(),
-                        std::move(on_reply)};
+  auto* p = new Pending(shared_from_this(), NewSlot(), std::move(req),
+                        std::move(on_reply));
   call_.session_id = session_id_.load(std::memory_order_acquire);
   call_.check_only = check_only_next_;
   check_only_next_ = false;
   RockeeperService* const service = core_->service;
-  (service->*method)(call_, p->req, &p->resp, [p](const grpc::Status& s) {
-    p->on_reply(*p->conn, p->slot, s, p->resp);
+  (service->*method)(call_, p->req, p->resp, [p](const grpc::Status& s) {
+    p->on_reply(*p->conn, p->slot, s, *p->resp);
     delete p;
   });
 }
@@ -1086,8 +1106,7 @@ bool Connection::HandleRequest(absl::string_view payload) {
                       const grpc::Status& s,
                       const v1::GetChildrenResponse& resp) {
             conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
-              jute::Write(w, std::vector<std::string>(resp.children().begin(),
-                                                      resp.children().end()));
+              jute::WriteStringList(w, resp.children());
               if (with_stat) jute::Write(w, ToJute(resp.stat()));
             });
           });
@@ -1373,8 +1392,7 @@ bool Connection::HandleMultiRead(int32_t xid, jute::JuteReader& r) {
             w.WriteInt(res.err());
           } else if (i < static_cast<int>(children.size()) && children[i]) {
             jute::Write(w, jute::MultiHeader{kGetChildren, false, 0});
-            jute::Write(w, std::vector<std::string>(res.children().begin(),
-                                                    res.children().end()));
+            jute::WriteStringList(w, res.children());
           } else {
             jute::Write(w, jute::MultiHeader{kGetData, false, 0});
             if (res.data_null()) {

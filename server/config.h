@@ -130,6 +130,10 @@ struct ServerConfig {
   // Key: writeBufferSizeMb (rockeeper). RocksDB memtable size. Default:
   // 64 MiB. Unit: bytes (the key is in MiB). Range: > 0.
   int64_t write_buffer_size_bytes = int64_t{64} << 20;
+  // Key: childrenCacheSizeMb (rockeeper). Cached child-name lists of the
+  // state DB (getChildren of wide parents). Default: 32 MiB. Unit: bytes
+  // (the key is in MiB). Range: >= 0; 0 disables the cache.
+  int64_t children_cache_size_bytes = int64_t{32} << 20;
 
   // --- Network ---
 

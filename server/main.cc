@@ -184,6 +184,10 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
   if (!cfg.standalone()) s.mode = replica.status().mode;
   s.zxid = replica.db().last_applied_zxid();
   s.znode_count = replica.db().znode_count();
+  const auto cc = replica.db().children_cache_stats();
+  s.children_cache_hits = static_cast<int64_t>(cc.hits);
+  s.children_cache_misses = static_cast<int64_t>(cc.misses);
+  s.children_cache_bytes = static_cast<int64_t>(cc.bytes);
   const auto watches = service.watches().summary();
   s.watch_count = static_cast<int64_t>(watches.watches);
   s.watched_paths = static_cast<int64_t>(watches.paths);
@@ -272,6 +276,8 @@ int Serve(const ServerConfig& cfg) {
       static_cast<size_t>(cfg.block_cache_size_bytes);
   ro.state_db.write_buffer_bytes =
       static_cast<size_t>(cfg.write_buffer_size_bytes);
+  ro.state_db.children_cache_bytes =
+      static_cast<size_t>(cfg.children_cache_size_bytes);
   ro.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   ro.force_sync = cfg.force_sync;
   std::unique_ptr<replication::StandaloneReplica> standalone;

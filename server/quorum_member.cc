@@ -17,6 +17,8 @@ replication::QuorumReplicaOptions QuorumReplicaOptionsFrom(
       static_cast<size_t>(cfg.block_cache_size_bytes);
   o.state_db.write_buffer_bytes =
       static_cast<size_t>(cfg.write_buffer_size_bytes);
+  o.state_db.children_cache_bytes =
+      static_cast<size_t>(cfg.children_cache_size_bytes);
   o.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   o.force_sync = cfg.force_sync;
   o.snap_count = cfg.snap_count;

@@ -243,9 +243,15 @@ class AdminHttpTest(unittest.TestCase):
                                        'op="create"')
         commits = histogram_check(samples, "rockeeper_commit_duration_seconds", "")
         znodes = samples[("rockeeper_znodes", "")]
+        cc_hits = samples[("rockeeper_children_cache_hits_total", "")]
+        cc_misses = samples[("rockeeper_children_cache_misses_total", "")]
         for i in range(5):
             zk.create(f"/metric-{i}", b"v")
         zk.get("/metric-0")
+        # The second listing at least is served from the cache, and it shows
+        # the creates (edited in place).
+        zk.get_children("/")
+        self.assertTrue({f"metric-{i}" for i in range(5)} <= set(zk.get_children("/")))
         _, headers, text = self.http("/metrics")
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         samples, _ = parse_prometheus(text)
@@ -255,6 +261,12 @@ class AdminHttpTest(unittest.TestCase):
         self.assertGreaterEqual(histogram_check(samples, "rockeeper_commit_duration_seconds",
                                                 ""), commits + 5)
         self.assertEqual(samples[("rockeeper_znodes", "")], znodes + 5)
+        self.assertGreaterEqual(samples[("rockeeper_children_cache_hits_total", "")],
+                                cc_hits + 1)
+        self.assertGreaterEqual(samples[("rockeeper_children_cache_hits_total", "")] +
+                                samples[("rockeeper_children_cache_misses_total", "")],
+                                cc_hits + cc_misses + 2)
+        self.assertGreater(samples[("rockeeper_children_cache_bytes", "")], 0)
         self.assertGreaterEqual(samples[("rockeeper_requests_total", '{op="getData"}')], 1)
         self.assertGreaterEqual(samples[("rockeeper_sessions", "")], 1)
         self.assertGreaterEqual(samples[("rockeeper_connections", "")], 1)

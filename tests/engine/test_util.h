@@ -20,7 +20,8 @@ namespace rockeeper::engine::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path() / "rk-test-XXXXXX";
+    std::string tmpl =
+        std::filesystem::temp_directory_path() / "rk-test-XXXXXX";
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
@@ -39,8 +40,11 @@ class TempDir {
 // StateDb + Prep, committing each request at once (a quorum of one).
 class EngineHarness {
  public:
-  explicit EngineHarness(std::string dir, PrepOptions options = {})
-      : dir_(std::move(dir)), options_(options) {
+  explicit EngineHarness(std::string dir, PrepOptions options = {},
+                         size_t children_cache_bytes = 32u << 20)
+      : dir_(std::move(dir)),
+        options_(options),
+        children_cache_bytes_(children_cache_bytes) {
     Reopen();
   }
 
@@ -51,6 +55,7 @@ class EngineHarness {
     o.path = dir_;
     o.block_cache_bytes = 8 << 20;
     o.write_buffer_bytes = 4 << 20;
+    o.children_cache_bytes = children_cache_bytes_;
     auto db = StateDb::Open(o);
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
@@ -94,6 +99,7 @@ class EngineHarness {
  private:
   std::string dir_;
   PrepOptions options_;
+  size_t children_cache_bytes_;
   std::unique_ptr<StateDb> db_;
   std::unique_ptr<Prep> prep_;
   int64_t next_zxid_ = 1;

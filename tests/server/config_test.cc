@@ -112,6 +112,7 @@ TEST(ParseZooCfgTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(cfg.super_digest, "");
   EXPECT_EQ(cfg.block_cache_size_bytes, int64_t{256} << 20);
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{64} << 20);
+  EXPECT_EQ(cfg.children_cache_size_bytes, int64_t{32} << 20);
   EXPECT_THAT(cfg.servers, IsEmpty());
   EXPECT_EQ(cfg.my_id, 0);
   EXPECT_TRUE(cfg.standalone());
@@ -160,6 +161,7 @@ constexpr char kEveryKey[] =
     "autopurge.purgeInterval=24\n"
     "blockCacheSizeMb=512\n"
     "writeBufferSizeMb=32\n"
+    "childrenCacheSizeMb=0\n"
     "clientPort=2191\n"
     "clientPortAddress=10.0.0.5\n"
     "grpcPort=2291\n"
@@ -203,6 +205,7 @@ TEST(ParseZooCfgTest, EveryKeyParsed) {
   EXPECT_EQ(cfg.autopurge_purge_interval_hours, 24);
   EXPECT_EQ(cfg.block_cache_size_bytes, int64_t{512} << 20);
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{32} << 20);
+  EXPECT_EQ(cfg.children_cache_size_bytes, 0);
   EXPECT_EQ(cfg.client_port, 2191);
   EXPECT_EQ(cfg.client_port_address, "10.0.0.5");
   EXPECT_EQ(cfg.grpc_port, 2291);

@@ -1,0 +1,240 @@
+// ChildrenCache on its own, and StateDb::ListChildren with the cache in
+// front of the prefix scan: after any sequence of applied txns, and with
+// readers racing the apply thread, a cached list equals a scan of the DB.
+#include "engine/children_cache.h"
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/keys.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_util.h"
+
+namespace rockeeper::engine {
+namespace {
+
+using Kind = ChildrenChange::Kind;
+using Names = std::vector<std::string>;
+
+Names Listed(ChildrenCache& cache, absl::string_view parent) {
+  Names names;
+  EXPECT_TRUE(cache.Lookup(parent, &names)) << parent;
+  return names;
+}
+
+TEST(ChildrenCacheTest, MissFillHit) {
+  ChildrenCache cache(1 << 20);
+  Names names;
+  EXPECT_FALSE(cache.Lookup("/a", &names));
+  cache.Fill("/a", cache.epoch(), Names{"x", "y"});
+  names = {"kept"};
+  ASSERT_TRUE(cache.Lookup("/a", &names));
+  EXPECT_EQ(names, (Names{"kept", "x", "y"}));  // appended
+  const auto st = cache.stats();
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.misses, 1u);
+  EXPECT_EQ(st.entries, 1u);
+  EXPECT_GT(st.bytes, 0u);
+}
+
+TEST(ChildrenCacheTest, FillAfterAnApplyIsDropped) {
+  ChildrenCache cache(1 << 20);
+  const uint64_t before = cache.epoch();
+  cache.ApplyChanges({{"/a", "z", Kind::kAdd}});  // not cached: only the epoch
+  cache.Fill("/a", before, Names{"x"});           // scan may predate the write
+  Names names;
+  EXPECT_FALSE(cache.Lookup("/a", &names));
+  cache.Fill("/a", cache.epoch(), Names{"x", "z"});
+  EXPECT_EQ(Listed(cache, "/a"), (Names{"x", "z"}));
+}
+
+TEST(ChildrenCacheTest, EditsAreSortedAndIdempotent) {
+  ChildrenCache cache(1 << 20);
+  cache.Fill("/p", cache.epoch(), Names{"b", "d"});
+  cache.ApplyChanges({{"/p", "c", Kind::kAdd},
+                      {"/p", "a", Kind::kAdd},
+                      {"/p", "e", Kind::kAdd},
+                      {"/p", "d", Kind::kAdd},  // already there
+                      {"/p", "b", Kind::kRemove},
+                      {"/p", "zz", Kind::kRemove},  // not there
+                      {"/q", "x", Kind::kAdd}});    // not cached
+  EXPECT_EQ(Listed(cache, "/p"), (Names{"a", "c", "d", "e"}));
+  Names names;
+  EXPECT_FALSE(cache.Lookup("/q", &names));
+  // Byte order, as the DB's keys sort (bytes >= 0x80 after ASCII).
+  cache.ApplyChanges({{"/p", "\xC3\xA9", Kind::kAdd}, {"/p", "B", Kind::kAdd}});
+  EXPECT_EQ(Listed(cache, "/p"), (Names{"B", "a", "c", "d", "e", "\xC3\xA9"}));
+  cache.ApplyChanges({{"/p", {}, Kind::kDropList}});
+  EXPECT_FALSE(cache.Lookup("/p", &names));
+  EXPECT_EQ(cache.stats().bytes, 0u);
+}
+
+TEST(ChildrenCacheTest, StaysWithinItsBoundAndKeepsWhatIsRead) {
+  constexpr size_t kMax = 64 << 10;
+  ChildrenCache cache(kMax);
+  Names ten;
+  for (int i = 0; i < 10; ++i) ten.push_back(absl::StrCat("child-", i));
+  cache.Fill("/hot", cache.epoch(), ten);
+  for (int i = 0; i < 2000; ++i) {
+    cache.Fill(absl::StrCat("/cold", i), cache.epoch(), ten);
+    Names names;
+    ASSERT_TRUE(cache.Lookup("/hot", &names)) << i;  // read: second chance
+    ASSERT_LE(cache.stats().bytes, kMax);
+  }
+  const auto st = cache.stats();
+  EXPECT_LT(st.entries, 2001u);
+  EXPECT_GT(st.entries, 10u);
+  // Growth by edits is bounded too.
+  for (int i = 0; i < 5000; ++i) {
+    cache.ApplyChanges({{"/hot", absl::StrCat("new-child-", i), Kind::kAdd}});
+    ASSERT_LE(cache.stats().bytes, kMax);
+  }
+}
+
+TEST(ChildrenCacheTest, OversizedListsAndZeroBoundAreNotCached) {
+  ChildrenCache small(4096);
+  Names many(200, std::string(40, 'x'));
+  small.Fill("/big", small.epoch(), many);
+  Names names;
+  EXPECT_FALSE(small.Lookup("/big", &names));
+  ChildrenCache off(0);
+  off.Fill("/a", off.epoch(), Names{"x"});
+  EXPECT_FALSE(off.Lookup("/a", &names));
+}
+
+// --- Through StateDb ------------------------------------------------------
+
+using testing::Create;
+using testing::EngineHarness;
+using testing::TempDir;
+
+std::unique_ptr<StateDb> OpenDb(const std::string& path, size_t cache_bytes) {
+  StateDbOptions o;
+  o.path = path;
+  o.block_cache_bytes = 8 << 20;
+  o.write_buffer_bytes = 4 << 20;
+  o.children_cache_bytes = cache_bytes;
+  auto db = StateDb::Open(o);
+  EXPECT_TRUE(db.ok()) << db.status();
+  return db.ok() ? *std::move(db) : nullptr;
+}
+
+Names List(StateDb& db, absl::string_view parent) {
+  Names names;
+  EXPECT_TRUE(db.ListChildren(parent, &names).ok());
+  return names;
+}
+
+// Random creates, deletes, multis and session closes over a few parents,
+// listing between them; the cached server's lists must equal those of a
+// second DB without the cache that applied the same txns.
+TEST(StateDbChildrenCacheTest, ListsMatchAnUncachedDbAfterEveryTxn) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("cached"));
+  std::unique_ptr<StateDb> plain = OpenDb(dir.Sub("plain"), 0);
+  ASSERT_NE(plain, nullptr);
+  const std::vector<std::string> parents = {"/", "/a", "/a/b", "/c"};
+  std::mt19937 rng(7);
+  size_t applied = 0;
+  auto sync = [&] {
+    for (; applied < h.txns().size(); ++applied) {
+      ASSERT_TRUE(plain->Apply({h.txns()[applied]}, nullptr).ok());
+    }
+  };
+  h.Run(Create("/a"));
+  h.Run(Create("/a/b"));
+  h.Run(Create("/c"));
+  RequestContext session;
+  session.session_id = 0x55;
+  h.Run(CreateSessionRequest{30000, "pw"}, session);
+  for (int step = 0; step < 600; ++step) {
+    const std::string& parent = parents[rng() % parents.size()];
+    const std::string child =
+        absl::StrCat(parent == "/" ? "" : parent, "/n", rng() % 12);
+    switch (rng() % 6) {
+      case 0:
+      case 1:
+        h.Run(Create(child));
+        break;
+      case 2:
+        h.Run(DeleteRequest{child});
+        break;
+      case 3: {
+        MultiRequest m;
+        m.ops.push_back(Create(child + "x"));
+        m.ops.push_back(DeleteRequest{child});
+        h.Run(m);
+        break;
+      }
+      case 4:
+        h.Run(Create(child + "e", "", kEphemeral), session);
+        break;
+      default:
+        if (rng() % 8 == 0) {  // deletes its ephemerals in one txn
+          h.Run(CloseSessionRequest{}, session);
+          h.Run(CreateSessionRequest{30000, "pw"}, session);
+        }
+        break;
+    }
+    sync();
+    for (const std::string& p : parents) {
+      ASSERT_EQ(List(h.db(), p), List(*plain, p)) << p << " step " << step;
+    }
+  }
+  const auto st = h.db().children_cache_stats();
+  EXPECT_GT(st.hits, 1000u);  // the lists came from the cache
+  EXPECT_EQ(plain->children_cache_stats().hits, 0u);
+}
+
+// Readers that do not hold the visibility mutex (like Prep) list while the
+// apply thread creates and deletes children. The cache holds only about
+// four of the eight lists, so lists are evicted and filled again all the
+// time, and fills race with writes. Once the writer stops, every list must
+// equal the DB's: no fill from a scan older than a write may survive.
+TEST(StateDbChildrenCacheTest, RacingFillsNeverLeaveAStaleList) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("db"), PrepOptions{}, 3200);
+  constexpr int kParents = 8;
+  for (int p = 0; p < kParents; ++p) h.Run(Create(absl::StrCat("/p", p)));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      for (int i = 0; i < 2000000 && !stop.load(); ++i) {
+        Names names;
+        ASSERT_TRUE(
+            h.db()
+                .ListChildren(absl::StrCat("/p", (i + r) % kParents), &names)
+                .ok());
+      }
+    });
+  }
+  std::mt19937 rng(11);
+  for (int step = 0; step < 4000; ++step) {
+    const std::string child =
+        absl::StrCat("/p", rng() % kParents, "/n", rng() % 20);
+    if (rng() % 2 == 0) {
+      h.Run(Create(child));
+    } else {
+      h.Run(DeleteRequest{child});
+    }
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  std::unique_ptr<StateDb> plain = OpenDb(dir.Sub("plain"), 0);
+  for (const Txn& txn : h.txns()) {
+    ASSERT_TRUE(plain->Apply({txn}, nullptr).ok());
+  }
+  for (int p = 0; p < kParents; ++p) {
+    const std::string parent = absl::StrCat("/p", p);
+    // Twice: the first read may fill, the second is then a hit.
+    EXPECT_EQ(List(h.db(), parent), List(*plain, parent)) << parent;
+    EXPECT_EQ(List(h.db(), parent), List(*plain, parent)) << parent;
+  }
+  EXPECT_GT(h.db().children_cache_stats().hits, 0u);
+}
+
+}  // namespace
+}  // namespace rockeeper::engine
