@@ -284,6 +284,10 @@ absl::StatusOr<std::unique_ptr<StateDb>> StateDb::Open(
   // One writer (the apply thread): the memtable insert hints below need
   // non-concurrent memtable writes.
   db_options.allow_concurrent_memtable_write = false;
+  if (options.row_cache_bytes > 0 && !options.read_only) {
+    sdb->row_cache_ = rocksdb::NewLRUCache(options.row_cache_bytes);
+    db_options.row_cache = sdb->row_cache_;
+  }
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const char* name : kCfNames) {
@@ -315,6 +319,10 @@ absl::StatusOr<std::unique_ptr<StateDb>> StateDb::Open(
   if (absl::Status st = sdb->LoadMeta(); !st.ok()) return st;
   if (absl::Status st = sdb->LoadAcls(); !st.ok()) return st;
   return sdb;
+}
+
+size_t StateDb::row_cache_usage_bytes() const {
+  return row_cache_ == nullptr ? 0 : row_cache_->GetUsage();
 }
 
 StateDb::~StateDb() {

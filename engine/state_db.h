@@ -100,6 +100,11 @@ struct StateDbOptions {
   // Bound on the memory of cached child-name lists (engine/children_cache.h),
   // estimated. 0 disables the cache. Default: 32 MiB.
   size_t children_cache_bytes = 32u << 20;
+  // RocksDB row cache: whole znode records found in SST files, so a repeated
+  // get skips the index, filter and data block lookups. It does not cache
+  // memtable hits (those are cheap) and needs no invalidation (SST files are
+  // immutable). 0 disables it. Default: 64 MiB.
+  size_t row_cache_bytes = 64u << 20;
   // Open without the ability to write (tools, snapshots). Default: false.
   bool read_only = false;
 };
@@ -151,6 +156,8 @@ class StateDb {
   ChildrenCache::Stats children_cache_stats() const {
     return children_cache_->stats();
   }
+  // Bytes held by the row cache (0 when it is off).
+  size_t row_cache_usage_bytes() const;
 
   // --- Apply -------------------------------------------------------------
   // Applies committed txns, in order, in one WriteBatch. zxids must be
@@ -209,6 +216,7 @@ class StateDb {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   bool read_only_ = false;
   std::unique_ptr<ChildrenCache> children_cache_;
+  std::shared_ptr<rocksdb::Cache> row_cache_;  // null when off
   // The child-list edits of the batch being applied (apply thread only).
   std::vector<ChildrenChange> children_changes_;
 

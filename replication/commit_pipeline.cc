@@ -1,5 +1,7 @@
 #include "replication/commit_pipeline.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <random>
 #include <string>
@@ -23,8 +25,14 @@ CommitPipeline::CommitPipeline(engine::TxnLog* log, engine::StateDb* db,
       visibility_mu_(visibility_mu),
       scheduler_(options.snap_count > 0 ? options.snap_count : 2,
                  std::random_device{}()) {
-  log_thread_ = std::thread([this] { LogLoop(); });
-  apply_thread_ = std::thread([this] { ApplyLoop(); });
+  log_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rk-txnlog");
+    LogLoop();
+  });
+  apply_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rk-apply");
+    ApplyLoop();
+  });
 }
 
 CommitPipeline::~CommitPipeline() { Stop(); }
@@ -69,7 +77,7 @@ void CommitPipeline::Enqueue(Pending pending) {
       return;
     }
   }
-  pending.done(refused, {});
+  pending.done(refused, {}, pending.noop ? nullptr : &pending.txn);
 }
 
 void CommitPipeline::Poison(const absl::Status& error) {
@@ -129,7 +137,7 @@ void CommitPipeline::LogLoop() {
       if (!status.ok()) Poison(status);
     }
     if (!status.ok()) {
-      for (Pending& p : batch) p.done(status, {});
+      for (Pending& p : batch) p.done(status, {}, p.noop ? nullptr : &p.txn);
       continue;
     }
     absl::MutexLock lock(&mu_);
@@ -179,7 +187,10 @@ void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
       txns.empty() ? absl::OkStatus() : db_->Apply(txns, &triggers);
   if (!status.ok()) {
     Poison(status);
-    for (Pending& p : batch) p.done(status, {});
+    size_t next = 0;
+    for (Pending& p : batch) {
+      p.done(status, {}, p.noop ? nullptr : &txns[next++]);
+    }
     return;
   }
   if (!txns.empty()) prep_->OnApplied(txns.back().header().zxid());
@@ -194,11 +205,12 @@ void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
   size_t next = 0;
   for (Pending& p : batch) {
     if (p.noop) {
-      p.done(absl::OkStatus(), kNone);
+      p.done(absl::OkStatus(), kNone, nullptr);
       continue;
     }
-    auto it = by_zxid.find(txns[next++].header().zxid());
-    p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second);
+    Txn& txn = txns[next++];
+    auto it = by_zxid.find(txn.header().zxid());
+    p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second, &txn);
   }
   if (unlock.mu != nullptr) {
     unlock.mu->Unlock();
@@ -218,11 +230,11 @@ void CommitPipeline::MaybeSnapshot(size_t applied) {
                  snap.status().ToString().c_str());
     return;
   }
-  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
-               static_cast<unsigned long long>(snap->zxid),
-               static_cast<long long>(
-                   absl::ToInt64Milliseconds(absl::Now() - start)),
-               static_cast<unsigned long long>(snap->size_bytes));
+  std::fprintf(
+      stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+      static_cast<unsigned long long>(snap->zxid),
+      static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
+      static_cast<unsigned long long>(snap->size_bytes));
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   {
     absl::MutexLock lock(&mu_);

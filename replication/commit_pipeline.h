@@ -40,9 +40,12 @@ using engine::Txn;
 using engine::WatchTrigger;
 
 // Called once per proposed txn, on the apply thread, after it is applied
-// (status OK) or failed. `triggers` are the watch events it fired.
-using CommitCallback = std::function<void(
-    const absl::Status& status, const std::vector<WatchTrigger>& triggers)>;
+// (status OK) or failed. `triggers` are the watch events it fired. `txn` is
+// the proposed txn, handed back so that the caller need not keep a copy
+// (it may move from it), also when it failed; null for ProposeNoop.
+using CommitCallback =
+    std::function<void(const absl::Status& status,
+                       const std::vector<WatchTrigger>& triggers, Txn* txn)>;
 
 struct CommitPipelineOptions {
   // Most txns written with one fsync / applied in one WriteBatch.

@@ -1,6 +1,7 @@
 #include "replication/quorum_replica.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -94,7 +95,10 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   r->node_ = std::make_unique<zab::Node>(options.node, *ds, r->storage_.get(),
                                          NowMs());
   r->PublishStatus();
-  r->driver_ = std::thread([raw = r.get()] { raw->Loop(); });
+  r->driver_ = std::thread([raw = r.get()] {
+    pthread_setname_np(pthread_self(), "rk-zab");
+    raw->Loop();
+  });
   return r;
 }
 
@@ -536,11 +540,11 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
                  snap.status().ToString().c_str());
     return;
   }
-  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
-               static_cast<unsigned long long>(snap->zxid),
-               static_cast<long long>(
-                   absl::ToInt64Milliseconds(absl::Now() - start)),
-               static_cast<unsigned long long>(snap->size_bytes));
+  std::fprintf(
+      stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+      static_cast<unsigned long long>(snap->zxid),
+      static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
+      static_cast<unsigned long long>(snap->size_bytes));
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;
   absl::StatusOr<int64_t> oldest =

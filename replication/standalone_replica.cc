@@ -95,27 +95,30 @@ void StandaloneReplica::Submit(const engine::RequestContext& ctx,
     result.status = outcome.status();
     pipeline_->ProposeNoop(
         [done, result](const absl::Status&,
-                       const std::vector<engine::WatchTrigger>&) {
-          done(result);
-        });
+                       const std::vector<engine::WatchTrigger>&,
+                       engine::Txn*) { done(result); });
     return;
   }
   auto shared = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
   // A refusal is logged as an error txn, as ZooKeeper does: it takes this
   // zxid, which the reply carries.
-  engine::Txn txn = shared->txn.has_value()
-                        ? *shared->txn
-                        : MakeErrorTxn(ctx, request, *shared, zxid,
-                                       absl::ToUnixMillis(absl::Now()));
+  // The txn goes to the pipeline without a copy, and comes back with the
+  // callback for the reply.
+  const bool accepted = shared->txn.has_value();
+  engine::Txn txn = accepted ? *std::move(shared->txn)
+                             : MakeErrorTxn(ctx, request, *shared, zxid,
+                                            absl::ToUnixMillis(absl::Now()));
   ++next_zxid_;
-  pipeline_->Propose(
-      std::move(txn),
-      [done, shared, zxid](const absl::Status& status,
-                           const std::vector<engine::WatchTrigger>& triggers) {
-        SubmitResult r{status, *shared, triggers};
-        r.zxid = zxid;
-        done(std::move(r));
-      });
+  pipeline_->Propose(std::move(txn),
+                     [done, shared, zxid, accepted](
+                         const absl::Status& status,
+                         const std::vector<engine::WatchTrigger>& triggers,
+                         engine::Txn* proposed) {
+                       if (accepted) shared->txn = std::move(*proposed);
+                       SubmitResult r{status, std::move(*shared), triggers};
+                       r.zxid = zxid;
+                       done(std::move(r));
+                     });
 }
 
 }  // namespace rockeeper::replication

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -501,7 +502,10 @@ absl::StatusOr<std::unique_ptr<AdminHttpServer>> AdminHttpServer::Start(
   auto impl = std::make_unique<Impl>(options, std::move(endpoints));
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   Impl* raw = impl.get();
-  impl->thread_ = std::thread([raw] { raw->Loop(); });
+  impl->thread_ = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "rk-admin-http");
+    raw->Loop();
+  });
   return std::unique_ptr<AdminHttpServer>(new AdminHttpServer(std::move(impl)));
 }
 

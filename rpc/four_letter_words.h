@@ -77,6 +77,8 @@ struct ServerSnapshot {
   int64_t children_cache_hits = 0;
   int64_t children_cache_misses = 0;
   int64_t children_cache_bytes = 0;
+  // Bytes held by the state DB's RocksDB row cache (rowCacheSizeMb).
+  int64_t row_cache_bytes = 0;
   bool healthy = true;  // the write path is not poisoned
   int64_t tick_time_ms = 2000;
   std::vector<std::pair<std::string, std::string>> conf;  // for `conf`

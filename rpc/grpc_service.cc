@@ -1,5 +1,7 @@
 #include "rpc/grpc_service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -106,7 +108,10 @@ RockeeperService::RockeeperService(replication::Replica* replica,
   replicated_ = replica_->status().mode != "standalone";
   was_authority_ = replica_->is_session_authority();
   sessions_.set_enforce_deadlines(was_authority_);
-  expiry_thread_ = std::thread([this] { ExpiryLoop(); });
+  expiry_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rk-expiry");
+    ExpiryLoop();
+  });
 }
 
 bool RockeeperService::Serves() const {

@@ -221,6 +221,9 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
                 static_cast<uint64_t>(s.children_cache_misses));
   Gauge(&out, "rockeeper_children_cache_bytes",
         "Estimated memory of the cached child lists.", s.children_cache_bytes);
+  Gauge(&out, "rockeeper_row_cache_bytes",
+        "Bytes held by the state DB's row cache of znode records.",
+        s.row_cache_bytes);
 
   Gauge(&out, "rockeeper_znodes", "Znodes in the tree.", s.znode_count);
   Gauge(&out, "rockeeper_watches", "Watches registered.", s.watch_count);

@@ -1,5 +1,7 @@
 #include "rpc/serial_executor.h"
 
+#include <pthread.h>
+
 #include <memory>
 
 namespace rockeeper::rpc {
@@ -31,7 +33,12 @@ void DeferScope::Defer(std::function<void()> fn) {
 }
 
 WorkQueue::WorkQueue(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "rk-work");
+      Loop();
+    });
+  }
 }
 
 WorkQueue::~WorkQueue() {

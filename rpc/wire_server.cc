@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -1615,7 +1616,10 @@ absl::StatusOr<std::unique_ptr<WireServer>> WireServer::Start(
   auto impl = std::make_unique<Impl>(options, service);
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   Impl* raw = impl.get();
-  impl->thread_ = std::thread([raw] { raw->Loop(); });
+  impl->thread_ = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "rk-wire");
+    raw->Loop();
+  });
   return std::unique_ptr<WireServer>(new WireServer(std::move(impl)));
 }
 

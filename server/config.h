@@ -134,6 +134,10 @@ struct ServerConfig {
   // state DB (getChildren of wide parents). Default: 32 MiB. Unit: bytes
   // (the key is in MiB). Range: >= 0; 0 disables the cache.
   int64_t children_cache_size_bytes = int64_t{32} << 20;
+  // Key: rowCacheSizeMb (rockeeper). RocksDB row cache of the state DB:
+  // znode records of repeated gets. Default: 64 MiB. Unit: bytes (the key
+  // is in MiB). Range: >= 0; 0 disables the cache.
+  int64_t row_cache_size_bytes = int64_t{64} << 20;
 
   // --- Network ---
 

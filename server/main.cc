@@ -188,6 +188,8 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
   s.children_cache_hits = static_cast<int64_t>(cc.hits);
   s.children_cache_misses = static_cast<int64_t>(cc.misses);
   s.children_cache_bytes = static_cast<int64_t>(cc.bytes);
+  s.row_cache_bytes =
+      static_cast<int64_t>(replica.db().row_cache_usage_bytes());
   const auto watches = service.watches().summary();
   s.watch_count = static_cast<int64_t>(watches.watches);
   s.watched_paths = static_cast<int64_t>(watches.paths);
@@ -278,6 +280,7 @@ int Serve(const ServerConfig& cfg) {
       static_cast<size_t>(cfg.write_buffer_size_bytes);
   ro.state_db.children_cache_bytes =
       static_cast<size_t>(cfg.children_cache_size_bytes);
+  ro.state_db.row_cache_bytes = static_cast<size_t>(cfg.row_cache_size_bytes);
   ro.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   ro.force_sync = cfg.force_sync;
   std::unique_ptr<replication::StandaloneReplica> standalone;

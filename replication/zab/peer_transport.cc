@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -401,7 +402,10 @@ absl::Status PeerTransport::Impl::Start() {
   for (auto& [id, pair] : links_) {
     for (auto& link : pair) {
       Link* l = link.get();
-      l->thread = std::thread([this, l] { RunLink(*l); });
+      l->thread = std::thread([this, l] {
+        pthread_setname_np(pthread_self(), "rk-peer-link");
+        RunLink(*l);
+      });
     }
   }
   return absl::OkStatus();

@@ -267,6 +267,8 @@ class AdminHttpTest(unittest.TestCase):
                                 samples[("rockeeper_children_cache_misses_total", "")],
                                 cc_hits + cc_misses + 2)
         self.assertGreater(samples[("rockeeper_children_cache_bytes", "")], 0)
+        # Gets served from memtables leave the row cache empty; it is exported.
+        self.assertGreaterEqual(samples[("rockeeper_row_cache_bytes", "")], 0)
         self.assertGreaterEqual(samples[("rockeeper_requests_total", '{op="getData"}')], 1)
         self.assertGreaterEqual(samples[("rockeeper_sessions", "")], 1)
         self.assertGreaterEqual(samples[("rockeeper_connections", "")], 1)

@@ -113,6 +113,7 @@ TEST(ParseZooCfgTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(cfg.block_cache_size_bytes, int64_t{256} << 20);
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{64} << 20);
   EXPECT_EQ(cfg.children_cache_size_bytes, int64_t{32} << 20);
+  EXPECT_EQ(cfg.row_cache_size_bytes, int64_t{64} << 20);
   EXPECT_THAT(cfg.servers, IsEmpty());
   EXPECT_EQ(cfg.my_id, 0);
   EXPECT_TRUE(cfg.standalone());
@@ -162,6 +163,7 @@ constexpr char kEveryKey[] =
     "blockCacheSizeMb=512\n"
     "writeBufferSizeMb=32\n"
     "childrenCacheSizeMb=0\n"
+    "rowCacheSizeMb=8\n"
     "clientPort=2191\n"
     "clientPortAddress=10.0.0.5\n"
     "grpcPort=2291\n"
@@ -206,6 +208,7 @@ TEST(ParseZooCfgTest, EveryKeyParsed) {
   EXPECT_EQ(cfg.block_cache_size_bytes, int64_t{512} << 20);
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{32} << 20);
   EXPECT_EQ(cfg.children_cache_size_bytes, 0);
+  EXPECT_EQ(cfg.row_cache_size_bytes, int64_t{8} << 20);
   EXPECT_EQ(cfg.client_port, 2191);
   EXPECT_EQ(cfg.client_port_address, "10.0.0.5");
   EXPECT_EQ(cfg.grpc_port, 2291);
@@ -330,6 +333,8 @@ INSTANTIATE_TEST_SUITE_P(
                      "blockCacheSizeMb=\"0\": must be > 0"},
         BadValueCase{"writeBufferSizeMb=x",
                      "writeBufferSizeMb=\"x\": not an integer"},
+        BadValueCase{"rowCacheSizeMb=-1",
+                     "rowCacheSizeMb=\"-1\": must be >= 0"},
         BadValueCase{"dataLogDir=", "dataLogDir=\"\": must not be empty"},
         BadValueCase{"clientPortAddress=bad host!",
                      "clientPortAddress=\"bad host!\": not a host name or "
