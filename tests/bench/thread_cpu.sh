@@ -1,0 +1,80 @@
+#!/bin/bash
+# Runs one rkbench workload against a fresh standalone rockeeper and prints
+# the rkbench figures, then the CPU each server thread used (rk-wire, rk-apply,
+# rk-txnlog, rk-work, rocksdb:*) and vmstat, to tell which thread limits a
+# figure. The tree is created first, then the server restarts (its memtables
+# flushed), so reads start from SST files as after any restart.
+#
+# usage: tests/bench/thread_cpu.sh BUILD_DIR WORKLOAD [KEYS]
+#   env: DURATION (s, default 8), EXTRA_CONFIG (zoo.cfg lines, e.g.
+#        "rowCacheSizeMb=0"), SERVER (binary, default BUILD_DIR/server/rockeeper)
+# Not part of the test suite; binds 127.0.0.1 on free ports; cleans up.
+set -euo pipefail
+BUILD=${1:?build dir}
+WORKLOAD=${2:?workload}
+KEYS=${3:-200000}
+SERVER=${SERVER:-$BUILD/server/rockeeper}
+RKBENCH=$BUILD/tools/rkbench/rkbench
+DIR=$(mktemp -d /tmp/rk-thread-cpu.XXXXXX)
+PID=
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+free_port() {
+  /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+PORT=$(free_port)
+cat >"$DIR/zoo.cfg" <<EOF
+dataDir=$DIR/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+grpcPort=$(free_port)
+admin.serverPort=$(free_port)
+${EXTRA_CONFIG:-}
+EOF
+
+start() {
+  "$SERVER" --config "$DIR/zoo.cfg" >>"$DIR/log" 2>&1 &
+  PID=$!
+  for _ in $(seq 200); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "server did not start; log:" >&2
+  cat "$DIR/log" >&2
+  exit 1
+}
+stop() { kill "$PID"; wait "$PID" || true; PID=; }
+
+start
+"$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
+  --setup-only --progress off >/dev/null
+stop
+start
+
+# CPU ticks per thread: "tid name ticks".
+ticks() {
+  for t in /proc/"$PID"/task/*; do
+    echo "$(basename "$t") $(tr ' ' '_' <"$t/comm") $(awk '{print $14+$15}' "$t/stat")"
+  done | sort
+}
+(
+  sleep 2
+  ticks >"$DIR/a"
+  vmstat 1 5 >"$DIR/vmstat"
+  ticks >"$DIR/b"
+) &
+SAMPLER=$!
+"$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
+  --no-setup --duration "${DURATION:-8}" --progress off --server-pid "$PID"
+wait "$SAMPLER"
+echo "vmstat (last 4 s):"
+sed -n 2p "$DIR/vmstat"
+tail -4 "$DIR/vmstat"
+echo "server threads over 5 s (cores):"
+TICK=$(getconf CLK_TCK)
+join "$DIR/a" "$DIR/b" | awk -v hz="$TICK" \
+  '{ c = ($5 - $3) / 5 / hz; if (c >= 0.01) printf "  %-16s %.2f\n", $2, c }'
