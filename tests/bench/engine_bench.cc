@@ -161,19 +161,26 @@ class BigTree {
   int64_t nodes_ = 0;
 };
 
+// Gets of random children c<k % 1000> of /t/p<k / 1000>, k < `keys`.
+void GetRandomChildren(benchmark::State& state, BigTree& tree, int64_t keys,
+                       std::mt19937_64& rng) {
+  const int64_t parents = (tree.nodes() + 999) / 1000;
+  for (auto _ : state) {
+    const int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys));
+    auto node = tree.db().GetZnode(
+        absl::StrCat("/t/p", (k / 1000) % parents, "/c", k % 1000));
+    if (!node.ok()) std::abort();
+    benchmark::DoNotOptimize(node->data.data());
+  }
+}
+
 void BM_GetZnodeRandom(benchmark::State& state) {
   BigTree& tree = BigTree::Get();
   const int64_t parents = (tree.nodes() + 999) / 1000;
   std::mt19937_64 rng(42);
   // Hot set of range(0) keys: 0 = the whole tree.
   const int64_t hot = state.range(0) == 0 ? parents * 1000 : state.range(0);
-  for (auto _ : state) {
-    const int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(hot));
-    auto node = tree.db().GetZnode(
-        absl::StrCat("/t/p", (k / 1000) % parents, "/c", k % 1000));
-    if (!node.ok()) std::abort();
-    benchmark::DoNotOptimize(node->data.data());
-  }
+  GetRandomChildren(state, tree, hot, rng);
   state.counters["nodes"] = static_cast<double>(tree.nodes());
 }
 BENCHMARK(BM_GetZnodeRandom)->Arg(10000)->Arg(0);
@@ -199,14 +206,7 @@ void BM_GetZnodeBehindMemtable(benchmark::State& state) {
   }();
   benchmark::DoNotOptimize(filled);
   std::mt19937_64 rng(43);
-  const int64_t all = parents * 1000;
-  for (auto _ : state) {
-    const int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(all));
-    auto node = tree.db().GetZnode(
-        absl::StrCat("/t/p", (k / 1000) % parents, "/c", k % 1000));
-    if (!node.ok()) std::abort();
-    benchmark::DoNotOptimize(node->data.data());
-  }
+  GetRandomChildren(state, tree, parents * 1000, rng);
 }
 BENCHMARK(BM_GetZnodeBehindMemtable);
 
