@@ -56,12 +56,13 @@ CommitPipeline::Stats CommitPipeline::stats() const {
   return stats_;
 }
 
-void CommitPipeline::Propose(Txn txn, CommitCallback done) {
-  Enqueue({std::move(txn), std::move(done), false});
+void CommitPipeline::Propose(Txn txn, CommitCallback done,
+                             std::shared_ptr<ApplyGate> gate) {
+  Enqueue({std::move(txn), std::move(done), false, std::move(gate)});
 }
 
 void CommitPipeline::ProposeNoop(CommitCallback done) {
-  Enqueue({Txn(), std::move(done), true});
+  Enqueue({Txn(), std::move(done), true, nullptr});
 }
 
 void CommitPipeline::Enqueue(Pending pending) {
@@ -163,11 +164,40 @@ void CommitPipeline::ApplyLoop() {
         to_apply_.pop_front();
       }
     }
-    ApplyBatch(batch);
+    ApplyGated(batch);
   }
 }
 
-void CommitPipeline::ApplyBatch(std::vector<Pending>& batch) {
+void CommitPipeline::ApplyGated(std::vector<Pending>& batch) {
+  size_t begin = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const std::shared_ptr<ApplyGate>& gate = batch[i].gate;
+    if (gate == nullptr || gate->is_open()) continue;
+    // The reads the gate waits for follow txns before it: apply those and
+    // run their callbacks first, then wait.
+    if (i > begin) {
+      ApplyBatch(absl::MakeSpan(batch).subspan(begin, i - begin));
+    }
+    begin = i;
+    const bool opened = gate->WaitOpen(options_.gate_timeout);
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.gate_waits;
+      if (!opened) ++stats_.gate_timeouts;
+    }
+    if (!opened) {
+      std::fprintf(stderr,
+                   "WARN apply of txn 0x%llx waited %s for its session's "
+                   "earlier reads; applying it anyway\n",
+                   static_cast<unsigned long long>(
+                       batch[i].noop ? 0 : batch[i].txn.header().zxid()),
+                   absl::FormatDuration(options_.gate_timeout).c_str());
+    }
+  }
+  ApplyBatch(absl::MakeSpan(batch).subspan(begin));
+}
+
+void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
   std::vector<Txn> txns;
   txns.reserve(batch.size());
   for (Pending& p : batch) {

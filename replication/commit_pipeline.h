@@ -23,16 +23,20 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "engine/prep.h"
 #include "engine/snapshot.h"
 #include "engine/state_db.h"
 #include "engine/txn_log.h"
+#include "replication/apply_gate.h"
 
 namespace rockeeper::replication {
 
@@ -60,6 +64,11 @@ struct CommitPipelineOptions {
   // and the time AppendBatch took (write + fdatasync), in µs. Must be quick
   // and thread-safe. Default: none.
   std::function<void(size_t txns, int64_t append_us)> on_log_batch;
+  // Longest wait for a closed ApplyGate before the txn is applied anyway
+  // (with a warning): the reads it waits for are in-memory work, so only a
+  // front end that stopped serving them can keep it closed this long.
+  // Default: 5 s.
+  absl::Duration gate_timeout = absl::Seconds(5);
 };
 
 class CommitPipeline {
@@ -79,7 +88,11 @@ class CommitPipeline {
 
   // Queues `txn` (zxid greater than every earlier one). `done` runs later on
   // the apply thread, or at once if the pipeline is stopped or poisoned.
-  void Propose(Txn txn, CommitCallback done);
+  // With a `gate`, the txn is logged at once but applied only once the gate
+  // is open: the txns before it are applied and their callbacks run first
+  // (outside visibility_mu), and the apply thread waits for the gate.
+  void Propose(Txn txn, CommitCallback done,
+               std::shared_ptr<ApplyGate> gate = nullptr);
   // Queues a completion without a txn (a request that Prep refused): `done`
   // runs after every txn proposed before it, so a session's requests
   // complete in the order they were submitted.
@@ -96,6 +109,8 @@ class CommitPipeline {
     uint64_t log_batches = 0;    // = fsync groups
     uint64_t apply_batches = 0;  // = WriteBatches
     uint64_t snapshots = 0;
+    uint64_t gate_waits = 0;     // closed gates the apply thread waited for
+    uint64_t gate_timeouts = 0;  // of those, applied after gate_timeout
   };
   Stats stats() const;
 
@@ -104,11 +119,14 @@ class CommitPipeline {
     Txn txn;
     CommitCallback done;
     bool noop = false;
+    std::shared_ptr<ApplyGate> gate;
   };
   void Enqueue(Pending pending);
   void LogLoop();
   void ApplyLoop();
-  void ApplyBatch(std::vector<Pending>& batch);
+  // Applies `batch` in segments that end before each closed gate.
+  void ApplyGated(std::vector<Pending>& batch);
+  void ApplyBatch(absl::Span<Pending> batch);
   void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   void MaybeSnapshot(size_t applied);
 

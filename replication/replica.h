@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/prep.h"
 #include "engine/state_db.h"
+#include "replication/apply_gate.h"
 
 namespace rockeeper::replication {
 
@@ -57,6 +59,18 @@ class Replica {
   // short. Completions follow submission order.
   virtual void Submit(const engine::RequestContext& ctx,
                       const engine::WriteRequest& request, Done done) = 0;
+  // Whether SubmitGated honours its gate. Default: false (the front end then
+  // holds a session's writes behind its earlier reads instead).
+  virtual bool honours_apply_gates() const { return false; }
+  // Submit, but the txn is applied only once `gate` is open (it may be
+  // prepared and made durable before): see replication/apply_gate.h.
+  // Default: ignores the gate (for replicas that do not honour gates, which
+  // the front end never gives one).
+  virtual void SubmitGated(const engine::RequestContext& ctx,
+                           const engine::WriteRequest& request,
+                           std::shared_ptr<ApplyGate> /*gate*/, Done done) {
+    Submit(ctx, request, std::move(done));
+  }
 
   virtual const engine::StateDb& db() const = 0;
   // Held exclusively while txns are applied and their callbacks run; hold

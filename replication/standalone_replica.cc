@@ -86,6 +86,13 @@ ReplicaStatus StandaloneReplica::status() const {
 
 void StandaloneReplica::Submit(const engine::RequestContext& ctx,
                                const engine::WriteRequest& request, Done done) {
+  SubmitGated(ctx, request, nullptr, std::move(done));
+}
+
+void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
+                                    const engine::WriteRequest& request,
+                                    std::shared_ptr<ApplyGate> gate,
+                                    Done done) {
   absl::MutexLock lock(&submit_mu_);
   const int64_t zxid = next_zxid_;
   absl::StatusOr<engine::PrepOutcome> outcome =
@@ -118,7 +125,8 @@ void StandaloneReplica::Submit(const engine::RequestContext& ctx,
                        SubmitResult r{status, std::move(*shared), triggers};
                        r.zxid = zxid;
                        done(std::move(r));
-                     });
+                     },
+                     std::move(gate));
 }
 
 }  // namespace rockeeper::replication

@@ -55,6 +55,10 @@ class StandaloneReplica : public Replica {
   // is failed or stopped). Keep it short.
   void Submit(const engine::RequestContext& ctx,
               const engine::WriteRequest& request, Done done) override;
+  bool honours_apply_gates() const override { return true; }
+  void SubmitGated(const engine::RequestContext& ctx,
+                   const engine::WriteRequest& request,
+                   std::shared_ptr<ApplyGate> gate, Done done) override;
 
   const engine::StateDb& db() const override { return *db_; }
   // Held exclusively while a batch is applied and its Done callbacks run;

@@ -72,6 +72,8 @@ struct ServerSnapshot {
   int64_t txns_applied = 0;
   int64_t log_batches = 0;
   int64_t apply_batches = 0;
+  int64_t apply_gate_waits = 0;     // see replication/apply_gate.h
+  int64_t apply_gate_timeouts = 0;
   int64_t snapshots_taken = 0;
   // The state DB's children cache (engine/children_cache.h).
   int64_t children_cache_hits = 0;

@@ -80,6 +80,25 @@ engine::CreateRequest ToCreate(const v1::CreateRequest& r) {
 
 }  // namespace
 
+class RockeeperService::CompletionsHelper final
+    : public replication::GateHelper {
+ public:
+  explicit CompletionsHelper(WorkQueue* queue) : queue_(queue) {}
+  bool RunSome() override {
+    absl::ReaderMutexLock lock(&mu_);
+    return queue_ != nullptr && queue_->RunSome();
+  }
+  // Waits for a RunSome in progress; later ones do nothing.
+  void Disable() {
+    absl::MutexLock lock(&mu_);
+    queue_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  WorkQueue* queue_ ABSL_GUARDED_BY(mu_);
+};
+
 RockeeperService::RockeeperService(replication::Replica* replica,
                                    ServiceOptions options)
     : replica_(replica),
@@ -89,7 +108,9 @@ RockeeperService::RockeeperService(replication::Replica* replica,
                        : nullptr),
       metrics_(options.metrics != nullptr ? options.metrics
                                           : own_metrics_.get()),
-      sessions_(options.server_id) {
+      sessions_(options.server_id),
+      gate_helper_(std::make_shared<CompletionsHelper>(&completions_)),
+      serializer_(replica->honours_apply_gates(), gate_helper_) {
   // Sessions survive restarts: give each a fresh deadline, as ZooKeeper.
   std::vector<engine::SessionRecord> stored;
   if (replica_->db().ListSessions(&stored).ok()) {
@@ -143,6 +164,7 @@ void RockeeperService::OnApplied(
 }
 
 RockeeperService::~RockeeperService() {
+  gate_helper_->Disable();
   stop_.Notify();
   if (expiry_thread_.joinable()) expiry_thread_.join();
   replica_->SetApplyListener(nullptr);
@@ -449,11 +471,16 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
     done(grpc::Status::OK);
     return;
   }
-  // Writes pipeline within a session (their order is fixed once submitted);
-  // everything else waits for the session's earlier requests.
+  // Writes pipeline within a session (their order is fixed once submitted)
+  // and, where the replica honours apply gates, pass the session's earlier
+  // reads; reads wait for the earlier requests; the rest are barriers.
   const bool write = op == OpKind::kCreate || op == OpKind::kDelete ||
                      op == OpKind::kSetData || op == OpKind::kSetAcl ||
                      op == OpKind::kMulti;
+  const bool read = op == OpKind::kExists || op == OpKind::kGetData ||
+                    op == OpKind::kGetChildren || op == OpKind::kGetAcl ||
+                    op == OpKind::kMultiRead || op == OpKind::kGetEphemerals ||
+                    op == OpKind::kGetAllChildrenNumber;
   auto* call =
       new CallOf<BodyFn, SubmittedFn>(this, op, write, header, std::move(done),
                                       std::move(body), std::move(submitted));
@@ -461,23 +488,32 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
   if (!info.client_ip.empty()) {
     call->ctx.auth_ids.push_back({"ip", info.client_ip});
   }
-  serializer_.Run(info.session_id, write, call);
+  serializer_.Run(info.session_id,
+                  write  ? SessionSerializer::Kind::kWrite
+                  : read ? SessionSerializer::Kind::kRead
+                         : SessionSerializer::Kind::kBarrier,
+                  call);
 }
 
 void RockeeperService::SubmitAsync(Call* call,
                                    const engine::WriteRequest& request) {
   call->submitted_at = absl::Now();
   // Small captures: the closures are stored without allocating.
-  replica_->Submit(
-      call->ctx, request, [this, call](replication::SubmitResult r) {
-        if (r.outcome.txn) {
-          metrics_->RecordCommit(
-              absl::ToInt64Microseconds(absl::Now() - call->submitted_at));
-        }
-        PublishTriggers(r.triggers);
-        call->result = std::move(r);
-        completions_.Post([call] { call->OnSubmitted(); });
-      });
+  auto done = [this, call](replication::SubmitResult r) {
+    if (r.outcome.txn) {
+      metrics_->RecordCommit(
+          absl::ToInt64Microseconds(absl::Now() - call->submitted_at));
+    }
+    PublishTriggers(r.triggers);
+    call->result = std::move(r);
+    completions_.Post([call] { call->OnSubmitted(); });
+  };
+  if (call->apply_gate() != nullptr) {
+    replica_->SubmitGated(call->ctx, request, call->apply_gate(),
+                          std::move(done));
+  } else {
+    replica_->Submit(call->ctx, request, std::move(done));
+  }
 }
 
 std::unique_ptr<EventSubscription> RockeeperService::AttachEvents(

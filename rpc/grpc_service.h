@@ -330,6 +330,11 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   SessionTracker sessions_;
   WatchManager watches_;
   EventHub events_;
+  // Lets the apply thread, while it waits for an apply gate, run queued
+  // completions (they lead to the reads the gate waits for); disabled
+  // before completions_ goes away.
+  class CompletionsHelper;
+  const std::shared_ptr<CompletionsHelper> gate_helper_;
   SessionSerializer serializer_;
   WorkQueue completions_{2};
   absl::Notification stop_;

@@ -211,6 +211,13 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
   CounterMetric(&out, "rockeeper_apply_batches_total",
                 "State DB write batches applied.",
                 static_cast<uint64_t>(s.apply_batches));
+  CounterMetric(&out, "rockeeper_apply_gate_waits_total",
+                "Times the apply thread waited for a session's earlier reads "
+                "before applying a write that passed them.",
+                static_cast<uint64_t>(s.apply_gate_waits));
+  CounterMetric(&out, "rockeeper_apply_gate_timeouts_total",
+                "Of those waits, the ones that gave up after 5 s.",
+                static_cast<uint64_t>(s.apply_gate_timeouts));
   CounterMetric(&out, "rockeeper_snapshots_total", "Snapshots taken.",
                 static_cast<uint64_t>(s.snapshots_taken));
   CounterMetric(&out, "rockeeper_children_cache_hits_total",

@@ -54,6 +54,25 @@ void WorkQueue::Post(std::function<void()> fn) {
   queue_.push_back(std::move(fn));
 }
 
+void WorkQueue::TakeBatch(std::vector<std::function<void()>>& batch) {
+  while (!queue_.empty() && batch.size() < kWorkBatch) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+}
+
+bool WorkQueue::RunSome() {
+  std::vector<std::function<void()>> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    TakeBatch(batch);
+  }
+  if (batch.empty()) return false;
+  DeferScope scope;
+  for (auto& fn : batch) fn();
+  return true;
+}
+
 void WorkQueue::Loop() {
   std::vector<std::function<void()>> batch;
   batch.reserve(kWorkBatch);
@@ -66,10 +85,7 @@ void WorkQueue::Loop() {
           },
           this));
       if (queue_.empty()) return;
-      while (!queue_.empty() && batch.size() < kWorkBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      TakeBatch(batch);
     }
     {
       DeferScope scope;
@@ -79,11 +95,13 @@ void WorkQueue::Loop() {
   }
 }
 
-void SessionSerializer::Run(int64_t session_id, bool pipelined, Task* task) {
+void SessionSerializer::Run(int64_t session_id, Kind kind, Task* task) {
   task->session_id_ = session_id;
-  task->pipelined_ = pipelined;
-  task->state_.store(0, std::memory_order_relaxed);
-  task->next_ = nullptr;
+  task->kind_ = (kind == Kind::kRead && !writes_pass_reads_) ? Kind::kBarrier
+                                                              : kind;
+  task->state_ = Task::State::kWaiting;
+  task->prev_ = task->next_ = nullptr;
+  task->gate_.reset();
   if (session_id == 0) {
     task->Start();
     return;
@@ -91,14 +109,14 @@ void SessionSerializer::Run(int64_t session_id, bool pipelined, Task* task) {
   {
     absl::MutexLock lock(&mu_);
     Session& s = sessions_[session_id];
+    task->prev_ = s.tail;
     if (s.tail != nullptr) {
       s.tail->next_ = task;
     } else {
       s.head = task;
     }
     s.tail = task;
-    if (s.pumping) return;  // the pumping thread will get to it
-    s.pumping = true;
+    if (!ClaimPump(session_id)) return;  // the pumping thread will get to it
   }
   Pump(session_id);
 }
@@ -106,47 +124,81 @@ void SessionSerializer::Run(int64_t session_id, bool pipelined, Task* task) {
 void SessionSerializer::Ordered(Task* task) {
   const int64_t session_id = task->session_id_;
   if (session_id == 0) return;
-  int expected = 0;
-  if (task->state_.compare_exchange_strong(expected, 1)) {
-    Finish(session_id, /*done=*/false);
+  {
+    absl::MutexLock lock(&mu_);
+    // Late (after Done) or twice: harmless.
+    if (task->state_ != Task::State::kStarted) return;
+    task->state_ = Task::State::kOrdered;
+    if (!ClaimPump(session_id)) return;
   }
+  Pump(session_id);
 }
 
 void SessionSerializer::Done(Task* task) {
   const int64_t session_id = task->session_id_;
   if (session_id == 0) return;
-  // Exactly one of ordered-then-done or done-alone counts as "ordered".
-  const int before = task->state_.exchange(2);
-  // `task` may be freed from here on.
-  if (before == 2) return;  // called twice: ignore
-  if (before == 0) {
-    Finish(session_id, /*done=*/true);
-    return;
-  }
-  // Already ordered: only `running` drops.
   {
     absl::MutexLock lock(&mu_);
+    // Twice, or before it started (a misuse): ignore.
+    if (task->state_ == Task::State::kDone ||
+        task->state_ == Task::State::kWaiting) {
+      return;
+    }
+    task->state_ = Task::State::kDone;
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return;
-    --it->second.running;
-    if (it->second.pumping) return;
-    it->second.pumping = true;
+    Session& s = it->second;
+    (task->prev_ != nullptr ? task->prev_->next_ : s.head) = task->next_;
+    (task->next_ != nullptr ? task->next_->prev_ : s.tail) = task->prev_;
+    const bool was_read = task->kind_ == Kind::kRead;
+    task->prev_ = task->next_ = nullptr;
+    // `task` may be freed from here on (by its owner, after we return).
+    if (was_read) OpenGates(s);
+    if (!ClaimPump(session_id)) return;
   }
   Pump(session_id);
 }
 
-void SessionSerializer::Finish(int64_t session_id, bool done) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) return;
-    Session& s = it->second;
-    if (done) --s.running;
-    --s.unordered;
-    if (s.pumping) return;
-    s.pumping = true;
+bool SessionSerializer::ClaimPump(int64_t session_id) {
+  Session& s = sessions_[session_id];
+  if (s.pumping) return false;
+  s.pumping = true;
+  return true;
+}
+
+void SessionSerializer::OpenGates(Session& s) {
+  for (Task* t = s.head; t != nullptr && t->kind_ != Kind::kRead;
+       t = t->next_) {
+    if (t->gate_ != nullptr) t->gate_->Open();
   }
-  Pump(session_id);
+}
+
+SessionSerializer::Task* SessionSerializer::NextToStart(Session& s) {
+  bool reads_before = false;  // a read not done precedes the candidate
+  for (Task* t = s.head; t != nullptr; t = t->next_) {
+    if (t->state_ == Task::State::kWaiting) {
+      if (t == s.head) return t;  // nothing earlier left
+      if (t->kind_ == Kind::kWrite) {
+        // Everything before is an ordered write or a read (else we would
+        // have stopped): it may go, gated if it passes reads.
+        if (reads_before) {
+          t->gate_ = std::make_shared<replication::ApplyGate>(helper_);
+        }
+        return t;
+      }
+      if (t->kind_ == Kind::kBarrier) return nullptr;
+      reads_before = true;  // a waiting read: later writes may pass it
+      continue;
+    }
+    // Started: later writes may pass an ordered write or a read.
+    if (t->kind_ == Kind::kRead) {
+      reads_before = true;
+    } else if (!(t->kind_ == Kind::kWrite &&
+                 t->state_ == Task::State::kOrdered)) {
+      return nullptr;
+    }
+  }
+  return nullptr;
 }
 
 void SessionSerializer::Pump(int64_t session_id) {
@@ -156,19 +208,13 @@ void SessionSerializer::Pump(int64_t session_id) {
       absl::MutexLock lock(&mu_);
       auto it = sessions_.find(session_id);
       Session& s = it->second;
-      const bool may_start =
-          s.head != nullptr &&
-          (s.head->pipelined_ ? s.unordered == 0 : s.running == 0);
-      if (!may_start) {
+      task = NextToStart(s);
+      if (task == nullptr) {
         s.pumping = false;
-        if (s.running == 0 && s.head == nullptr) sessions_.erase(it);
+        if (s.head == nullptr) sessions_.erase(it);
         return;
       }
-      task = s.head;
-      s.head = task->next_;
-      if (s.head == nullptr) s.tail = nullptr;
-      ++s.running;
-      ++s.unordered;
+      task->state_ = Task::State::kStarted;
     }
     task->Start();
   }
@@ -197,10 +243,10 @@ class FnTask final : public SessionSerializer::Task {
 
 }  // namespace
 
-void SessionSerializer::Run(int64_t session_id, bool pipelined, Op op) {
+void SessionSerializer::Run(int64_t session_id, Kind kind, Op op) {
   auto task = std::make_shared<FnTask>(this, std::move(op));
   task->self = task;
-  Run(session_id, pipelined, task.get());
+  Run(session_id, kind, task.get());
 }
 
 }  // namespace rockeeper::rpc

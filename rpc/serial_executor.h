@@ -11,19 +11,28 @@
 //
 // SessionSerializer: runs each session's operations in the order they were
 // started (ZooKeeper's per-session FIFO order); operations of different
-// sessions, and sessionless ones, run concurrently. Writes pipeline: a
-// write may start as soon as every earlier operation of its session has
-// taken its place in the write order (`ordered`: a write once submitted to
-// the replica, whose completions keep submission order), so one fsync can
-// carry many writes of one session, as in ZooKeeper. Any other operation
-// (a read, auth, sync) waits until every earlier one is done, and the ones
-// after it wait for it: a read sees its session's earlier writes. The order
-// is the order of the calls to Run: a front end that calls Run from one
-// thread in the order it read a connection's requests keeps that order.
+// sessions, and sessionless ones, run concurrently. Three kinds:
+//   * a write may start as soon as every earlier operation of its session is
+//     a write that has taken its place in the write order (`ordered`: once
+//     submitted to the replica, whose completions keep submission order), so
+//     one fsync can carry many writes of one session, as in ZooKeeper;
+//   * a read waits until every earlier operation is done (it sees its
+//     session's earlier writes);
+//   * anything else (auth, sync, close, watches) is a barrier: it waits for
+//     every earlier operation, and every later one waits for it.
+// With `writes_pass_reads`, a write may also start while earlier reads of
+// its session are still waiting or running, as ZooKeeper proposes a write
+// at once: it then gets an ApplyGate (apply_gate()), which must reach the
+// replica with the write (Replica::SubmitGated); the serializer opens it when
+// the last of those reads is done, so the write is applied after them and
+// they never see it. Without it a read is a barrier, for replicas that do
+// not honour gates. The order is the order of the calls to Run: a front end
+// that calls Run from one thread in the order it read a connection's
+// requests keeps that order.
 //
-// An operation is a Task (no allocation by the serializer) or a closure
-// pair. It must report Done exactly once when complete (possibly later, on
-// another thread); a pipelined operation should report Ordered as soon as
+// An operation is a Task (the serializer allocates nothing but the gate of
+// a write that passes reads) or a closure pair. It must report Done exactly once when complete (possibly later, on
+// another thread); a write should report Ordered as soon as
 // its place is fixed (after Done, or not at all, is harmless).
 #ifndef ROCKEEPER_RPC_SERIAL_EXECUTOR_H_
 #define ROCKEEPER_RPC_SERIAL_EXECUTOR_H_
@@ -32,12 +41,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "replication/apply_gate.h"
 
 namespace rockeeper::rpc {
 
@@ -46,8 +57,14 @@ class WorkQueue {
   explicit WorkQueue(int threads);
   ~WorkQueue();  // runs what was posted, then joins
   void Post(std::function<void()> fn);
+  // Runs a batch of queued closures on the calling thread (inside a
+  // DeferScope), as a worker would; false if none was queued.
+  bool RunSome();
 
  private:
+  // Moves up to a batch of queued closures into `batch`.
+  void TakeBatch(std::vector<std::function<void()>>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
@@ -76,6 +93,8 @@ class DeferScope {
 
 class SessionSerializer {
  public:
+  enum class Kind : uint8_t { kWrite, kRead, kBarrier };
+
   // An operation; owned by whoever runs it, which keeps it alive until
   // both its Start returned and SessionSerializer::Done returned.
   class Task {
@@ -84,19 +103,37 @@ class SessionSerializer {
     // Runs the operation (on the thread of Run, or of the Done/Ordered call
     // that let it start).
     virtual void Start() = 0;
+    // For a write that started before earlier reads of its session were
+    // done: the gate to submit it with. Null otherwise. Set before Start.
+    const std::shared_ptr<replication::ApplyGate>& apply_gate() const {
+      return gate_;
+    }
 
    private:
     friend class SessionSerializer;
+    enum class State : uint8_t { kWaiting, kStarted, kOrdered, kDone };
     int64_t session_id_ = 0;
-    bool pipelined_ = false;
-    std::atomic<int> state_{0};  // 0 started, 1 ordered, 2 done
-    Task* next_ = nullptr;       // in its session's waiting list
+    Kind kind_ = Kind::kBarrier;
+    State state_ = State::kWaiting;  // guarded by the serializer's mutex
+    Task* prev_ = nullptr;           // in its session's list, in order
+    Task* next_ = nullptr;
+    std::shared_ptr<replication::ApplyGate> gate_;
   };
+
+  // `helper`: given to every gate (see replication/apply_gate.h); may be
+  // null.
+  explicit SessionSerializer(
+      bool writes_pass_reads = false,
+      std::shared_ptr<replication::GateHelper> helper = nullptr)
+      : writes_pass_reads_(writes_pass_reads), helper_(std::move(helper)) {}
 
   // Starts `task` now if it may start (see above; session_id 0 always
   // may), else once the session's earlier operations allow it.
-  // `pipelined`: a write (may overlap earlier ordered writes).
-  void Run(int64_t session_id, bool pipelined, Task* task);
+  void Run(int64_t session_id, Kind kind, Task* task);
+  // Old form: `pipelined` = a write, else a barrier.
+  void Run(int64_t session_id, bool pipelined, Task* task) {
+    Run(session_id, pipelined ? Kind::kWrite : Kind::kBarrier, task);
+  }
   // `task`'s place in its session's write order is fixed.
   void Ordered(Task* task);
   // `task` is complete.
@@ -105,20 +142,31 @@ class SessionSerializer {
   // The same with closures (allocates; for tests and rare callers).
   using Fn = std::function<void()>;
   using Op = std::function<void(Fn ordered, Fn done)>;
-  void Run(int64_t session_id, bool pipelined, Op op);
+  void Run(int64_t session_id, Kind kind, Op op);
+  void Run(int64_t session_id, bool pipelined, Op op) {
+    Run(session_id, pipelined ? Kind::kWrite : Kind::kBarrier, std::move(op));
+  }
 
  private:
   struct Session {
-    Task* head = nullptr;  // waiting, in order
+    Task* head = nullptr;  // every operation not done yet, in order
     Task* tail = nullptr;
-    int running = 0;    // started, not done
-    int unordered = 0;  // started, neither ordered nor done
     bool pumping = false;
   };
+  // The first operation of `s` that may start now, or null; sets its gate
+  // if it is a write passing reads.
+  Task* NextToStart(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Opens the gates of the writes before the session's first read that is
+  // not done.
+  static void OpenGates(Session& s);
   // Starts what may start, one at a time on this thread. REQUIRES: the
   // caller set s.pumping under mu_ (so only one thread pumps a session).
   void Pump(int64_t session_id);
-  void Finish(int64_t session_id, bool done);
+  // Under mu_: if nobody pumps the session, claims it (returns true).
+  bool ClaimPump(int64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const bool writes_pass_reads_;
+  const std::shared_ptr<replication::GateHelper> helper_;
   absl::Mutex mu_;
   // Present = the session has operations running or waiting.
   absl::flat_hash_map<int64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);

@@ -226,6 +226,8 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
     s.txns_applied = static_cast<int64_t>(ps.txns_applied);
     s.log_batches = static_cast<int64_t>(ps.log_batches);
     s.apply_batches = static_cast<int64_t>(ps.apply_batches);
+    s.apply_gate_waits = static_cast<int64_t>(ps.gate_waits);
+    s.apply_gate_timeouts = static_cast<int64_t>(ps.gate_timeouts);
     s.snapshots_taken = static_cast<int64_t>(ps.snapshots);
   }
   s.healthy = replica.health().ok();

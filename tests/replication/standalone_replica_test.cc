@@ -140,6 +140,60 @@ TEST(StandaloneReplicaTest, ConcurrentSubmittersAreGroupCommitted) {
   EXPECT_EQ(*r->db().CountDescendants("/"), 3 + kThreads * kPerThread);
 }
 
+// A gated write is made durable at once but applied only once its gate
+// opens; the writes before it are applied and complete first, and the ones
+// after it wait behind it.
+TEST(StandaloneReplicaTest, GatedWriteIsLoggedButAppliedOnlyOnceOpen) {
+  TempDir dir;
+  auto r = Open(Options(dir));
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(r->honours_apply_gates());
+  Completions c;
+  auto gate = std::make_shared<ApplyGate>();
+  r->Submit({}, Create("/a"), c.Add(0));
+  r->SubmitGated({}, Create("/b"), gate, c.Add(1));
+  r->Submit({}, Create("/c"), c.Add(2));
+  ASSERT_TRUE(c.Wait(1));
+  const int64_t b_zxid = r->last_proposed_zxid() - 1;
+  // Poll (bounded) until /c, behind the gate, is durable too.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (r->status().last_logged_zxid < b_zxid + 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_GE(r->status().last_logged_zxid, b_zxid + 1);
+  EXPECT_EQ(c.results().size(), 1u);
+  EXPECT_TRUE(r->db().GetZnode("/a").ok());
+  EXPECT_TRUE(absl::IsNotFound(r->db().GetZnode("/b").status()));
+  EXPECT_TRUE(absl::IsNotFound(r->db().GetZnode("/c").status()));
+  EXPECT_EQ(r->db().last_applied_zxid(), b_zxid - 1);
+  gate->Open();
+  ASSERT_TRUE(c.Wait(3));
+  auto res = c.results();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(res[i].first, i);
+    EXPECT_EQ(res[i].second.outcome.err, ZkError::kOk);
+  }
+  EXPECT_TRUE(r->db().GetZnode("/c").ok());
+  EXPECT_EQ(r->pipeline_stats().gate_waits, 1u);
+  EXPECT_EQ(r->pipeline_stats().gate_timeouts, 0u);
+}
+
+// A gate nobody opens holds the apply thread for gate_timeout only.
+TEST(StandaloneReplicaTest, AGateThatNeverOpensTimesOut) {
+  TempDir dir;
+  auto options = Options(dir);
+  options.pipeline.gate_timeout = absl::Milliseconds(50);
+  auto r = Open(options);
+  ASSERT_NE(r, nullptr);
+  Completions c;
+  r->SubmitGated({}, Create("/a"), std::make_shared<ApplyGate>(), c.Add(0));
+  r->Submit({}, Create("/b"), c.Add(1));
+  ASSERT_TRUE(c.Wait(2));
+  EXPECT_EQ(c.results()[0].second.outcome.err, ZkError::kOk);
+  EXPECT_TRUE(r->db().GetZnode("/b").ok());
+  EXPECT_EQ(r->pipeline_stats().gate_timeouts, 1u);
+}
+
 TEST(StandaloneReplicaTest, ReopenRecoversAndContinuesZxids) {
   TempDir dir;
   const auto options = Options(dir);

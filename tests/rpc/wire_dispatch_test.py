@@ -148,6 +148,26 @@ class WireDispatchTest(unittest.TestCase):
             else:
                 self.assertIsNotNone(value)
 
+    def test_pipelined_read_sees_earlier_writes_only_and_keeps_its_watch(self):
+        # A write sent after a read may be proposed before the read ran, but
+        # it is applied only after: the read sees the write before it, not
+        # the one after it, and its watch fires for the one after it.
+        zk = self.client()
+        zk.ensure_path("/pw")
+        for n in range(40):
+            path = f"/pw/n{n}"
+            zk.create(path, b"0")
+            fired = threading.Event()
+            first = zk.set_async(path, b"1")
+            read = zk.get_async(path, watch=lambda e, f=fired: f.set())
+            later = zk.set_async(path, b"2")
+            children = zk.get_children_async("/pw")
+            self.assertEqual(read.get(timeout=10)[0], b"1", n)
+            self.assertEqual(first.get(timeout=10).version, 1)
+            self.assertEqual(later.get(timeout=10).version, 2)
+            self.assertEqual(len(children.get(timeout=10)), n + 1)
+            self.assertTrue(fired.wait(10), f"watch of round {n} did not fire")
+
     def test_connections_closed_with_requests_in_flight(self):
         # Completions of writes arrive after their connection is gone; the
         # server must neither crash nor keep the session stuck.

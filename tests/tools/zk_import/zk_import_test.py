@@ -534,10 +534,17 @@ class ZooKeeperMigrationTest(unittest.TestCase):
             return p
 
         def missing_log(v2):
-            # the log holding the txns right after the newest snapshot
-            z = int(newest.rsplit(".", 1)[1], 16)
-            holder = max((p for p in logs if int(p.rsplit(".", 1)[1], 16) <= z + 1),
-                         key=lambda p: int(p.rsplit(".", 1)[1], 16))
+            # The log holding the txns right after the newest snapshot that
+            # txns follow. ZooKeeper snapshots at a random txn count, so the
+            # newest one may hold the last txn: then snapshots newer than
+            # the chosen one go too (the import starts from the chosen one).
+            def zx(p):
+                return int(p.rsplit(".", 1)[1], 16)
+            z = max(zx(p) for p in self.snapshots if zx(p) < self.last_zxid)
+            for p in self.snapshots:
+                if zx(p) > z:
+                    os.remove(rel(p, v2))
+            holder = max((p for p in logs if zx(p) <= z + 1), key=zx)
             os.remove(rel(holder, v2))
             return os.path.join(v2, "log.")
 
