@@ -32,8 +32,8 @@ namespace rockeeper::replication {
 class GateHelper {
  public:
   virtual ~GateHelper() = default;
-  // Runs some queued work; false if there was none. Thread-safe.
-  virtual bool RunSome() = 0;
+  // Runs one piece of queued work; false if there was none. Thread-safe.
+  virtual bool RunOne() = 0;
 };
 
 class ApplyGate {
@@ -58,7 +58,7 @@ class ApplyGate {
     const absl::Time deadline = absl::Now() + timeout;
     for (;;) {
       if (is_open()) return true;
-      if (helper_ != nullptr && helper_->RunSome()) continue;
+      if (helper_ != nullptr && helper_->RunOne()) continue;
       absl::MutexLock lock(&mu_);
       const absl::Duration left = deadline - absl::Now();
       if (left <= absl::ZeroDuration()) return open_;

@@ -78,7 +78,7 @@ void CommitPipeline::Enqueue(Pending pending) {
       return;
     }
   }
-  pending.done(refused, {}, pending.noop ? nullptr : &pending.txn);
+  pending.done(refused, {}, pending.noop ? nullptr : &pending.txn, false);
 }
 
 void CommitPipeline::Poison(const absl::Status& error) {
@@ -138,7 +138,9 @@ void CommitPipeline::LogLoop() {
       if (!status.ok()) Poison(status);
     }
     if (!status.ok()) {
-      for (Pending& p : batch) p.done(status, {}, p.noop ? nullptr : &p.txn);
+      for (Pending& p : batch) {
+        p.done(status, {}, p.noop ? nullptr : &p.txn, false);
+      }
       continue;
     }
     absl::MutexLock lock(&mu_);
@@ -174,7 +176,13 @@ void CommitPipeline::ApplyGated(std::vector<Pending>& batch) {
     const std::shared_ptr<ApplyGate>& gate = batch[i].gate;
     if (gate == nullptr || gate->is_open()) continue;
     // The reads the gate waits for follow txns before it: apply those and
-    // run their callbacks first, then wait.
+    // run their callbacks first (the session's own ones urgent), then wait.
+    const int64_t session_id = batch[i].txn.header().session_id();
+    for (size_t j = begin; j < i; ++j) {
+      if (!batch[j].noop && batch[j].txn.header().session_id() == session_id) {
+        batch[j].urgent = true;
+      }
+    }
     if (i > begin) {
       ApplyBatch(absl::MakeSpan(batch).subspan(begin, i - begin));
     }
@@ -219,7 +227,7 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
     Poison(status);
     size_t next = 0;
     for (Pending& p : batch) {
-      p.done(status, {}, p.noop ? nullptr : &txns[next++]);
+      p.done(status, {}, p.noop ? nullptr : &txns[next++], false);
     }
     return;
   }
@@ -235,12 +243,13 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
   size_t next = 0;
   for (Pending& p : batch) {
     if (p.noop) {
-      p.done(absl::OkStatus(), kNone, nullptr);
+      p.done(absl::OkStatus(), kNone, nullptr, p.urgent);
       continue;
     }
     Txn& txn = txns[next++];
     auto it = by_zxid.find(txn.header().zxid());
-    p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second, &txn);
+    p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second, &txn,
+           p.urgent);
   }
   if (unlock.mu != nullptr) {
     unlock.mu->Unlock();

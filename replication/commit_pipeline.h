@@ -47,9 +47,12 @@ using engine::WatchTrigger;
 // (status OK) or failed. `triggers` are the watch events it fired. `txn` is
 // the proposed txn, handed back so that the caller need not keep a copy
 // (it may move from it), also when it failed; null for ProposeNoop.
-using CommitCallback =
-    std::function<void(const absl::Status& status,
-                       const std::vector<WatchTrigger>& triggers, Txn* txn)>;
+// `urgent`: the apply thread is about to wait for an ApplyGate of a later txn
+// of the same session, whose reads follow this txn's completion: hand the
+// completion on ahead of other work.
+using CommitCallback = std::function<void(
+    const absl::Status& status, const std::vector<WatchTrigger>& triggers,
+    Txn* txn, bool urgent)>;
 
 struct CommitPipelineOptions {
   // Most txns written with one fsync / applied in one WriteBatch.
@@ -120,6 +123,7 @@ class CommitPipeline {
     CommitCallback done;
     bool noop = false;
     std::shared_ptr<ApplyGate> gate;
+    bool urgent = false;  // see CommitCallback
   };
   void Enqueue(Pending pending);
   void LogLoop();

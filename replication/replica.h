@@ -35,6 +35,9 @@ struct SubmitResult {
   // so a failed write consumes a zxid too). 0 when no txn was logged (the
   // reply then carries the last applied zxid).
   int64_t zxid = 0;
+  // The apply thread waits for reads that follow this completion (see
+  // CommitCallback): the front end should run it ahead of other work.
+  bool urgent = false;
 };
 
 // Where this server stands, for `rockeeper status`, srvr/mntr and the admin

@@ -9,8 +9,11 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -84,11 +87,11 @@ class RockeeperService::CompletionsHelper final
     : public replication::GateHelper {
  public:
   explicit CompletionsHelper(WorkQueue* queue) : queue_(queue) {}
-  bool RunSome() override {
+  bool RunOne() override {
     absl::ReaderMutexLock lock(&mu_);
-    return queue_ != nullptr && queue_->RunSome();
+    return queue_ != nullptr && queue_->RunOne();
   }
-  // Waits for a RunSome in progress; later ones do nothing.
+  // Waits for a RunOne in progress; later ones do nothing.
   void Disable() {
     absl::MutexLock lock(&mu_);
     queue_ = nullptr;
@@ -343,6 +346,10 @@ class RockeeperService::Call : public SessionSerializer::Task {
   engine::RequestContext ctx;
   replication::SubmitResult result;  // a write's, before Submitted runs
   absl::Time submitted_at;
+  // A read's footprint (the path copied: the request may go before the
+  // serializer forgets the read).
+  ReadScope read_scope = ReadScope::kAll;
+  std::string read_path;
 
   // The serializer lets it run.
   void Start() final {
@@ -435,14 +442,15 @@ const grpc::Status& Unavailable() {
 template <typename BodyFn>
 void RockeeperService::Serve(const CallInfo& info, OpKind op,
                              v1::ResponseHeader* header, Done done,
-                             BodyFn body) {
-  Serve(info, op, header, std::move(done), std::move(body), NoWrite{});
+                             BodyFn body, ReadFootprint footprint) {
+  Serve(info, op, header, std::move(done), std::move(body), NoWrite{},
+        footprint);
 }
 
 template <typename BodyFn, typename SubmittedFn>
 void RockeeperService::Serve(const CallInfo& info, OpKind op,
                              v1::ResponseHeader* header, Done done, BodyFn body,
-                             SubmittedFn submitted) {
+                             SubmittedFn submitted, ReadFootprint footprint) {
   // Backpressure: count the request until it finishes.
   if (in_flight_.fetch_add(1, std::memory_order_relaxed) >=
           options_.max_outstanding_requests &&
@@ -485,6 +493,11 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
       new CallOf<BodyFn, SubmittedFn>(this, op, write, header, std::move(done),
                                       std::move(body), std::move(submitted));
   call->ctx.session_id = info.session_id;
+  if (read && info.session_id != 0 &&
+      footprint.scope != ReadScope::kAll) {
+    call->read_scope = footprint.scope;
+    call->read_path.assign(footprint.path.data(), footprint.path.size());
+  }
   if (!info.client_ip.empty()) {
     call->ctx.auth_ids.push_back({"ip", info.client_ip});
   }
@@ -505,10 +518,23 @@ void RockeeperService::SubmitAsync(Call* call,
           absl::ToInt64Microseconds(absl::Now() - call->submitted_at));
     }
     PublishTriggers(r.triggers);
+    const bool urgent = r.urgent;
     call->result = std::move(r);
-    completions_.Post([call] { call->OnSubmitted(); });
+    if (urgent) {
+      completions_.PostFront([call] { call->OnSubmitted(); });
+    } else {
+      completions_.Post([call] { call->OnSubmitted(); });
+    }
   };
-  if (call->apply_gate() != nullptr) {
+  // A write that passed reads of its session waits for them only if one of
+  // them could observe it.
+  if (call->apply_gate() != nullptr &&
+      serializer_.AnyEarlierRead(
+          call, [&request](const SessionSerializer::Task& task) {
+            const auto& read = static_cast<const Call&>(task);
+            return ReadObservesWrite({read.read_scope, read.read_path},
+                                     request);
+          })) {
     replica_->SubmitGated(call->ctx, request, call->apply_gate(),
                           std::move(done));
   } else {
@@ -932,7 +958,8 @@ void RockeeperService::Exists(const CallInfo& call,
             ToApiStat(engine::ClientStat(node), resp->mutable_stat());
           }
           return st;
-        });
+        },
+        ReadFootprint{ReadScope::kNode, req.path()});
 }
 
 void RockeeperService::GetData(const CallInfo& call,
@@ -957,7 +984,8 @@ void RockeeperService::GetData(const CallInfo& call,
             resp->set_data_null(node.data_null);
           }
           return st;
-        });
+        },
+        ReadFootprint{ReadScope::kNode, req.path()});
 }
 
 void RockeeperService::GetChildren(const CallInfo& call,
@@ -986,7 +1014,8 @@ void RockeeperService::GetChildren(const CallInfo& call,
             for (auto& n : names) resp->add_children(std::move(n));
           }
           return st;
-        });
+        },
+        ReadFootprint{ReadScope::kNode, req.path()});
 }
 
 void RockeeperService::GetAcl(const CallInfo& call,
@@ -1023,7 +1052,8 @@ void RockeeperService::GetAcl(const CallInfo& call,
           }
           ToApiStat(engine::ClientStat(node), resp->mutable_stat());
           return grpc::Status::OK;
-        });
+        },
+        ReadFootprint{ReadScope::kNode, req.path()});
 }
 
 void RockeeperService::MultiRead(const CallInfo& call,
@@ -1107,7 +1137,8 @@ void RockeeperService::GetAllChildrenNumber(
           FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
                      resp->mutable_header());
           return grpc::Status::OK;
-        });
+        },
+        ReadFootprint{ReadScope::kSubtree, req.path()});
 }
 
 void RockeeperService::Sync(const CallInfo& call, const v1::SyncRequest& req,

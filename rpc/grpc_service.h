@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -40,6 +41,7 @@
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
 #include "rpc/metrics.h"
+#include "rpc/read_footprint.h"
 #include "rpc/serial_executor.h"
 #include "rpc/session_tracker.h"
 #include "rpc/watch_manager.h"
@@ -280,12 +282,14 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   // `submitted(Call&, SubmitResult&)` returns it (on the completion queue).
   // `header` is filled on a session error. `op` labels the request in the
   // metrics.
+  // `footprint`: a read's (see ReadFootprint).
   template <typename BodyFn, typename SubmittedFn>
   void Serve(const CallInfo& info, OpKind op, v1::ResponseHeader* header,
-             Done done, BodyFn body, SubmittedFn submitted);
+             Done done, BodyFn body, SubmittedFn submitted,
+             ReadFootprint footprint = {});
   template <typename BodyFn>
   void Serve(const CallInfo& info, OpKind op, v1::ResponseHeader* header,
-             Done done, BodyFn body);
+             Done done, BodyFn body, ReadFootprint footprint = {});
   // Submits `call`'s write; its `submitted` runs on the work queue (never on
   // the apply thread) after the txn's watch events were published.
   void SubmitAsync(Call* call, const engine::WriteRequest& request);

@@ -61,15 +61,21 @@ void WorkQueue::TakeBatch(std::vector<std::function<void()>>& batch) {
   }
 }
 
-bool WorkQueue::RunSome() {
-  std::vector<std::function<void()>> batch;
+void WorkQueue::PostFront(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_front(std::move(fn));
+}
+
+bool WorkQueue::RunOne() {
+  std::function<void()> fn;
   {
     absl::MutexLock lock(&mu_);
-    TakeBatch(batch);
+    if (queue_.empty()) return false;
+    fn = std::move(queue_.front());
+    queue_.pop_front();
   }
-  if (batch.empty()) return false;
   DeferScope scope;
-  for (auto& fn : batch) fn();
+  fn();
   return true;
 }
 
@@ -157,6 +163,16 @@ void SessionSerializer::Done(Task* task) {
     if (!ClaimPump(session_id)) return;
   }
   Pump(session_id);
+}
+
+bool SessionSerializer::AnyEarlierRead(
+    const Task* write, absl::FunctionRef<bool(const Task& read)> conflicts) {
+  absl::MutexLock lock(&mu_);
+  if (write->state_ == Task::State::kDone) return false;
+  for (const Task* t = write->prev_; t != nullptr; t = t->prev_) {
+    if (t->kind_ == Kind::kRead && conflicts(*t)) return true;
+  }
+  return false;
 }
 
 bool SessionSerializer::ClaimPump(int64_t session_id) {

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "replication/apply_gate.h"
 
@@ -57,9 +58,11 @@ class WorkQueue {
   explicit WorkQueue(int threads);
   ~WorkQueue();  // runs what was posted, then joins
   void Post(std::function<void()> fn);
-  // Runs a batch of queued closures on the calling thread (inside a
+  // Queues `fn` ahead of everything queued.
+  void PostFront(std::function<void()> fn);
+  // Runs the first queued closure on the calling thread (inside a
   // DeferScope), as a worker would; false if none was queued.
-  bool RunSome();
+  bool RunOne();
 
  private:
   // Moves up to a batch of queued closures into `batch`.
@@ -138,6 +141,12 @@ class SessionSerializer {
   void Ordered(Task* task);
   // `task` is complete.
   void Done(Task* task);
+  // Calls `conflicts` (under the serializer's lock: keep it quick) with each
+  // read before `write` in its session that is not done; true as soon as
+  // one call returns true. A write that passed reads and conflicts with
+  // none of them needs no gate: they cannot observe it.
+  bool AnyEarlierRead(const Task* write,
+                      absl::FunctionRef<bool(const Task& read)> conflicts);
 
   // The same with closures (allocates; for tests and rare callers).
   using Fn = std::function<void()>;

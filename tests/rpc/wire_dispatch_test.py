@@ -168,6 +168,38 @@ class WireDispatchTest(unittest.TestCase):
             self.assertEqual(len(children.get(timeout=10)), n + 1)
             self.assertTrue(fired.wait(10), f"watch of round {n} did not fire")
 
+    def test_pipelined_reads_do_not_see_later_writes_to_related_nodes(self):
+        # Writes sent after a read are applied before it ran only when the
+        # read cannot observe them: a child's create changes its parent's
+        # stat and child list, a sequential create may make the name read,
+        # a deep create changes a subtree's count.
+        zk = self.client()
+        for n in range(20):
+            root = f"/rel{n}"
+            zk.create(root, b"")
+            zk.create(f"{root}/p", b"")
+            # A write first: the reads below wait for it, the writes after
+            # them may pass them.
+            first = zk.set_async(root, b"x")
+            seen = {
+                "children": zk.get_children_async(f"{root}/p"),
+                "stat": zk.exists_async(f"{root}/p"),
+                "seq": zk.exists_async(f"{root}/p/s0000000001"),
+                "count": zk.get_async(root),
+            }
+            writes = [zk.create_async(f"{root}/p/kid", b""),
+                      zk.create_async(f"{root}/p/s", b"", sequence=True),
+                      zk.create_async(f"{root}/other", b"")]
+            self.assertEqual(seen["children"].get(timeout=10), [], n)
+            self.assertEqual(seen["stat"].get(timeout=10).numChildren, 0, n)
+            self.assertIsNone(seen["seq"].get(timeout=10), n)
+            self.assertEqual(seen["count"].get(timeout=10)[1].numChildren, 1, n)
+            self.assertEqual(writes[1].get(timeout=10), f"{root}/p/s0000000001")
+            first.get(timeout=10)
+            for w in writes:
+                w.get(timeout=10)
+            self.assertEqual(zk.get(root)[1].numChildren, 2)
+
     def test_connections_closed_with_requests_in_flight(self):
         # Completions of writes arrive after their connection is gone; the
         # server must neither crash nor keep the session stuck.
