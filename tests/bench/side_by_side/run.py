@@ -457,6 +457,11 @@ WORKLOADS = [
     ("get, 16 x 32", "ops", ["--workload", "get"]),
     ("90% get / 10% set, 16 x 32", "ops", ["--workload", "mix", "--read-pct", "90"]),
     ("ClickHouse-like mix, 16 x 32", "ops", ["--workload", "clickhouse"]),
+    # One session with many requests in flight, as a ClickHouse server uses
+    # its one ZooKeeper session.
+    ("ClickHouse-like mix, 1 session x 64", "ops", ["--workload", "clickhouse",
+                                                    "--sessions", "1",
+                                                    "--outstanding", "64"]),
     ("create, 1 session x 1 (latency)", "lat", ["--workload", "create", "--sessions", "1",
                                                 "--outstanding", "1", "--threads", "1"]),
     ("get, 1 session x 1 (latency)", "lat", ["--workload", "get", "--sessions", "1",
