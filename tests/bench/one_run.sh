@@ -1,0 +1,44 @@
+#!/bin/bash
+# Runs one rkbench workload against a fresh standalone rockeeper (setup
+# phase, then DURATION s timed) and prints ops/s, p50 and the server's CPU
+# per op; for A/B runs of two binaries, alternated by hand. Unlike
+# thread_cpu.sh it does not restart the server after the setup, and it
+# passes extra rkbench arguments (e.g. --sessions 1 --outstanding 64).
+#
+# usage: tests/bench/one_run.sh SERVER_BINARY WORKLOAD KEYS [rkbench args...]
+#   env: DURATION (s, default 6), BUILD (default build, for rkbench)
+# Not part of the test suite; binds 127.0.0.1 on free ports; cleans up.
+set -euo pipefail
+SERVER=${1:?server binary}
+WORKLOAD=${2:?workload}
+KEYS=${3:?keys}
+shift 3
+RKBENCH=${BUILD:-build}/tools/rkbench/rkbench
+DIR=$(mktemp -d /tmp/rk-one-run.XXXXXX)
+PID=
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+PORT=$(/usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cat >"$DIR/zoo.cfg" <<EOC
+dataDir=$DIR/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+grpcPort=0
+admin.enableServer=false
+EOC
+"$SERVER" --config "$DIR/zoo.cfg" >"$DIR/log" 2>&1 &
+PID=$!
+for _ in $(seq 200); do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then break; fi
+  sleep 0.05
+done
+"$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
+  --setup-only --progress off >/dev/null
+"$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
+  --no-setup --duration "${DURATION:-6}" --progress off --server-pid "$PID" "$@" |
+  grep -o 'ops_per_s=[0-9]*\|p50_us=[0-9.]*\|server_cpu_us_per_op=[0-9.]*' |
+  tr '\n' ' '
+echo
