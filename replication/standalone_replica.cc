@@ -102,8 +102,8 @@ void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
     result.status = outcome.status();
     pipeline_->ProposeNoop(
         [done, result](const absl::Status&,
-                       const std::vector<engine::WatchTrigger>&,
-                       engine::Txn*, bool) { done(result); });
+                       const std::vector<engine::WatchTrigger>&, engine::Txn*,
+                       bool) { done(result); });
     return;
   }
   auto shared = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
@@ -116,18 +116,19 @@ void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
                              : MakeErrorTxn(ctx, request, *shared, zxid,
                                             absl::ToUnixMillis(absl::Now()));
   ++next_zxid_;
-  pipeline_->Propose(std::move(txn),
-                     [done, shared, zxid, accepted](
-                         const absl::Status& status,
-                         const std::vector<engine::WatchTrigger>& triggers,
-                         engine::Txn* proposed, bool urgent) {
-                       if (accepted) shared->txn = std::move(*proposed);
-                       SubmitResult r{status, std::move(*shared), triggers};
-                       r.zxid = zxid;
-                       r.urgent = urgent;
-                       done(std::move(r));
-                     },
-                     std::move(gate));
+  pipeline_->Propose(
+      std::move(txn),
+      [done, shared, zxid, accepted](
+          const absl::Status& status,
+          const std::vector<engine::WatchTrigger>& triggers,
+          engine::Txn* proposed, bool urgent) {
+        if (accepted) shared->txn = std::move(*proposed);
+        SubmitResult r{status, std::move(*shared), triggers};
+        r.zxid = zxid;
+        r.urgent = urgent;
+        done(std::move(r));
+      },
+      std::move(gate));
 }
 
 }  // namespace rockeeper::replication

@@ -493,7 +493,8 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
       new CallOf<BodyFn, SubmittedFn>(this, op, write, header, std::move(done),
                                       std::move(body), std::move(submitted));
   call->ctx.session_id = info.session_id;
-  if (read && info.session_id != 0 &&
+  // Only a serializer that lets writes pass reads ever asks for it.
+  if (read && info.session_id != 0 && serializer_.writes_pass_reads() &&
       footprint.scope != ReadScope::kAll) {
     call->read_scope = footprint.scope;
     call->read_path.assign(footprint.path.data(), footprint.path.size());

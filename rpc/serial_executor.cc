@@ -103,8 +103,8 @@ void WorkQueue::Loop() {
 
 void SessionSerializer::Run(int64_t session_id, Kind kind, Task* task) {
   task->session_id_ = session_id;
-  task->kind_ = (kind == Kind::kRead && !writes_pass_reads_) ? Kind::kBarrier
-                                                              : kind;
+  task->kind_ =
+      (kind == Kind::kRead && !writes_pass_reads_) ? Kind::kBarrier : kind;
   task->state_ = Task::State::kWaiting;
   task->prev_ = task->next_ = nullptr;
   task->gate_.reset();

@@ -31,9 +31,10 @@
 // requests keeps that order.
 //
 // An operation is a Task (the serializer allocates nothing but the gate of
-// a write that passes reads) or a closure pair. It must report Done exactly once when complete (possibly later, on
-// another thread); a write should report Ordered as soon as
-// its place is fixed (after Done, or not at all, is harmless).
+// a write that passes reads) or a closure pair. It must report Done exactly
+// once when complete (possibly later, on another thread); a write should report
+// Ordered as soon as its place is fixed (after Done, or not at all, is
+// harmless).
 #ifndef ROCKEEPER_RPC_SERIAL_EXECUTOR_H_
 #define ROCKEEPER_RPC_SERIAL_EXECUTOR_H_
 
@@ -137,6 +138,7 @@ class SessionSerializer {
   void Run(int64_t session_id, bool pipelined, Task* task) {
     Run(session_id, pipelined ? Kind::kWrite : Kind::kBarrier, task);
   }
+  bool writes_pass_reads() const { return writes_pass_reads_; }
   // `task`'s place in its session's write order is fixed.
   void Ordered(Task* task);
   // `task` is complete.

@@ -14,9 +14,9 @@
 namespace rockeeper::replication {
 namespace {
 
+using engine::ZkError;
 using engine::testing::Create;
 using engine::testing::TempDir;
-using engine::ZkError;
 
 // Collects completions; Wait() polls with a bounded deadline.
 class Completions {
@@ -82,7 +82,8 @@ TEST(StandaloneReplicaTest, CompletesInSubmissionOrderWithErrors) {
   // Watch triggers belong to their txn.
   ASSERT_EQ(res[0].second.triggers.size(), 2u);
   EXPECT_EQ(res[0].second.triggers[0].path, "/a");
-  EXPECT_EQ(res[0].second.triggers[0].type, engine::WatchEventType::kNodeCreated);
+  EXPECT_EQ(res[0].second.triggers[0].type,
+            engine::WatchEventType::kNodeCreated);
   ASSERT_EQ(res[2].second.triggers.size(), 1u);
   EXPECT_EQ(res[2].second.triggers[0].type,
             engine::WatchEventType::kNodeDataChanged);
@@ -203,7 +204,8 @@ TEST(StandaloneReplicaTest, ReopenRecoversAndContinuesZxids) {
     ASSERT_NE(r, nullptr);
     Completions c;
     for (int i = 0; i < 100; ++i) {
-      r->Submit({}, Create(absl::StrCat("/n", i), std::string(i, 'x')), c.Add(i));
+      r->Submit({}, Create(absl::StrCat("/n", i), std::string(i, 'x')),
+                c.Add(i));
     }
     ASSERT_TRUE(c.Wait(100));
     last = r->last_proposed_zxid();
