@@ -6,7 +6,8 @@
 # passes extra rkbench arguments (e.g. --sessions 1 --outstanding 64).
 #
 # usage: tests/bench/one_run.sh SERVER_BINARY WORKLOAD KEYS [rkbench args...]
-#   env: DURATION (s, default 6), BUILD (default build, for rkbench)
+#   env: DURATION (s, default 6), BUILD (default build, for rkbench),
+#        EXTRA_CONFIG (zoo.cfg lines)
 # Not part of the test suite; binds 127.0.0.1 on free ports; cleans up.
 set -euo pipefail
 SERVER=${1:?server binary}
@@ -14,27 +15,9 @@ WORKLOAD=${2:?workload}
 KEYS=${3:?keys}
 shift 3
 RKBENCH=${BUILD:-build}/tools/rkbench/rkbench
-DIR=$(mktemp -d /tmp/rk-one-run.XXXXXX)
-PID=
-cleanup() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-PORT=$(/usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat >"$DIR/zoo.cfg" <<EOC
-dataDir=$DIR/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-grpcPort=0
-admin.enableServer=false
-EOC
-"$SERVER" --config "$DIR/zoo.cfg" >"$DIR/log" 2>&1 &
-PID=$!
-for _ in $(seq 200); do
-  if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then break; fi
-  sleep 0.05
-done
+# shellcheck source=tests/bench/standalone_lib.sh
+source "$(dirname "$0")/standalone_lib.sh"
+start
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
   --setup-only --progress off >/dev/null
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \

@@ -15,39 +15,8 @@ WORKLOAD=${2:?workload}
 KEYS=${3:-200000}
 SERVER=${SERVER:-$BUILD/server/rockeeper}
 RKBENCH=$BUILD/tools/rkbench/rkbench
-DIR=$(mktemp -d /tmp/rk-thread-cpu.XXXXXX)
-PID=
-cleanup() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-free_port() {
-  /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-PORT=$(free_port)
-cat >"$DIR/zoo.cfg" <<EOF
-dataDir=$DIR/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-grpcPort=$(free_port)
-admin.serverPort=$(free_port)
-${EXTRA_CONFIG:-}
-EOF
-
-start() {
-  "$SERVER" --config "$DIR/zoo.cfg" >>"$DIR/log" 2>&1 &
-  PID=$!
-  for _ in $(seq 200); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "server did not start; log:" >&2
-  cat "$DIR/log" >&2
-  exit 1
-}
-stop() { kill "$PID"; wait "$PID" || true; PID=; }
+# shellcheck source=tests/bench/standalone_lib.sh
+source "$(dirname "$0")/standalone_lib.sh"
 
 start
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
