@@ -17,6 +17,7 @@
 #define ROCKEEPER_REPLICATION_APPLY_GATE_H_
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -43,10 +44,32 @@ class ApplyGate {
   ApplyGate(const ApplyGate&) = delete;
   ApplyGate& operator=(const ApplyGate&) = delete;
 
-  // Lets the txn be applied. Idempotent.
+  // Lets the txn be applied. Idempotent. Runs the OnOpen hook, if any.
   void Open() {
     absl::MutexLock lock(&mu_);
     open_ = true;
+    if (on_open_) {
+      std::function<void()> fn = std::move(on_open_);
+      on_open_ = nullptr;
+      fn();
+    }
+  }
+  // For an owner that does not wait in WaitOpen (a replica whose apply runs
+  // on an event loop): `fn` runs once when the gate opens, at once if it is
+  // open already, on the opening thread and under the gate's lock, so that
+  // after ClearOnOpen returns it never runs. Keep it short; it must not call
+  // this gate. Replaces an earlier hook.
+  void OnOpen(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    if (open_) {
+      fn();
+      return;
+    }
+    on_open_ = std::move(fn);
+  }
+  void ClearOnOpen() {
+    absl::MutexLock lock(&mu_);
+    on_open_ = nullptr;
   }
   bool is_open() const {
     absl::MutexLock lock(&mu_);
@@ -74,6 +97,7 @@ class ApplyGate {
   const std::shared_ptr<GateHelper> helper_;
   mutable absl::Mutex mu_;
   bool open_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> on_open_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rockeeper::replication

@@ -122,11 +122,17 @@ void QuorumReplica::PeerDisconnected(int64_t peer) {
 
 void QuorumReplica::Submit(const engine::RequestContext& ctx,
                            const engine::WriteRequest& request, Done done) {
+  SubmitGated(ctx, request, nullptr, std::move(done));
+}
+
+void QuorumReplica::SubmitGated(const engine::RequestContext& ctx,
+                                const engine::WriteRequest& request,
+                                std::shared_ptr<ApplyGate> gate, Done done) {
   {
     absl::MutexLock lock(&mu_);
     if (!stop_ && health_.ok()) {
-      submits_.push_back(
-          PendingSubmit{ctx, request, std::move(done), std::nullopt});
+      submits_.push_back(PendingSubmit{ctx, request, std::move(done),
+                                       std::nullopt, std::move(gate)});
       return;
     }
   }
@@ -192,15 +198,18 @@ void QuorumReplica::Loop() {
     std::vector<int64_t> disconnects;
     std::deque<PendingSubmit> submits;
     std::vector<int64_t> touches;
+    bool gate_opened = false;
     {
       absl::MutexLock lock(&mu_);
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_ || !inbox_.empty() || !disconnects_.empty() ||
-               !submits_.empty();
+               !submits_.empty() || gate_opened_;
       };
       mu_.AwaitWithTimeout(absl::Condition(&work),
                            absl::Milliseconds(options_.tick_interval_ms));
       if (stop_) break;
+      gate_opened = gate_opened_;
+      gate_opened_ = false;
       inbox.swap(inbox_);
       disconnects.swap(disconnects_);
       submits.swap(submits_);
@@ -245,9 +254,16 @@ void QuorumReplica::Loop() {
       FailForwarded(absl::UnavailableError("lost the leader"));
     }
     for (PendingSubmit& s : submits) held_.push_back(std::move(s));
+    if (gate_opened) DropOpenGates();
     // Requests (and ones forwarded to us, which arrive in Readies), then
     // the Readies they cause, a few rounds, so nothing waits for a tick.
     for (int round = 0; round < 8; ++round) {
+      // Txns held at a gate that opened (or timed out).
+      absl::Status applied = ApplyCommitted();
+      if (!applied.ok()) {
+        Fail(applied);
+        break;
+      }
       // A new leader applies its history before it preps anything on top.
       const bool caught_up = cur_db().last_applied_zxid() >= establish_zxid_;
       while (!held_.empty() && (!serving_leader || caught_up)) {
@@ -276,6 +292,7 @@ void QuorumReplica::Loop() {
     }
   }
   FailForwarded(absl::UnavailableError("replica stopped"));
+  ClearGateHooks();
 }
 
 void QuorumReplica::ForwardSubmit(PendingSubmit& s) {
@@ -289,13 +306,80 @@ void QuorumReplica::ForwardSubmit(PendingSubmit& s) {
     s.done(SubmitResult{absl::UnavailableError(st.message()), {}, {}});
     return;
   }
-  forwarded_[w.request_id] = std::move(s.done);
+  forwarded_[w.request_id] = Forwarded{std::move(s.done), s.ctx.session_id};
+  HoldForGate(gates_by_request_, w.request_id, std::move(s.gate),
+              s.ctx.session_id);
 }
 
 void QuorumReplica::FailForwarded(const absl::Status& status) {
-  std::map<int64_t, Done> failed;
+  // Their gates stay: the txns may still commit, and the reads they wait
+  // for still run.
+  std::map<int64_t, Forwarded> failed;
   failed.swap(forwarded_);
-  for (auto& [id, done] : failed) done(SubmitResult{status, {}, {}});
+  for (auto& [id, f] : failed) f.done(SubmitResult{status, {}, {}});
+}
+
+void QuorumReplica::HoldForGate(std::map<int64_t, HeldGate>& gates, int64_t key,
+                                std::shared_ptr<ApplyGate> gate,
+                                int64_t session_id) {
+  if (gate == nullptr || gate->is_open()) return;
+  gate->OnOpen([this] {
+    absl::MutexLock lock(&mu_);
+    gate_opened_ = true;
+  });
+  gates[key] = HeldGate{std::move(gate), session_id};
+}
+
+void QuorumReplica::DropOpenGates() {
+  for (auto* gates : {&gates_by_zxid_, &gates_by_request_}) {
+    std::erase_if(*gates,
+                  [](const auto& kv) { return kv.second.gate->is_open(); });
+  }
+}
+
+void QuorumReplica::ClearGateHooks() {
+  for (auto* gates : {&gates_by_zxid_, &gates_by_request_}) {
+    for (auto& [key, held] : *gates) held.gate->ClearOnOpen();
+    gates->clear();
+  }
+}
+
+size_t QuorumReplica::CountUngated(const std::vector<engine::Txn>& txns,
+                                   std::optional<int64_t>* gated_session) {
+  if (gates_by_zxid_.empty() && gates_by_request_.empty()) return txns.size();
+  for (size_t i = 0; i < txns.size(); ++i) {
+    const auto& h = txns[i].header();
+    std::map<int64_t, HeldGate>* gates = &gates_by_zxid_;
+    auto it = gates->find(h.zxid());
+    if (it == gates->end() && h.origin_server() == options_.node.my_id) {
+      gates = &gates_by_request_;
+      it = gates->find(h.origin_request_id());
+    }
+    if (it == gates->end()) continue;
+    if (it->second.gate->is_open()) {
+      gates->erase(it);
+      continue;
+    }
+    const int64_t now = NowMs();
+    if (blocked_zxid_ != h.zxid()) {
+      blocked_zxid_ = h.zxid();
+      blocked_since_ms_ = now;
+      gate_waits_.fetch_add(1, std::memory_order_relaxed);
+    } else if (now - blocked_since_ms_ >= options_.apply_gate_timeout_ms) {
+      std::fprintf(stderr,
+                   "WARN apply of txn 0x%llx waited %lld ms for its session's "
+                   "earlier reads; applying it anyway\n",
+                   static_cast<unsigned long long>(h.zxid()),
+                   static_cast<long long>(now - blocked_since_ms_));
+      gate_timeouts_.fetch_add(1, std::memory_order_relaxed);
+      it->second.gate->ClearOnOpen();
+      gates->erase(it);
+      continue;
+    }
+    *gated_session = it->second.session_id;
+    return i;
+  }
+  return txns.size();
 }
 
 void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
@@ -343,6 +427,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
   }
   Completion c;
   c.done = std::move(s.done);
+  c.session_id = s.ctx.session_id;
   c.zxid = last_proposed_;  // a refused request completes in order
   if (!outcome.ok()) {
     c.status = outcome.status();
@@ -367,6 +452,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
     } else {
       last_proposed_ = zxid;
       c.zxid = zxid;
+      HoldForGate(gates_by_zxid_, zxid, std::move(s.gate), s.ctx.session_id);
     }
   }
   completions_.push_back(std::move(c));
@@ -435,7 +521,8 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
     send_(std::move(r.messages[i]));
   }
   if (r.commit_zxid > 0) {
-    s = ApplyUpTo(r.commit_zxid);
+    commit_target_ = std::max(commit_target_, r.commit_zxid);
+    s = ApplyCommitted();
     if (!s.ok()) {
       Fail(s);
       return;
@@ -467,7 +554,7 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
                    static_cast<long long>(m.from));
       continue;
     }
-    PendingSubmit s{w->ctx, w->request, nullptr, std::nullopt};
+    PendingSubmit s{w->ctx, w->request, nullptr, std::nullopt, nullptr};
     s.forwarded = *std::move(w);
     held_.push_back(std::move(s));
   }
@@ -587,6 +674,18 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
     return absl::DataLossError(absl::StrCat(
         "committed txns up to 0x", absl::Hex(zxid), " are not all logged"));
   }
+  // Stop before a txn whose session's earlier reads have not run yet.
+  std::optional<int64_t> gated_session;
+  const size_t ungated = CountUngated(txns, &gated_session);
+  if (ungated == 0) return absl::OkStatus();
+  if (ungated < txns.size()) {
+    txns.resize(ungated);
+    zxid = txns.back().header().zxid();
+  }
+  // The gated txn's reads follow its session's completions: first in line.
+  auto urgent = [&gated_session](int64_t session_id) {
+    return gated_session.has_value() && *gated_session == session_id;
+  };
   std::vector<engine::WatchTrigger> triggers;
   {
     absl::MutexLock visible(&visibility_mu_);
@@ -609,9 +708,10 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       if (f == forwarded_.end()) continue;
       SubmitResult result{absl::OkStatus(), OutcomeOfTxn(t), {}};
       result.zxid = t.header().zxid();
+      result.urgent = urgent(f->second.session_id);
       auto tr = by_zxid.find(t.header().zxid());
       if (tr != by_zxid.end()) result.triggers = std::move(tr->second);
-      Done done = std::move(f->second);
+      Done done = std::move(f->second.done);
       forwarded_.erase(f);
       done(std::move(result));
     }
@@ -620,6 +720,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       completions_.pop_front();
       SubmitResult result{
           c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}};
+      result.urgent = urgent(c.session_id);
       if (c.outcome && c.outcome->txn) {
         auto t = by_zxid.find(c.zxid);
         if (t != by_zxid.end()) result.triggers = std::move(t->second);
@@ -629,6 +730,16 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
   }
   MaybeSnapshot(txns.size());
   return absl::OkStatus();
+}
+
+absl::Status QuorumReplica::ApplyCommitted() {
+  const int64_t applied = cur_db().last_applied_zxid();
+  // Committed txns not yet logged here (a SNAP install empties the log;
+  // the entries after the snapshot follow) wait for their append.
+  const int64_t target =
+      std::min(commit_target_, std::max(log_->last_zxid(), applied));
+  if (target <= applied) return absl::OkStatus();
+  return ApplyUpTo(target);
 }
 
 void QuorumReplica::CompleteUpTo(int64_t applied) {

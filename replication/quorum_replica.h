@@ -19,6 +19,17 @@
 // its leader fails its forwarded requests with Unavailable (outcome unknown:
 // ZooKeeper's ConnectionLoss).
 //
+// Apply gates (replication/apply_gate.h): a local write submitted with a
+// closed gate is proposed (or forwarded) at once, but the apply of every
+// committed txn stops before its txn until the gate opens: its session's
+// earlier reads run against the state before it. The driver never blocks on
+// a gate: it stops applying, goes on with the protocol, and resumes when
+// the gate's OnOpen hook wakes it (or, after apply_gate_timeout_ms, applies
+// anyway with a WARN). Gates are keyed by zxid for the leader's own
+// requests, and by request id for the requests a learner forwarded (it
+// learns their zxids only from the txns). They outlive role changes: the
+// reads they wait for are local and finish whatever the ensemble does.
+//
 // Snapshots: every snap_count applied txns (a RocksDB checkpoint at an exact
 // zxid). SNAP sync: the learner fetches the leader's checkpoint through
 // options.fetch_snapshot, swaps it in for its state DB (under the visibility
@@ -65,6 +76,10 @@ struct QuorumReplicaOptions {
   engine::StateDbOptions state_db;
   // The ensemble and its timing (tickTime, initLimit, syncLimit).
   zab::NodeConfig node;
+  // How long the apply waits for a closed ApplyGate before applying the txn
+  // anyway (with a WARN: a session's read may then see its later write).
+  // Default: 5000 ms.
+  int64_t apply_gate_timeout_ms = 5000;
   // Txn log preallocation chunk. Default: 64 MiB.
   uint64_t log_preallocate_bytes = 64u << 20;
   // Txn log segment size; purges delete whole segments. Default: 64 MiB.
@@ -110,6 +125,13 @@ class QuorumReplica : public Replica {
 
   void Submit(const engine::RequestContext& ctx,
               const engine::WriteRequest& request, Done done) override;
+  bool honours_apply_gates() const override { return true; }
+  void SubmitGated(const engine::RequestContext& ctx,
+                   const engine::WriteRequest& request,
+                   std::shared_ptr<ApplyGate> gate, Done done) override;
+  ApplyGateStats apply_gate_stats() const override {
+    return {gate_waits_.load(), gate_timeouts_.load()};
+  }
   const engine::StateDb& db() const override {
     return *db_ptr_.load(std::memory_order_acquire);
   }
@@ -133,12 +155,23 @@ class QuorumReplica : public Replica {
     engine::WriteRequest request;
     Done done;  // null for a request a learner forwarded to us
     std::optional<ForwardedWrite> forwarded;
+    std::shared_ptr<ApplyGate> gate;  // null: none
   };
   struct Completion {
     int64_t zxid = 0;  // completes once applied >= zxid
     std::shared_ptr<engine::PrepOutcome> outcome;  // null: status only
     absl::Status status;
     Done done;
+    int64_t session_id = 0;
+  };
+  struct Forwarded {
+    Done done;
+    int64_t session_id = 0;
+  };
+  // A closed gate that holds a txn's apply back.
+  struct HeldGate {
+    std::shared_ptr<ApplyGate> gate;
+    int64_t session_id = 0;
   };
 
   QuorumReplica() = default;
@@ -148,6 +181,16 @@ class QuorumReplica : public Replica {
   void FailForwarded(const absl::Status& status);
   void HandleReady(zab::Ready& r);
   absl::Status ApplyUpTo(int64_t zxid);
+  // Applies the committed txns up to commit_target_ the gates let through.
+  absl::Status ApplyCommitted();
+  void HoldForGate(std::map<int64_t, HeldGate>& gates, int64_t key,
+                   std::shared_ptr<ApplyGate> gate, int64_t session_id);
+  // How many of `txns` (consecutive, from the next to apply) may be applied
+  // now; sets *gated_session to the session of the gated txn it stops at.
+  size_t CountUngated(const std::vector<engine::Txn>& txns,
+                      std::optional<int64_t>* gated_session);
+  void DropOpenGates();
+  void ClearGateHooks();
   void CompleteUpTo(int64_t applied);
   void FailPending(const absl::Status& status);
   void RestartNode(int64_t now_ms);
@@ -178,7 +221,17 @@ class QuorumReplica : public Replica {
   std::deque<Completion> completions_;
   std::deque<PendingSubmit> held_;  // leader catching up before serving
   // Requests this learner forwarded, by request id, until their txn applies.
-  std::map<int64_t, Done> forwarded_;
+  std::map<int64_t, Forwarded> forwarded_;
+  // Closed gates of this server's requests: proposed here, by zxid; and
+  // forwarded to the leader, by request id.
+  std::map<int64_t, HeldGate> gates_by_zxid_;
+  std::map<int64_t, HeldGate> gates_by_request_;
+  // Everything up to it is committed (applied may lag behind, at a gate).
+  int64_t commit_target_ = 0;
+  int64_t blocked_zxid_ = 0;  // the txn the apply stopped at, since when
+  int64_t blocked_since_ms_ = 0;
+  std::atomic<uint64_t> gate_waits_{0};
+  std::atomic<uint64_t> gate_timeouts_{0};
   int64_t next_request_id_ = 0;
   int64_t last_proposed_ = 0;
   bool was_serving_leader_ = false;
@@ -193,6 +246,7 @@ class QuorumReplica : public Replica {
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool gate_opened_ ABSL_GUARDED_BY(mu_) = false;  // a held gate opened
   std::vector<int64_t> touches_to_relay_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   ReplicaStatus status_ ABSL_GUARDED_BY(mu_);

@@ -52,6 +52,12 @@ struct ReplicaStatus {
   int64_t last_applied_zxid = 0;
 };
 
+// How often the apply waited for an ApplyGate (see replication/apply_gate.h).
+struct ApplyGateStats {
+  uint64_t waits = 0;     // closed gates the apply stopped at
+  uint64_t timeouts = 0;  // of those, applied anyway after the gate timeout
+};
+
 class Replica {
  public:
   using Done = std::function<void(SubmitResult)>;
@@ -74,6 +80,8 @@ class Replica {
                            std::shared_ptr<ApplyGate> /*gate*/, Done done) {
     Submit(ctx, request, std::move(done));
   }
+
+  virtual ApplyGateStats apply_gate_stats() const { return {}; }
 
   virtual const engine::StateDb& db() const = 0;
   // Held exclusively while txns are applied and their callbacks run; hold

@@ -69,6 +69,10 @@ class StandaloneReplica : public Replica {
   int64_t last_proposed_zxid() const override;
   ReplicaStatus status() const override;
   CommitPipeline::Stats pipeline_stats() const { return pipeline_->stats(); }
+  ApplyGateStats apply_gate_stats() const override {
+    const CommitPipeline::Stats s = pipeline_->stats();
+    return {s.gate_waits, s.gate_timeouts};
+  }
   absl::Status health() const override { return pipeline_->health(); }
   // Txns replayed from the log at Open.
   int64_t recovered_txns() const { return recovered_txns_; }

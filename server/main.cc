@@ -226,10 +226,11 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
     s.txns_applied = static_cast<int64_t>(ps.txns_applied);
     s.log_batches = static_cast<int64_t>(ps.log_batches);
     s.apply_batches = static_cast<int64_t>(ps.apply_batches);
-    s.apply_gate_waits = static_cast<int64_t>(ps.gate_waits);
-    s.apply_gate_timeouts = static_cast<int64_t>(ps.gate_timeouts);
     s.snapshots_taken = static_cast<int64_t>(ps.snapshots);
   }
+  const replication::ApplyGateStats gs = replica.apply_gate_stats();
+  s.apply_gate_waits = static_cast<int64_t>(gs.waits);
+  s.apply_gate_timeouts = static_cast<int64_t>(gs.timeouts);
   s.healthy = replica.health().ok();
   s.tick_time_ms = cfg.tick_time_ms;
   std::error_code ec;

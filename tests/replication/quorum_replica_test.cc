@@ -2,7 +2,8 @@
 // real txn log, epoch files and RocksDB state DB, connected by an in-process
 // router (the network transport has its own test). Checks election,
 // replication to every member, failover when the leader goes away, catch-up
-// of a member that comes back, and refusal of writes without a quorum.
+// of a member that comes back, refusal of writes without a quorum, and
+// apply gates (a committed txn waits for its session's earlier reads).
 #include "replication/quorum_replica.h"
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -51,8 +53,11 @@ class Ensemble {
  public:
   // snap_count > 0: snapshots every snap_count txns, and logs purged behind
   // them, so a member that falls behind is synced by SNAP.
-  explicit Ensemble(int n, int64_t snap_count = 0)
-      : n_(n), snap_count_(snap_count) {
+  explicit Ensemble(int n, int64_t snap_count = 0,
+                    int64_t apply_gate_timeout_ms = 5000)
+      : n_(n),
+        snap_count_(snap_count),
+        apply_gate_timeout_ms_(apply_gate_timeout_ms) {
     for (int id = 1; id <= n; ++id) Start(id);
   }
 
@@ -67,6 +72,7 @@ class Ensemble {
     QuorumReplicaOptions o;
     o.data_dir = DataDir(id);
     o.snap_count = snap_count_;
+    o.apply_gate_timeout_ms = apply_gate_timeout_ms_;
     o.purge_after_snapshot = snap_count_ > 0;
     o.log_segment_max_bytes = 4096;  // so purges delete segments
     o.fetch_snapshot = [this](int64_t from, int64_t zxid,
@@ -159,6 +165,7 @@ class Ensemble {
  private:
   const int n_;
   const int64_t snap_count_;
+  const int64_t apply_gate_timeout_ms_;
   TempDir dir_;
   Router router_;
   std::map<int64_t, std::unique_ptr<QuorumReplica>> replicas_;
@@ -292,6 +299,135 @@ TEST(QuorumReplicaTest, MembersBehindThePurgedLogAreSyncedBySnapshot) {
     EXPECT_TRUE(e.get(id)->db().GetZnode("/before").ok());
     EXPECT_TRUE(e.get(id)->db().GetZnode("/s149").ok());
   }
+}
+
+// A result slot filled by a Done callback, in the order callbacks ran.
+struct Answers {
+  absl::Mutex mu;
+  std::vector<std::string> order ABSL_GUARDED_BY(mu);
+  Replica::Done Slot(std::string name) {
+    return [this, name](SubmitResult r) {
+      EXPECT_TRUE(r.status.ok()) << name << ": " << r.status;
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+    };
+  }
+  size_t count() {
+    absl::MutexLock lock(&mu);
+    return order.size();
+  }
+  // Polls (bounded) until `n` answers came.
+  bool WaitFor(size_t n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return order.size() >= n;
+    };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
+};
+
+bool WaitUntilApplied(QuorumReplica* r, const std::string& path) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    {
+      absl::ReaderMutexLock lock(&r->visibility_mutex());
+      if (r->db().GetZnode(path).ok()) return true;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+// A gated write submitted on `on` (the leader, or a follower that forwards
+// it) is committed everywhere, but `on` applies neither it nor the txns
+// behind it until its gate opens.
+void CheckGateHoldsTheApply(Ensemble& e, int64_t on, int64_t other) {
+  ASSERT_TRUE(e.get(on)->honours_apply_gates());
+  auto gate = std::make_shared<ApplyGate>();
+  Answers answers;
+  engine::RequestContext session_a;
+  session_a.session_id = 0x1001;
+  engine::RequestContext session_b;
+  session_b.session_id = 0x2002;
+  e.get(on)->SubmitGated(session_a, Create("/gated", "v"), gate,
+                         answers.Slot("gated"));
+  e.get(on)->Submit(session_b, Create("/behind", "v"), answers.Slot("behind"));
+  // Committed: another member applied both.
+  ASSERT_TRUE(WaitUntilApplied(e.get(other), "/behind"));
+  ASSERT_TRUE(WaitUntilApplied(e.get(other), "/gated"));
+  // Not applied on `on`, nor answered; polled for a while, as nothing will
+  // happen there until the gate opens.
+  const absl::Time until = absl::Now() + absl::Milliseconds(300);
+  while (absl::Now() < until) {
+    {
+      absl::ReaderMutexLock lock(&e.get(on)->visibility_mutex());
+      ASSERT_FALSE(e.get(on)->db().GetZnode("/gated").ok());
+      ASSERT_FALSE(e.get(on)->db().GetZnode("/behind").ok());
+    }
+    ASSERT_EQ(answers.count(), 0u);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(e.get(on)->apply_gate_stats().waits, 1u);
+  gate->Open();
+  ASSERT_TRUE(answers.WaitFor(2, absl::Seconds(30)));
+  {
+    absl::MutexLock lock(&answers.mu);
+    EXPECT_EQ(answers.order, (std::vector<std::string>{"gated", "behind"}));
+  }
+  EXPECT_TRUE(e.get(on)->db().GetZnode("/gated").ok());
+  EXPECT_TRUE(e.get(on)->db().GetZnode("/behind").ok());
+  EXPECT_EQ(e.get(on)->apply_gate_stats().timeouts, 0u);
+  e.ExpectConverged(e.get(other)->db().last_applied_zxid());
+}
+
+TEST(QuorumReplicaTest, LeaderAppliesAGatedTxnOnlyOnceItsGateOpens) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  const int64_t follower = *leader == 1 ? 2 : 1;
+  CheckGateHoldsTheApply(e, *leader, follower);
+}
+
+TEST(QuorumReplicaTest, FollowerAppliesAForwardedGatedTxnOnlyOnceItsGateOpens) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  const int64_t follower = *leader == 1 ? 2 : 1;
+  CheckGateHoldsTheApply(e, follower, *leader);
+}
+
+TEST(QuorumReplicaTest, AGateThatNeverOpensTimesOut) {
+  Ensemble e(3, /*snap_count=*/0, /*apply_gate_timeout_ms=*/200);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  const int64_t follower = *leader == 1 ? 2 : 1;
+  for (int64_t on : {*leader, follower}) {
+    Answers answers;
+    const std::string path = absl::StrCat("/never", on);
+    e.get(on)->SubmitGated({}, Create(path, "v"), std::make_shared<ApplyGate>(),
+                           answers.Slot("never"));
+    ASSERT_TRUE(answers.WaitFor(1, absl::Seconds(30)));
+    EXPECT_TRUE(e.get(on)->db().GetZnode(path).ok());
+    EXPECT_EQ(e.get(on)->apply_gate_stats().waits, 1u);
+    EXPECT_EQ(e.get(on)->apply_gate_stats().timeouts, 1u);
+  }
+  // Writes after it flow again.
+  SubmitResult r = e.Write(*leader, "/after");
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  e.ExpectConverged(r.outcome.txn->header().zxid());
+}
+
+TEST(QuorumReplicaTest, AnOpenGateHoldsNothing) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  auto gate = std::make_shared<ApplyGate>();
+  gate->Open();
+  Answers answers;
+  e.get(*leader)->SubmitGated({}, Create("/open", "v"), gate,
+                              answers.Slot("open"));
+  ASSERT_TRUE(answers.WaitFor(1, absl::Seconds(30)));
+  EXPECT_EQ(e.get(*leader)->apply_gate_stats().waits, 0u);
 }
 
 }  // namespace

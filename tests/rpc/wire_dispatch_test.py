@@ -22,7 +22,8 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
-from rktest import StandaloneServer, free_port, poll  # noqa: E402
+from rktest import (StandaloneServer, check_pipelined_read_sees_earlier_writes_only,  # noqa: E402
+                    check_pipelined_reads_miss_later_related_writes, free_port, poll)
 
 ARGS = None
 
@@ -149,56 +150,10 @@ class WireDispatchTest(unittest.TestCase):
                 self.assertIsNotNone(value)
 
     def test_pipelined_read_sees_earlier_writes_only_and_keeps_its_watch(self):
-        # A write sent after a read may be proposed before the read ran, but
-        # it is applied only after: the read sees the write before it, not
-        # the one after it, and its watch fires for the one after it.
-        zk = self.client()
-        zk.ensure_path("/pw")
-        for n in range(40):
-            path = f"/pw/n{n}"
-            zk.create(path, b"0")
-            fired = threading.Event()
-            first = zk.set_async(path, b"1")
-            read = zk.get_async(path, watch=lambda e, f=fired: f.set())
-            later = zk.set_async(path, b"2")
-            children = zk.get_children_async("/pw")
-            self.assertEqual(read.get(timeout=10)[0], b"1", n)
-            self.assertEqual(first.get(timeout=10).version, 1)
-            self.assertEqual(later.get(timeout=10).version, 2)
-            self.assertEqual(len(children.get(timeout=10)), n + 1)
-            self.assertTrue(fired.wait(10), f"watch of round {n} did not fire")
+        check_pipelined_read_sees_earlier_writes_only(self, self.client(), "/pw")
 
     def test_pipelined_reads_do_not_see_later_writes_to_related_nodes(self):
-        # Writes sent after a read are applied before it ran only when the
-        # read cannot observe them: a child's create changes its parent's
-        # stat and child list, a sequential create may make the name read,
-        # a deep create changes a subtree's count.
-        zk = self.client()
-        for n in range(20):
-            root = f"/rel{n}"
-            zk.create(root, b"")
-            zk.create(f"{root}/p", b"")
-            # A write first: the reads below wait for it, the writes after
-            # them may pass them.
-            first = zk.set_async(root, b"x")
-            seen = {
-                "children": zk.get_children_async(f"{root}/p"),
-                "stat": zk.exists_async(f"{root}/p"),
-                "seq": zk.exists_async(f"{root}/p/s0000000001"),
-                "count": zk.get_async(root),
-            }
-            writes = [zk.create_async(f"{root}/p/kid", b""),
-                      zk.create_async(f"{root}/p/s", b"", sequence=True),
-                      zk.create_async(f"{root}/other", b"")]
-            self.assertEqual(seen["children"].get(timeout=10), [], n)
-            self.assertEqual(seen["stat"].get(timeout=10).numChildren, 0, n)
-            self.assertIsNone(seen["seq"].get(timeout=10), n)
-            self.assertEqual(seen["count"].get(timeout=10)[1].numChildren, 1, n)
-            self.assertEqual(writes[1].get(timeout=10), f"{root}/p/s0000000001")
-            first.get(timeout=10)
-            for w in writes:
-                w.get(timeout=10)
-            self.assertEqual(zk.get(root)[1].numChildren, 2)
+        check_pipelined_reads_miss_later_related_writes(self, self.client(), "/rel")
 
     def test_connections_closed_with_requests_in_flight(self):
         # Completions of writes arrive after their connection is gone; the

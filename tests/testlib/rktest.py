@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 _PORT_LOW, _PORT_HIGH = 15000, 32000
@@ -125,3 +126,56 @@ class StandaloneServer:
         self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
         return rc
+
+
+def check_pipelined_read_sees_earlier_writes_only(tc, zk, root, rounds=40):
+    """A write sent after a read may be proposed before the read ran, but it
+    is applied only after: the read sees the write before it, not the one
+    after it, and its watch fires for the one after it. `tc`: the
+    unittest.TestCase; `zk`: a started KazooClient."""
+    zk.ensure_path(root)
+    for n in range(rounds):
+        path = f"{root}/n{n}"
+        zk.create(path, b"0")
+        fired = threading.Event()
+        first = zk.set_async(path, b"1")
+        read = zk.get_async(path, watch=lambda e, f=fired: f.set())
+        later = zk.set_async(path, b"2")
+        children = zk.get_children_async(root)
+        tc.assertEqual(read.get(timeout=10)[0], b"1", n)
+        tc.assertEqual(first.get(timeout=10).version, 1)
+        tc.assertEqual(later.get(timeout=10).version, 2)
+        tc.assertEqual(len(children.get(timeout=10)), n + 1)
+        tc.assertTrue(fired.wait(10), f"watch of round {n} did not fire")
+
+
+def check_pipelined_reads_miss_later_related_writes(tc, zk, prefix, rounds=20):
+    """Writes sent after a read are applied before it ran only when the read
+    cannot observe them: a child's create changes its parent's stat and child
+    list, a sequential create may make the name read, a create under a node
+    changes its stat."""
+    for n in range(rounds):
+        root = f"{prefix}{n}"
+        zk.create(root, b"")
+        zk.create(f"{root}/p", b"")
+        # A write first: the reads below wait for it, the writes after them
+        # may pass them.
+        first = zk.set_async(root, b"x")
+        seen = {
+            "children": zk.get_children_async(f"{root}/p"),
+            "stat": zk.exists_async(f"{root}/p"),
+            "seq": zk.exists_async(f"{root}/p/s0000000001"),
+            "count": zk.get_async(root),
+        }
+        writes = [zk.create_async(f"{root}/p/kid", b""),
+                  zk.create_async(f"{root}/p/s", b"", sequence=True),
+                  zk.create_async(f"{root}/other", b"")]
+        tc.assertEqual(seen["children"].get(timeout=10), [], n)
+        tc.assertEqual(seen["stat"].get(timeout=10).numChildren, 0, n)
+        tc.assertIsNone(seen["seq"].get(timeout=10), n)
+        tc.assertEqual(seen["count"].get(timeout=10)[1].numChildren, 1, n)
+        tc.assertEqual(writes[1].get(timeout=10), f"{root}/p/s0000000001")
+        first.get(timeout=10)
+        for w in writes:
+            w.get(timeout=10)
+        tc.assertEqual(zk.get(root)[1].numChildren, 2)

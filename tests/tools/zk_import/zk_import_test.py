@@ -335,6 +335,19 @@ class ZooKeeperMigrationTest(unittest.TestCase):
                 zk.create(f"/churn{round_}/c{i}", b"c")
             if round_ % 2:
                 zk.delete(f"/churn{round_}", recursive=True)
+        # ZooKeeper snapshots after a random count of txns, so the last txn
+        # may land in a snapshot. Write until a new snapshot file appears:
+        # the next one is at least snapCount/2 txns away, so the tail below
+        # follows the newest snapshot.
+        def snapshot_files():
+            return set(glob.glob(os.path.join(cls.zk_v2, "snapshot.*")))
+        before = snapshot_files()
+        for i in range(200):
+            if snapshot_files() - before:
+                break
+            zk.set("/q", str(i).encode())
+        else:
+            raise AssertionError("no snapshot after 200 txns (snapCount 50)")
         zk.set("/q", b"tail")
         zk.create("/tail", b"the end")
         cls.live_client_id = live.client_id
@@ -534,18 +547,24 @@ class ZooKeeperMigrationTest(unittest.TestCase):
             return p
 
         def missing_log(v2):
-            # The log holding the txns right after the newest snapshot that
-            # txns follow. ZooKeeper snapshots at a random txn count, so the
-            # newest one may hold the last txn: then snapshots newer than
-            # the chosen one go too (the import starts from the chosen one).
+            # The log holding the txns right after a snapshot, with a later
+            # log left: the import sees the gap. (Without a later log a
+            # missing last log is a shorter history, which nothing can
+            # tell.) The newest snapshot that qualifies is chosen, and the
+            # snapshots newer than it go too, so the import starts there.
             def zx(p):
                 return int(p.rsplit(".", 1)[1], 16)
-            z = max(zx(p) for p in self.snapshots if zx(p) < self.last_zxid)
+
+            def holder(z):
+                return max((p for p in logs if zx(p) <= z + 1), key=zx)
+            candidates = [zx(p) for p in self.snapshots
+                          if zx(p) < self.last_zxid and holder(zx(p)) != logs[-1]]
+            self.assertTrue(candidates, "no snapshot with two logs after it")
+            z = max(candidates)
             for p in self.snapshots:
                 if zx(p) > z:
                     os.remove(rel(p, v2))
-            holder = max((p for p in logs if zx(p) <= z + 1), key=zx)
-            os.remove(rel(holder, v2))
+            os.remove(rel(holder(z), v2))
             return os.path.join(v2, "log.")
 
         def torn_tail(v2):
