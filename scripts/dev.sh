@@ -16,7 +16,7 @@ JOBS="${JOBS:-$(nproc)}"
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev libedit-dev python3-grpcio python3-protobuf python3-kazoo
+  libssl-dev libedit-dev libgoogle-perftools-dev python3-grpcio python3-protobuf python3-kazoo
   zookeeper libzookeeper-mt-dev clickhouse-server clickhouse-client)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 FUZZ_TARGETS=(txn_log_fuzz record_fuzz zoo_cfg_fuzz jute_fuzz prep_apply_fuzz
