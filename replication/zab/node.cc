@@ -189,6 +189,8 @@ void Node::GoLooking(int64_t now_ms) {
   learners_.clear();
   outstanding_.clear();
   self_acked_newleader_ = false;
+  commit_pending_ = false;
+  ack_pending_ = 0;
   learner_phase_ = LearnerPhase::kConnecting;
   election_.SetOwnLog(last_zxid_, current_epoch_);
   election_.StartLooking(now_ms);
@@ -233,6 +235,7 @@ void Node::OnElectionDecided(int64_t now_ms) {
                                                          : Role::kObserving;
       learner_phase_ = LearnerPhase::kConnecting;
       conn_ = std::max(conn_ + 1, now_ms * 16);
+      ack_pending_ = 0;
       send_seq_ = 0;
       recv_seq_ = 0;
       last_heard_ms_ = now_ms;
@@ -341,9 +344,35 @@ int64_t Node::CommitTarget() const {
   return commit > applied_ ? commit : 0;
 }
 
-bool Node::HasReady() const { return !ready_.empty() || CommitTarget() != 0; }
+bool Node::HasReady() const {
+  return !ready_.empty() || CommitTarget() != 0 || ack_pending_ != 0 ||
+         commit_pending_;
+}
+
+void Node::FlushCoalesced() {
+  if (ack_pending_ != 0) {
+    if (role_ == Role::kFollowing && learner_phase_ != LearnerPhase::kSyncing) {
+      SendToLeader(MsgType::kAck, ack_pending_);  // after our fsync
+    }
+    ack_pending_ = 0;
+  }
+  if (commit_pending_) {
+    commit_pending_ = false;
+    if (role_ != Role::kLeading) return;
+    for (const auto& [id, l] : learners_) {
+      if (!l.synced || l.observer) continue;
+      Message m;
+      m.type = MsgType::kCommit;
+      m.to = id;
+      m.conn = l.conn;
+      m.zxid = committed_;
+      Send(std::move(m), /*after_persist=*/false);
+    }
+  }
+}
 
 Ready Node::TakeReady() {
+  FlushCoalesced();
   const int64_t commit = CommitTarget();
   Ready r = std::move(ready_);
   ready_ = Ready();
@@ -634,18 +663,16 @@ void Node::TryCommit() {
     }
     if (!IsQuorum(voters)) return;
     committed_ = it->first;
+    commit_pending_ = true;  // followers: one COMMIT for the lot
     for (const auto& [id, l] : learners_) {
-      if (!l.synced) continue;
+      if (!l.synced || !l.observer) continue;
+      // Observers get each committed entry (they saw no PROPOSAL).
       Message m;
       m.to = id;
       m.conn = l.conn;
       m.zxid = it->first;
-      if (l.observer) {
-        m.type = MsgType::kInform;
-        m.entry = it->second.entry;
-      } else {
-        m.type = MsgType::kCommit;
-      }
+      m.type = MsgType::kInform;
+      m.entry = it->second.entry;
       Send(std::move(m), /*after_persist=*/false);
     }
     outstanding_.erase(it);
@@ -767,7 +794,7 @@ void Node::StepLearner(const Message& m, int64_t now_ms) {
       LearnerAppend(m.entry);
       if (role_ == Role::kFollowing &&
           learner_phase_ != LearnerPhase::kSyncing) {
-        SendToLeader(MsgType::kAck, m.zxid);
+        ack_pending_ = std::max(ack_pending_, m.zxid);  // see FlushCoalesced
       }
       return;
     case MsgType::kCommit:

@@ -242,6 +242,12 @@ class Node {
   void SyncLearner(int64_t id, LearnerState& l);
   void SendUpToDate(int64_t id, LearnerState& l);
   void TryCommit();
+  // Sends what was coalesced since the last TakeReady: one ACK for the
+  // proposals logged (learner), one COMMIT per follower (leader). Both are
+  // cumulative: an ACK of z says everything up to z is logged, a COMMIT of
+  // z that everything up to z is committed. Placed last in the Ready, so a
+  // COMMIT never overtakes the PROPOSAL it covers.
+  void FlushCoalesced();
   void LeaderTick(int64_t now_ms);
   void EnterPhase(LeaderPhase phase, int64_t now_ms);
 
@@ -284,6 +290,7 @@ class Node {
   absl::StatusOr<std::vector<Entry>> ReadEntries(int64_t after, int64_t upto);
   int64_t next_ping_ms_ = 0;
   bool self_acked_newleader_ = false;
+  bool commit_pending_ = false;  // followers are owed COMMIT(committed_)
 
   // Learner state.
   LearnerPhase learner_phase_ = LearnerPhase::kConnecting;
@@ -293,6 +300,7 @@ class Node {
   int64_t last_heard_ms_ = 0;
   int64_t last_info_sent_ms_ = 0;
   int64_t commit_seen_ = 0;  // highest COMMIT/INFORM/UPTODATE zxid received
+  int64_t ack_pending_ = 0;  // highest proposal logged, not yet ACKed (0: none)
   std::string session_touches_;
 
   Ready ready_;
