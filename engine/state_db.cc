@@ -37,42 +37,6 @@ std::string EncodeI64(int64_t v) {
   return out;
 }
 
-Znode FromRecord(const ZnodeRecord& r) {
-  Znode n;
-  n.czxid = r.czxid();
-  n.mzxid = r.mzxid();
-  n.pzxid = r.pzxid();
-  n.ctime_ms = r.ctime_ms();
-  n.mtime_ms = r.mtime_ms();
-  n.version = r.version();
-  n.cversion = r.cversion();
-  n.aversion = r.aversion();
-  n.ephemeral_owner = r.ephemeral_owner();
-  n.num_children = r.num_children();
-  n.acl_id = r.has_acl_id() ? r.acl_id() : kOpenAclId;
-  n.data = r.data();
-  n.data_null = r.data_null();
-  return n;
-}
-
-ZnodeRecord ToRecord(const Znode& n) {
-  ZnodeRecord r;
-  r.set_czxid(n.czxid);
-  r.set_mzxid(n.mzxid);
-  r.set_pzxid(n.pzxid);
-  r.set_ctime_ms(n.ctime_ms);
-  r.set_mtime_ms(n.mtime_ms);
-  r.set_version(n.version);
-  r.set_cversion(n.cversion);
-  r.set_aversion(n.aversion);
-  r.set_ephemeral_owner(n.ephemeral_owner);
-  r.set_num_children(n.num_children);
-  r.set_acl_id(n.acl_id);
-  r.set_data(n.data);
-  if (n.data_null) r.set_data_null(true);
-  return r;
-}
-
 // A znode key's parent part: the key up to its last '/' (depth byte(s) and
 // the parent's path). The memtable keeps an insert hint per parent, so that
 // siblings created one after another (sequential nodes, a growing
@@ -273,6 +237,8 @@ absl::StatusOr<std::unique_ptr<StateDb>> StateDb::Open(
   sdb->read_only_ = options.read_only;
   sdb->children_cache_ =
       std::make_unique<ChildrenCache>(options.children_cache_bytes);
+  sdb->znode_cache_ = std::make_unique<ZnodeCache>(
+      options.read_only ? 0 : options.znode_cache_bytes);
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
 
   rocksdb::DBOptions db_options;
@@ -386,7 +352,7 @@ absl::Status StateDb::InitializeEmpty() {
       node.acl_id = config_acl;
       node.aversion = -1;
     }
-    batch.Put(znodes_, ZnodeKey(path), ToRecord(node).SerializeAsString());
+    batch.Put(znodes_, ZnodeKey(path), ZnodeToRecord(node).SerializeAsString());
   }
   batch.Put(meta_, kMetaDbId, db_id_);
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(0));
@@ -465,6 +431,9 @@ absl::StatusOr<AclVector> StateDb::GetAcl(int64_t acl_id) const {
 }
 
 absl::StatusOr<Znode> StateDb::GetZnode(absl::string_view path) const {
+  Znode cached;
+  if (znode_cache_->Lookup(path, &cached)) return cached;
+  const uint64_t epoch = znode_cache_->epoch();
   rocksdb::PinnableSlice value;
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), znodes_, ZnodeKey(path), &value);
@@ -474,7 +443,9 @@ absl::StatusOr<Znode> StateDb::GetZnode(absl::string_view path) const {
   if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(absl::StrCat("bad znode record ", path));
   }
-  return FromRecord(rec);
+  Znode node = ZnodeFromRecord(rec);
+  znode_cache_->Fill(path, epoch, node);
+  return node;
 }
 
 namespace {
@@ -629,6 +600,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   rocksdb::WriteBatch batch;
   int64_t last = last_applied_zxid();
   children_changes_.clear();
+  znode_changes_.clear();
   {
     absl::MutexLock lock(&acl_mu_);
     acl_ids_in_batch_.clear();
@@ -637,6 +609,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   auto fail = [&](absl::Status s) {
     RollBackAcls();
     children_changes_.clear();
+    znode_changes_.clear();
     if (triggers != nullptr) triggers->resize(triggers_before);
     return s;
   };
@@ -654,7 +627,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
       ZnodeRecord patch;
       patch.set_data(q.data());
       patch.set_data_null(false);
-      batch.Merge(znodes_, ZnodeKey(q.path()), patch.SerializeAsString());
+      NoteZnodePatch(q.path(), patch, &batch);
     }
   }
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(last));
@@ -666,10 +639,13 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   rocksdb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) {
     children_cache_->Clear();  // what reached the memtables is unknown
+    znode_cache_->Clear();
     return fail(FromRocks(s, "apply"));
   }
   children_cache_->ApplyChanges(children_changes_);
   children_changes_.clear();
+  znode_cache_->ApplyChanges(absl::MakeSpan(znode_changes_));
+  znode_changes_.clear();
   last_applied_zxid_.store(last, std::memory_order_release);
   znode_count_.store(count);
   return absl::OkStatus();
@@ -749,7 +725,12 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   node.acl_id = InternAcl(AclVector(c.acl().begin(), c.acl().end()), batch);
   node.data = c.data();
   node.data_null = c.data_null();
-  batch->Put(znodes_, ZnodeKey(c.path()), ToRecord(node).SerializeAsString());
+  batch->Put(znodes_, ZnodeKey(c.path()),
+             ZnodeToRecord(node).SerializeAsString());
+  // A new node is not cached here: most are written once and read by
+  // nobody, and caching them cost the apply thread 10% of its time (a
+  // create never has a stale entry to replace: absent nodes are not
+  // cached). A later read fills it.
 
   const absl::string_view parent = ParentPath(c.path());
   children_changes_.push_back(
@@ -758,7 +739,7 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   patch.set_cversion(c.parent_cversion());
   patch.set_num_children(c.parent_num_children());
   patch.set_pzxid(zxid);
-  batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
+  NoteZnodePatch(parent, patch, batch);
   // Ephemerals by session, and containers and TTL nodes by their marker
   // owner: the reaper lists them without scanning the tree.
   if (c.ephemeral_owner() != 0) {
@@ -775,6 +756,9 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
                           rocksdb::WriteBatch* batch,
                           std::vector<WatchTrigger>* triggers) {
   batch->Delete(znodes_, ZnodeKey(d.path()));
+  if (znode_cache_->enabled()) {
+    znode_changes_.push_back({d.path(), ZnodeChange::Kind::kErase, {}, {}});
+  }
   const absl::string_view parent = ParentPath(d.path());
   children_changes_.push_back(
       {parent, BaseName(d.path()), ChildrenChange::Kind::kRemove});
@@ -782,7 +766,7 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
   ZnodeRecord patch;
   patch.set_num_children(d.parent_num_children());
   patch.set_pzxid(zxid);
-  batch->Merge(znodes_, ZnodeKey(parent), patch.SerializeAsString());
+  NoteZnodePatch(parent, patch, batch);
   if (d.ephemeral_owner() != 0) {
     batch->Delete(ephemerals_, EphemeralKey(d.ephemeral_owner(), d.path()));
   }
@@ -806,12 +790,24 @@ void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
   rec.set_mtime_ms(txn.header().time_ms());
   if (s.has_rest()) {
     batch->Put(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
+    if (znode_cache_->enabled()) {
+      znode_changes_.push_back(
+          {s.path(), ZnodeChange::Kind::kPut, ZnodeFromRecord(rec), {}});
+    }
   } else {
-    batch->Merge(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
+    NoteZnodePatch(s.path(), rec, batch);
   }
   if (triggers != nullptr) {
     triggers->push_back(
         {s.path(), WatchEventType::kNodeDataChanged, txn.header().zxid()});
+  }
+}
+
+void StateDb::NoteZnodePatch(absl::string_view path, const ZnodeRecord& patch,
+                             rocksdb::WriteBatch* batch) {
+  batch->Merge(znodes_, ZnodeKey(path), patch.SerializeAsString());
+  if (znode_cache_->enabled()) {
+    znode_changes_.push_back({path, ZnodeChange::Kind::kPatch, {}, patch});
   }
 }
 
@@ -820,7 +816,7 @@ void StateDb::ApplySetAcl(const record::v1::SetAclTxn& s,
   ZnodeRecord patch;
   patch.set_acl_id(InternAcl(AclVector(s.acl().begin(), s.acl().end()), batch));
   patch.set_aversion(s.aversion());
-  batch->Merge(znodes_, ZnodeKey(s.path()), patch.SerializeAsString());
+  NoteZnodePatch(s.path(), patch, batch);
 }
 
 // --- Meta ----------------------------------------------------------------
@@ -873,8 +869,8 @@ absl::StatusOr<uint64_t> StateDb::ComputeDigest() const {
         if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           return absl::DataLossError("bad znode record in digest");
         }
-        HashBytes(&h, absl::StrCat(FromRecord(rec).czxid, "/", rec.mzxid(), "/",
-                                   rec.pzxid(), "/", rec.ctime_ms(), "/",
+        HashBytes(&h, absl::StrCat(ZnodeFromRecord(rec).czxid, "/", rec.mzxid(),
+                                   "/", rec.pzxid(), "/", rec.ctime_ms(), "/",
                                    rec.mtime_ms(), "/", rec.version(), "/",
                                    rec.cversion(), "/", rec.aversion(), "/",
                                    rec.ephemeral_owner(), "/",

@@ -26,6 +26,8 @@
 #include "absl/types/span.h"
 #include "engine/acl.h"
 #include "engine/children_cache.h"
+#include "engine/znode.h"
+#include "engine/znode_cache.h"
 #include "rockeeper/record/v1/records.pb.h"
 #include "rockeeper/record/v1/txn.pb.h"
 #include "rocksdb/db.h"
@@ -40,31 +42,12 @@ using record::v1::Txn;
 inline constexpr int64_t kContainerOwner = INT64_MIN;  // 0x8000000000000000
 inline constexpr int64_t kTtlOwnerMask =
     static_cast<int64_t>(0xFF00000000000000ULL);
-// ACL id of OPEN_ACL_UNSAFE, used by built-in nodes.
-inline constexpr int64_t kOpenAclId = -1;
 
 // True if the raw owner denotes a real session (not container / TTL / none).
 bool IsSessionOwner(int64_t raw_owner);
 bool IsContainerOwner(int64_t raw_owner);
 bool IsTtlOwner(int64_t raw_owner);
 int64_t TtlOfOwner(int64_t raw_owner);  // ms
-
-// A decoded znode as persisted (cversion is the persisted count).
-struct Znode {
-  int64_t czxid = 0;
-  int64_t mzxid = 0;
-  int64_t pzxid = 0;
-  int64_t ctime_ms = 0;
-  int64_t mtime_ms = 0;
-  int32_t version = 0;
-  int32_t cversion = 0;
-  int32_t aversion = 0;
-  int64_t ephemeral_owner = 0;  // raw
-  int32_t num_children = 0;
-  int64_t acl_id = kOpenAclId;
-  std::string data;
-  bool data_null = false;  // ZooKeeper's null data; `data` is empty
-};
 
 // Checks that a Txn from the log or the network is well formed (body set,
 // valid paths, sane counts) before Apply touches the DB. InvalidArgument
@@ -100,6 +83,10 @@ struct StateDbOptions {
   // Bound on the memory of cached child-name lists (engine/children_cache.h),
   // estimated. 0 disables the cache. Default: 32 MiB.
   size_t children_cache_bytes = 32u << 20;
+  // Bound on the memory of cached znodes by path (engine/znode_cache.h),
+  // kept current by the writes: Prep's reads of the nodes it checks, and
+  // gets. 0 disables the cache. Default: 64 MiB.
+  size_t znode_cache_bytes = 64u << 20;
   // RocksDB row cache: whole znode records found in SST files, so a repeated
   // get skips the index, filter and data block lookups. It does not cache
   // memtable hits (those are cheap) and needs no invalidation (SST files are
@@ -153,6 +140,7 @@ class StateDb {
   }
   // Number of znodes (built-ins included), kept exact by Apply.
   int64_t znode_count() const { return znode_count_.load(); }
+  ZnodeCache::Stats znode_cache_stats() const { return znode_cache_->stats(); }
   ChildrenCache::Stats children_cache_stats() const {
     return children_cache_->stats();
   }
@@ -206,6 +194,11 @@ class StateDb {
                     rocksdb::WriteBatch* batch,
                     std::vector<WatchTrigger>* triggers);
   void ApplySetAcl(const record::v1::SetAclTxn& s, rocksdb::WriteBatch* batch);
+  // Merges `patch` (a serialized ZnodeRecord) into `path`'s record, and
+  // notes it for the znode cache.
+  void NoteZnodePatch(absl::string_view path,
+                      const record::v1::ZnodeRecord& patch,
+                      rocksdb::WriteBatch* batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -219,6 +212,9 @@ class StateDb {
   std::shared_ptr<rocksdb::Cache> row_cache_;  // null when off
   // The child-list edits of the batch being applied (apply thread only).
   std::vector<ChildrenChange> children_changes_;
+  std::unique_ptr<ZnodeCache> znode_cache_;
+  // The znode writes of the batch being applied, for znode_cache_.
+  std::vector<ZnodeChange> znode_changes_;
 
   std::atomic<int64_t> last_applied_zxid_{0};
   std::atomic<int64_t> znode_count_{0};

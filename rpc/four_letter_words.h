@@ -72,7 +72,7 @@ struct ServerSnapshot {
   int64_t txns_applied = 0;
   int64_t log_batches = 0;
   int64_t apply_batches = 0;
-  int64_t apply_gate_waits = 0;     // see replication/apply_gate.h
+  int64_t apply_gate_waits = 0;  // see replication/apply_gate.h
   int64_t apply_gate_timeouts = 0;
   int64_t snapshots_taken = 0;
   // The state DB's children cache (engine/children_cache.h).
@@ -81,6 +81,10 @@ struct ServerSnapshot {
   int64_t children_cache_bytes = 0;
   // Bytes held by the state DB's RocksDB row cache (rowCacheSizeMb).
   int64_t row_cache_bytes = 0;
+  // The state DB's znode cache (engine/znode_cache.h).
+  int64_t znode_cache_hits = 0;
+  int64_t znode_cache_misses = 0;
+  int64_t znode_cache_bytes = 0;
   bool healthy = true;  // the write path is not poisoned
   int64_t tick_time_ms = 2000;
   std::vector<std::pair<std::string, std::string>> conf;  // for `conf`

@@ -231,6 +231,14 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
   Gauge(&out, "rockeeper_row_cache_bytes",
         "Bytes held by the state DB's row cache of znode records.",
         s.row_cache_bytes);
+  CounterMetric(&out, "rockeeper_znode_cache_hits_total",
+                "Znode reads served from the znode cache.",
+                static_cast<uint64_t>(s.znode_cache_hits));
+  CounterMetric(&out, "rockeeper_znode_cache_misses_total",
+                "Znode reads that went to RocksDB.",
+                static_cast<uint64_t>(s.znode_cache_misses));
+  Gauge(&out, "rockeeper_znode_cache_bytes",
+        "Estimated memory of the cached znodes.", s.znode_cache_bytes);
 
   Gauge(&out, "rockeeper_znodes", "Znodes in the tree.", s.znode_count);
   Gauge(&out, "rockeeper_watches", "Watches registered.", s.watch_count);

@@ -138,6 +138,11 @@ struct ServerConfig {
   // znode records of repeated gets. Default: 64 MiB. Unit: bytes (the key
   // is in MiB). Range: >= 0; 0 disables the cache.
   int64_t row_cache_size_bytes = int64_t{64} << 20;
+  // Key: znodeCacheSizeMb (rockeeper). Whole znodes cached by path, kept
+  // current by the writes (engine/znode_cache.h): the reads a write's
+  // checks make, and gets. Default: 64 MiB. Unit: bytes (the key is in
+  // MiB). Range: >= 0; 0 disables the cache.
+  int64_t znode_cache_size_bytes = int64_t{64} << 20;
 
   // --- Network ---
 

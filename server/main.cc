@@ -190,6 +190,10 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
   s.children_cache_bytes = static_cast<int64_t>(cc.bytes);
   s.row_cache_bytes =
       static_cast<int64_t>(replica.db().row_cache_usage_bytes());
+  const auto zc = replica.db().znode_cache_stats();
+  s.znode_cache_hits = static_cast<int64_t>(zc.hits);
+  s.znode_cache_misses = static_cast<int64_t>(zc.misses);
+  s.znode_cache_bytes = static_cast<int64_t>(zc.bytes);
   const auto watches = service.watches().summary();
   s.watch_count = static_cast<int64_t>(watches.watches);
   s.watched_paths = static_cast<int64_t>(watches.paths);
@@ -284,6 +288,8 @@ int Serve(const ServerConfig& cfg) {
   ro.state_db.children_cache_bytes =
       static_cast<size_t>(cfg.children_cache_size_bytes);
   ro.state_db.row_cache_bytes = static_cast<size_t>(cfg.row_cache_size_bytes);
+  ro.state_db.znode_cache_bytes =
+      static_cast<size_t>(cfg.znode_cache_size_bytes);
   ro.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   ro.force_sync = cfg.force_sync;
   std::unique_ptr<replication::StandaloneReplica> standalone;

@@ -20,6 +20,8 @@ replication::QuorumReplicaOptions QuorumReplicaOptionsFrom(
   o.state_db.children_cache_bytes =
       static_cast<size_t>(cfg.children_cache_size_bytes);
   o.state_db.row_cache_bytes = static_cast<size_t>(cfg.row_cache_size_bytes);
+  o.state_db.znode_cache_bytes =
+      static_cast<size_t>(cfg.znode_cache_size_bytes);
   o.log_preallocate_bytes = static_cast<uint64_t>(cfg.pre_alloc_size_bytes);
   o.force_sync = cfg.force_sync;
   o.snap_count = cfg.snap_count;
