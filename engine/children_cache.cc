@@ -84,20 +84,8 @@ void ChildrenCache::Clear() {
 }
 
 void ChildrenCache::EvictUntilFits(size_t extra_bytes) {
-  // Second chance: the first pass skips (and un-marks) entries read since
-  // the last eviction; the second takes whatever is left.
-  for (int pass = 0; pass < 2 && bytes_ + extra_bytes > max_bytes_; ++pass) {
-    for (auto it = entries_.begin();
-         it != entries_.end() && bytes_ + extra_bytes > max_bytes_;) {
-      if (pass == 0 &&
-          it->second.referenced.exchange(false, std::memory_order_relaxed)) {
-        ++it;
-        continue;
-      }
-      bytes_ -= it->second.bytes;
-      entries_.erase(it++);
-    }
-  }
+  EvictSecondChance(entries_, &bytes_,
+                    extra_bytes >= max_bytes_ ? 0 : max_bytes_ - extra_bytes);
 }
 
 ChildrenCache::Stats ChildrenCache::stats() const {

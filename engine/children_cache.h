@@ -35,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "engine/second_chance.h"
 
 namespace rockeeper::engine {
 
@@ -70,12 +71,7 @@ class ChildrenCache {
   // Drops everything (after a failed write whose state is unknown).
   void Clear();
 
-  struct Stats {
-    uint64_t hits = 0;
-    uint64_t misses = 0;
-    size_t entries = 0;
-    size_t bytes = 0;
-  };
+  using Stats = CacheStats;
   Stats stats() const;
 
  private:

@@ -120,20 +120,8 @@ void ZnodeCache::Clear() {
 
 void ZnodeCache::EvictUntilFits(size_t extra_bytes) {
   const size_t target = max_bytes_ - max_bytes_ / 8;
-  const size_t goal = extra_bytes >= target ? 0 : target - extra_bytes;
-  // Second chance: the first pass skips (and un-marks) entries read since
-  // the last eviction; the second takes whatever is left.
-  for (int pass = 0; pass < 2 && bytes_ > goal; ++pass) {
-    for (auto it = entries_.begin(); it != entries_.end() && bytes_ > goal;) {
-      if (pass == 0 &&
-          it->second.referenced.exchange(false, std::memory_order_relaxed)) {
-        ++it;
-        continue;
-      }
-      bytes_ -= it->second.bytes;
-      entries_.erase(it++);
-    }
-  }
+  EvictSecondChance(entries_, &bytes_,
+                    extra_bytes >= target ? 0 : target - extra_bytes);
 }
 
 ZnodeCache::Stats ZnodeCache::stats() const {

@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "engine/second_chance.h"
 #include "engine/znode.h"
 #include "rockeeper/record/v1/records.pb.h"
 
@@ -71,12 +72,7 @@ class ZnodeCache {
   // Drops everything (after a failed write whose state is unknown).
   void Clear();
 
-  struct Stats {
-    uint64_t hits = 0;
-    uint64_t misses = 0;
-    size_t entries = 0;
-    size_t bytes = 0;
-  };
+  using Stats = CacheStats;
   Stats stats() const;
 
  private:
