@@ -1,6 +1,8 @@
 // ChildrenCache on its own, and StateDb::ListChildren with the cache in
 // front of the prefix scan: after any sequence of applied txns, and with
 // readers racing the apply thread, a cached list equals a scan of the DB.
+// The differential test below also checks the znode cache
+// (tests/engine/znode_cache_test.cc has the rest of its tests).
 #include "engine/children_cache.h"
 
 #include <atomic>
@@ -108,6 +110,7 @@ TEST(ChildrenCacheTest, OversizedListsAndZeroBoundAreNotCached) {
 
 using testing::Create;
 using testing::EngineHarness;
+using testing::ReadZnode;
 using testing::TempDir;
 
 std::unique_ptr<StateDb> OpenDb(const std::string& path, size_t cache_bytes) {
@@ -116,6 +119,7 @@ std::unique_ptr<StateDb> OpenDb(const std::string& path, size_t cache_bytes) {
   o.block_cache_bytes = 8 << 20;
   o.write_buffer_bytes = 4 << 20;
   o.children_cache_bytes = cache_bytes;
+  o.znode_cache_bytes = cache_bytes;
   auto db = StateDb::Open(o);
   EXPECT_TRUE(db.ok()) << db.status();
   return db.ok() ? *std::move(db) : nullptr;
@@ -127,10 +131,11 @@ Names List(StateDb& db, absl::string_view parent) {
   return names;
 }
 
-// Random creates, deletes, multis and session closes over a few parents,
-// listing between them; the cached server's lists must equal those of a
-// second DB without the cache that applied the same txns.
-TEST(StateDbChildrenCacheTest, ListsMatchAnUncachedDbAfterEveryTxn) {
+// Random creates, deletes, multis, sets (with and without a version), ACL
+// changes and session closes over a few parents, reading between them; the
+// cached server's lists and znodes (children cache, znode cache) must equal
+// those of a second DB without caches that applied the same txns.
+TEST(StateDbChildrenCacheTest, ListsAndZnodesMatchAnUncachedDbAfterEveryTxn) {
   TempDir dir;
   EngineHarness h(dir.Sub("cached"));
   std::unique_ptr<StateDb> plain = OpenDb(dir.Sub("plain"), 0);
@@ -153,11 +158,29 @@ TEST(StateDbChildrenCacheTest, ListsMatchAnUncachedDbAfterEveryTxn) {
     const std::string& parent = parents[rng() % parents.size()];
     const std::string child =
         absl::StrCat(parent == "/" ? "" : parent, "/n", rng() % 12);
-    switch (rng() % 6) {
+    switch (rng() % 9) {
       case 0:
       case 1:
-        h.Run(Create(child));
+        h.Run(Create(child, absl::StrCat("c", step)));
         break;
+      case 5:
+        h.Run(SetDataRequest{child, absl::StrCat("s", step), -1});
+        break;
+      case 6: {
+        auto n = h.db().GetZnode(child);
+        h.Run(SetDataRequest{child, absl::StrCat("v", step),
+                             n.ok() ? n->version : 0});
+        break;
+      }
+      case 7: {
+        SetAclRequest r;
+        r.path = rng() % 4 ? child : parent;
+        r.acl = rng() % 2 ? OpenAclUnsafe()
+                          : AclVector{MakeAcl(perms::kAll, "world", "anyone"),
+                                      MakeAcl(perms::kRead, "ip", "10.0.0.1")};
+        h.Run(r);
+        break;
+      }
       case 2:
         h.Run(DeleteRequest{child});
         break;
@@ -181,11 +204,21 @@ TEST(StateDbChildrenCacheTest, ListsMatchAnUncachedDbAfterEveryTxn) {
     sync();
     for (const std::string& p : parents) {
       ASSERT_EQ(List(h.db(), p), List(*plain, p)) << p << " step " << step;
+      ASSERT_EQ(ReadZnode(h.db(), p), ReadZnode(*plain, p)) << p;
+      for (int i = 0; i < 12; ++i) {
+        const std::string c = absl::StrCat(p == "/" ? "" : p, "/n", i);
+        for (const std::string& q : {c, c + "x", c + "e"}) {
+          ASSERT_EQ(ReadZnode(h.db(), q), ReadZnode(*plain, q))
+              << q << " step " << step;
+        }
+      }
     }
   }
   const auto st = h.db().children_cache_stats();
   EXPECT_GT(st.hits, 1000u);  // the lists came from the cache
   EXPECT_EQ(plain->children_cache_stats().hits, 0u);
+  EXPECT_GT(h.db().znode_cache_stats().hits, 1000u);
+  EXPECT_EQ(plain->znode_cache_stats().hits, 0u);
 }
 
 // Readers that do not hold the visibility mutex (like Prep) list while the

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/prep.h"
 #include "engine/state_db.h"
 #include "gtest/gtest.h"
@@ -105,6 +106,18 @@ class EngineHarness {
   int64_t next_zxid_ = 1;
   std::vector<Txn> txns_;
 };
+
+// Everything a client can observe of the znode at `path` (or the error),
+// for comparing two DBs.
+inline std::string ReadZnode(const StateDb& db, absl::string_view path) {
+  absl::StatusOr<Znode> r = db.GetZnode(path);
+  if (!r.ok()) return r.status().ToString();
+  const Znode& n = *r;
+  return absl::StrCat(n.czxid, "/", n.mzxid, "/", n.pzxid, "/", n.ctime_ms, "/",
+                      n.mtime_ms, "/", n.version, "/", n.cversion, "/",
+                      n.aversion, "/", n.ephemeral_owner, "/", n.num_children,
+                      "/", n.acl_id, "/", n.data_null, "/", n.data);
+}
 
 inline CreateRequest Create(std::string path, std::string data = "",
                             int32_t flags = kPersistent) {
