@@ -143,10 +143,34 @@ void CommitPipeline::LogLoop() {
       }
       continue;
     }
+    if (TakeApplyInline(batch)) {
+      ApplyBatch(absl::MakeSpan(batch));
+      absl::MutexLock lock(&mu_);
+      applying_ = false;
+      continue;
+    }
     absl::MutexLock lock(&mu_);
-    ++stats_.log_batches;
     for (Pending& p : batch) to_apply_.push_back(std::move(p));
   }
+}
+
+bool CommitPipeline::TakeApplyInline(const std::vector<Pending>& batch) {
+  // Only when nothing else waits: the log thread then has nothing to write
+  // while it applies, and nothing applies before or beside this batch. A
+  // closed gate may hold the applier for seconds, which the log must not.
+  const bool small = batch.size() <= options_.max_inline_apply_txns;
+  bool gated = false;
+  for (const Pending& p : batch) {
+    if (p.gate != nullptr && !p.gate->is_open()) gated = true;
+  }
+  absl::MutexLock lock(&mu_);
+  ++stats_.log_batches;
+  if (!small || gated || applying_ || !to_apply_.empty() || !to_log_.empty()) {
+    return false;
+  }
+  applying_ = true;
+  ++stats_.inline_applies;
+  return true;
 }
 
 void CommitPipeline::ApplyLoop() {
@@ -157,7 +181,7 @@ void CommitPipeline::ApplyLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return !p->to_apply_.empty() || p->log_done_;
+            return !p->applying_ && (!p->to_apply_.empty() || p->log_done_);
           },
           this));
       if (to_apply_.empty()) return;
@@ -165,8 +189,11 @@ void CommitPipeline::ApplyLoop() {
         batch.push_back(std::move(to_apply_.front()));
         to_apply_.pop_front();
       }
+      applying_ = true;
     }
     ApplyGated(batch);
+    absl::MutexLock lock(&mu_);
+    applying_ = false;
   }
 }
 

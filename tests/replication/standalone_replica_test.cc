@@ -141,6 +141,56 @@ TEST(StandaloneReplicaTest, ConcurrentSubmittersAreGroupCommitted) {
   EXPECT_EQ(*r->db().CountDescendants("/"), 3 + kThreads * kPerThread);
 }
 
+// A lone session's write, with the apply thread idle, is applied by the log
+// thread itself (no second wake-up); with max_inline_apply_txns = 0 never.
+TEST(StandaloneReplicaTest, ALoneWriteIsAppliedByTheLogThread) {
+  for (const size_t max_inline : {size_t{16}, size_t{0}}) {
+    TempDir dir;
+    auto options = Options(dir);
+    options.pipeline.max_inline_apply_txns = max_inline;
+    auto r = Open(options);
+    ASSERT_NE(r, nullptr);
+    Completions c;
+    for (int i = 0; i < 10; ++i) {
+      r->Submit({}, Create(absl::StrCat("/n", i)), c.Add(i));
+      ASSERT_TRUE(c.Wait(i + 1));
+      EXPECT_TRUE(r->db().GetZnode(absl::StrCat("/n", i)).ok());
+    }
+    const auto stats = r->pipeline_stats();
+    EXPECT_EQ(stats.txns_applied, 10u);
+    EXPECT_EQ(stats.inline_applies, max_inline > 0 ? 10u : 0u) << max_inline;
+  }
+}
+
+// A gated write alone in its log batch is not applied by the log thread:
+// waiting for its gate there would stop the log, and later writes would not
+// become durable until the gate opened.
+TEST(StandaloneReplicaTest, ALoneGatedWriteDoesNotHoldTheLog) {
+  TempDir dir;
+  auto options = Options(dir);
+  options.pipeline.gate_timeout = absl::Seconds(120);
+  auto r = Open(options);
+  ASSERT_NE(r, nullptr);
+  Completions c;
+  auto gate = std::make_shared<ApplyGate>();
+  r->SubmitGated({}, Create("/a"), gate, c.Add(0));
+  auto logged = [&](int64_t zxid) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (r->status().last_logged_zxid < zxid && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return r->status().last_logged_zxid >= zxid;
+  };
+  ASSERT_TRUE(logged(1));
+  r->Submit({}, Create("/b"), c.Add(1));
+  EXPECT_TRUE(logged(2)) << "the log waited for /a's gate";
+  EXPECT_TRUE(c.results().empty());
+  gate->Open();
+  ASSERT_TRUE(c.Wait(2));
+  EXPECT_EQ(c.results()[0].first, 0);
+  EXPECT_TRUE(r->db().GetZnode("/b").ok());
+}
+
 // A gated write is made durable at once but applied only once its gate
 // opens; the writes before it are applied and complete first, and the ones
 // after it wait behind it.
