@@ -480,13 +480,27 @@ def run_workloads(args, zk, rk, results):
     selected = ([int(x) - 1 for x in args.only.split(",")] if args.only
                 else range(len(WORKLOADS)))
     for i in selected:
-        label, _metric, wargs = WORKLOADS[i]
-        for t in (targets if i % 2 == 0 else targets[::-1]):
-            r = rkbench(args, t, "--no-setup", "--duration", str(args.duration), *wargs)
-            results[t.name][label] = r
-            log(f"{t.name}: {label}: {r['ops_per_s']:.0f} ops/s p50 {r['p50_us']:.0f} us "
-                f"p99 {r['p99_us']:.0f} us errors {r['errors']} "
-                f"client {r['client_cores']:.2f} cores server {r['server_cores']:.2f} cores")
+        label, metric, wargs = WORKLOADS[i]
+        runs = {t.name: [] for t in targets}
+        for k in range(args.rounds):
+            for t in (targets if (i + k) % 2 == 0 else targets[::-1]):
+                r = rkbench(args, t, "--no-setup", "--duration", str(args.duration), *wargs)
+                runs[t.name].append(r)
+                log(f"{t.name}: {label} (round {k + 1}): {r['ops_per_s']:.0f} ops/s "
+                    f"p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us errors "
+                    f"{r['errors']} client {r['client_cores']:.2f} cores server "
+                    f"{r['server_cores']:.2f} cores")
+        for name, rs in runs.items():
+            results[name][label] = median_run(rs, metric)
+
+
+def median_run(runs, metric):
+    """The run with the median figure (ops/s, or p50 for latency rows), with
+    every round's figure under "rounds"."""
+    key = "ops_per_s" if metric == "ops" else "p50_us"
+    med = dict(sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2])
+    med["rounds"] = [r[key] for r in runs]
+    return med
 
 
 def load_tree(args, targets, results):
@@ -585,16 +599,26 @@ def workload_rows(z, r):
         if a["errors"] or b["errors"]:
             errs = f" (errors: ZK {a['errors_by_code']}, rk {b['errors_by_code']})"
         if metric == "ops":
-            out.append(f"| {label}{errs} | {fmt_ops(a['ops_per_s'])}/s | "
-                       f"{fmt_ops(b['ops_per_s'])}/s | "
+            out.append(f"| {label}{errs} | {fmt_ops(a['ops_per_s'])}/s{spread(a, fmt_ops)} | "
+                       f"{fmt_ops(b['ops_per_s'])}/s{spread(b, fmt_ops)} | "
                        f"{ratio(b['ops_per_s'], a['ops_per_s'])} | {cores} | {per_op} | "
                        f"{client} |")
         else:
+            us = lambda v: f"{v:.0f}"
             out.append(f"| {label}: p50 / p99 us{errs} | {a['p50_us']:.0f} / "
-                       f"{a['p99_us']:.0f} | {b['p50_us']:.0f} / {b['p99_us']:.0f} | "
+                       f"{a['p99_us']:.0f}{spread(a, us)} | {b['p50_us']:.0f} / "
+                       f"{b['p99_us']:.0f}{spread(b, us)} | "
                        f"{ratio(b['p50_us'], a['p50_us'])} (p50) | {cores} | {per_op} | "
                        f"{client} |")
     return out
+
+
+def spread(run, fmt):
+    """ " (min-max)" of a median run's rounds, when there were several."""
+    rounds = run.get("rounds", [])
+    if len(rounds) < 2:
+        return ""
+    return f" ({fmt(min(rounds))}-{fmt(max(rounds))})"
 
 
 def row(label, zv, rv, fmt):
@@ -808,6 +832,9 @@ def main():
                     help="tickTime of both servers (default 2000, ZooKeeper's "
                          "sample config)")
     ap.add_argument("--duration", type=float, default=10, help="seconds per workload run")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs of each workload per server, alternating; the "
+                         "table gives the median run and the range (default 1)")
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--workdir", default=None,
                     help="parent of all data dirs (default: a new dir under "
@@ -833,6 +860,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     out = [f"Run {started:%Y-%m-%d %H:%M} UTC, {args.znodes} znodes of "
            f"{args.value_size} B loaded first, {args.duration:g} s per workload run, "
+           f"{args.rounds} round(s) per workload (median shown, range in brackets), "
            f"tickTime {args.tick_ms} ms, ZooKeeper wire protocol for both.",
            f"Machine: {machine()}.", ""]
     results = {}
