@@ -90,3 +90,59 @@ absl::StatusOr<Message> DecodeMessage(std::string_view bytes) {
 }
 
 }  // namespace rockeeper::zab
+
+namespace rockeeper::zab {
+namespace {
+
+constexpr char kBatchTag = 0x0A;  // field 1, wire type 2 (length-delimited)
+
+}  // namespace
+
+void AppendToBatch(std::string_view encoded_message, std::string* batch) {
+  batch->push_back(kBatchTag);
+  uint64_t n = encoded_message.size();
+  while (n >= 0x80) {
+    batch->push_back(static_cast<char>((n & 0x7F) | 0x80));
+    n >>= 7;
+  }
+  batch->push_back(static_cast<char>(n));
+  batch->append(encoded_message);
+}
+
+absl::StatusOr<std::vector<std::string_view>> SplitBatch(
+    std::string_view bytes) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    if (out.size() == kMaxBatchMessages) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "zab batch of more than ", kMaxBatchMessages, " messages"));
+    }
+    if (bytes[pos] != kBatchTag) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zab batch: unexpected tag at byte ", pos));
+    }
+    ++pos;
+    uint64_t len = 0;
+    int shift = 0;
+    for (;;) {
+      if (pos == bytes.size() || shift > 28) {
+        return absl::InvalidArgumentError("zab batch: bad message length");
+      }
+      const uint8_t b = static_cast<uint8_t>(bytes[pos++]);
+      len |= static_cast<uint64_t>(b & 0x7F) << shift;
+      shift += 7;
+      if ((b & 0x80) == 0) break;
+    }
+    if (len > kMaxMessageBytes || len > bytes.size() - pos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zab batch: message of ", len, " bytes at byte ", pos,
+                       " exceeds the batch or ", kMaxMessageBytes));
+    }
+    out.push_back(bytes.substr(pos, len));
+    pos += len;
+  }
+  return out;
+}
+
+}  // namespace rockeeper::zab

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "replication/zab/messages.h"
@@ -25,6 +26,22 @@ inline constexpr size_t kMaxEpochLasts = 1u << 16;
 
 std::string EncodeMessage(const Message& m);
 absl::StatusOr<Message> DecodeMessage(std::string_view bytes);
+
+// Batches: the rockeeper.peer.v1.ZabBatch protobuf, `repeated ZabMessage
+// messages = 1`, i.e. for each message the tag byte 0x0A, its length as a
+// varint, and its encoding. Framed by hand so that encoded messages are
+// copied into a batch, never parsed and serialized again.
+//
+// Most messages in one batch. Default bound: 64 Ki.
+inline constexpr size_t kMaxBatchMessages = 1u << 16;
+// Appends one encoded message to `batch`.
+void AppendToBatch(std::string_view encoded_message, std::string* batch);
+// The encoded messages of a batch, as views into `bytes`, in order. Checks
+// the framing only (every field is field 1, length-delimited; lengths are
+// within the bytes and kMaxMessageBytes; at most kMaxBatchMessages); each
+// message still goes through DecodeMessage.
+absl::StatusOr<std::vector<std::string_view>> SplitBatch(
+    std::string_view bytes);
 
 }  // namespace rockeeper::zab
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -44,6 +46,13 @@ constexpr absl::Duration kWaitSlice = absl::Milliseconds(50);
 // Transport keepalive: finds half-open connections (a peer's host gone
 // without a FIN) while the ZAB core's own pings are not flowing.
 constexpr int kKeepaliveMs = 10'000;
+// A sender packs what is queued for a peer into batches of about this many
+// bytes (one message alone may be larger, up to kMaxMessageBytes).
+constexpr size_t kBatchBytes = 1 << 20;
+// Framing of a batch around a message of kMaxMessageBytes (tag + varint).
+constexpr size_t kBatchSlackBytes = 16;
+constexpr char kStreamMethod[] = "/rockeeper.peer.v1.Peer/Stream";
+constexpr char kStreamBatchMethod[] = "/rockeeper.peer.v1.Peer/StreamBatch";
 constexpr int kKeepaliveTimeoutMs = 5'000;
 
 std::string HostPort(const std::string& host, int port) {
@@ -221,8 +230,8 @@ class PeerTransport::Impl {
   // The receiving end of one incoming stream.
   class Reader : public grpc::ServerReadReactor<grpc::ByteBuffer> {
    public:
-    Reader(Impl* impl, Kind kind, grpc::ByteBuffer* response)
-        : impl_(impl), kind_(kind), response_(response) {
+    Reader(Impl* impl, Kind kind, bool batched, grpc::ByteBuffer* response)
+        : impl_(impl), kind_(kind), batched_(batched), response_(response) {
       StartRead(&buf_);
     }
     void OnReadDone(bool ok) override {
@@ -234,37 +243,69 @@ class PeerTransport::Impl {
         Finish(grpc::Status::OK);
         return;
       }
-      grpc::Status status = impl_->Accept(kind_, buf_, from_);
+      grpc::Status status = AcceptBuffer();
       buf_.Clear();
       if (!status.ok()) {
         Finish(status);
         return;
       }
-      ++received_;
       StartRead(&buf_);
     }
     void OnDone() override { impl_->ReaderDone(this); }
     bool done = false;  // guarded by impl_->mu_
 
    private:
+    // Passes the message(s) of buf_ to Accept, in order.
+    grpc::Status AcceptBuffer() {
+      std::vector<grpc::Slice> slices;
+      if (!buf_.Dump(&slices).ok()) return impl_->Reject("unreadable message");
+      bytes_.clear();
+      for (const grpc::Slice& s : slices) {
+        bytes_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      if (!batched_) {
+        ++received_;
+        return impl_->Accept(kind_, bytes_, from_);
+      }
+      absl::StatusOr<std::vector<std::string_view>> messages =
+          SplitBatch(bytes_);
+      if (!messages.ok()) {
+        return impl_->Reject(std::string(messages.status().message()));
+      }
+      for (std::string_view m : *messages) {
+        grpc::Status status = impl_->Accept(kind_, m, from_);
+        if (!status.ok()) return status;
+        ++received_;
+      }
+      return grpc::Status::OK;
+    }
+
     Impl* const impl_;
     const Kind kind_;
+    const bool batched_;  // Peer.StreamBatch, else Peer.Stream
     grpc::ByteBuffer* const response_;
     grpc::ByteBuffer buf_;
+    std::string bytes_;            // buf_ flattened, reused
     std::optional<int64_t> from_;  // the stream's first `from`
     int64_t received_ = 0;
   };
 
-  // Serves Peer.Stream on one port, on raw bytes so that every message goes
-  // through zab::DecodeMessage.
+  // Serves Peer.Stream and Peer.StreamBatch on one port, on raw bytes so
+  // that every message goes through zab::DecodeMessage.
   class Service : public peer::v1::Peer::WithRawCallbackMethod_Stream<
-                      peer::v1::Peer::Service> {
+                      peer::v1::Peer::WithRawCallbackMethod_StreamBatch<
+                          peer::v1::Peer::Service>> {
    public:
     Service(Impl* impl, Kind kind) : impl_(impl), kind_(kind) {}
     grpc::ServerReadReactor<grpc::ByteBuffer>* Stream(
         grpc::CallbackServerContext* /*ctx*/,
         grpc::ByteBuffer* response) override {
-      return impl_->NewReader(kind_, response);
+      return impl_->NewReader(kind_, /*batched=*/false, response);
+    }
+    grpc::ServerReadReactor<grpc::ByteBuffer>* StreamBatch(
+        grpc::CallbackServerContext* /*ctx*/,
+        grpc::ByteBuffer* response) override {
+      return impl_->NewReader(kind_, /*batched=*/true, response);
     }
     grpc::Status FetchSnapshot(
         grpc::ServerContext* ctx, const peer::v1::FetchSnapshotRequest* req,
@@ -296,18 +337,26 @@ class PeerTransport::Impl {
     int64_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
     bool stop ABSL_GUARDED_BY(mu) = false;
     grpc::ClientContext* call ABSL_GUARDED_BY(mu) = nullptr;  // open stream
+    // The peer answered StreamBatch with UNIMPLEMENTED (an older server):
+    // use Stream, one message per gRPC message. Only the link's thread.
+    bool legacy = false;
   };
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* NewReader(
-      Kind kind, grpc::ByteBuffer* response);
+      Kind kind, bool batched, grpc::ByteBuffer* response);
   void ReaderDone(Reader* reader);
-  grpc::Status Accept(Kind kind, const grpc::ByteBuffer& buf,
+  // Checks one encoded message of a stream and passes it to on_receive_.
+  grpc::Status Accept(Kind kind, std::string_view bytes,
                       std::optional<int64_t>& stream_from);
   grpc::Status Reject(std::string why);
 
   void RunLink(Link& link);
   bool Connect(Link& link);
   void StreamTo(Link& link);
+  // Moves what `link` should send next into `out` (a batch's worth, or one
+  // message for a legacy peer), waiting up to kIdleCheck for something.
+  // Returns false if the link is stopping; `more`: messages remain queued.
+  bool TakeQueued(Link& link, std::vector<std::string>& out, bool& more);
   bool Stopped(Link& link);
   void DropQueue(Link& link);
 
@@ -359,7 +408,8 @@ absl::Status PeerTransport::Impl::Start() {
     grpc::ServerBuilder builder;
     int bound = 0;
     builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &bound);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(kMaxMessageBytes + kBatchSlackBytes));
     // Two servers must never share a port: a restarted server would split
     // the traffic with a stale one.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -478,8 +528,8 @@ PeerTransportStats PeerTransport::Impl::Stats() const {
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* PeerTransport::Impl::NewReader(
-    Kind kind, grpc::ByteBuffer* response) {
-  auto reader = std::make_unique<Reader>(this, kind, response);
+    Kind kind, bool batched, grpc::ByteBuffer* response) {
+  auto reader = std::make_unique<Reader>(this, kind, batched, response);
   Reader* r = reader.get();
   absl::MutexLock lock(&mu_);
   // Readers are owned here and freed once gRPC is done with them.
@@ -500,16 +550,9 @@ grpc::Status PeerTransport::Impl::Reject(std::string why) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(why));
 }
 
-grpc::Status PeerTransport::Impl::Accept(Kind kind, const grpc::ByteBuffer& buf,
+grpc::Status PeerTransport::Impl::Accept(Kind kind, std::string_view bytes,
                                          std::optional<int64_t>& stream_from) {
   if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping");
-  std::vector<grpc::Slice> slices;
-  if (!buf.Dump(&slices).ok()) return Reject("unreadable message");
-  std::string bytes;
-  bytes.reserve(buf.Length());
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
   absl::StatusOr<Message> m = DecodeMessage(bytes);
   if (!m.ok()) return Reject(std::string(m.status().message()));
   if (m->to != options_.my_id) {
@@ -590,6 +633,26 @@ bool PeerTransport::Impl::Connect(Link& link) {
   return true;
 }
 
+bool PeerTransport::Impl::TakeQueued(Link& link, std::vector<std::string>& out,
+                                     bool& more) {
+  absl::MutexLock lock(&link.mu);
+  if (!link.stop && link.queue.empty()) {
+    link.cv.WaitWithTimeout(&link.mu, kIdleCheck);
+  }
+  if (link.stop) return false;
+  size_t bytes = 0;
+  while (!link.queue.empty() &&
+         (out.empty() ||
+          (!link.legacy && bytes + link.queue.front().size() <= kBatchBytes))) {
+    bytes += link.queue.front().size();
+    link.queued_bytes -= static_cast<int64_t>(link.queue.front().size());
+    out.push_back(std::move(link.queue.front()));
+    link.queue.pop_front();
+  }
+  more = !link.queue.empty();
+  return true;
+}
+
 void PeerTransport::Impl::StreamTo(Link& link) {
   grpc::ClientContext ctx;
   {
@@ -597,51 +660,59 @@ void PeerTransport::Impl::StreamTo(Link& link) {
     if (link.stop) return;
     link.call = &ctx;
   }
-  peer::v1::StreamSummary summary;
-  std::unique_ptr<grpc::ClientWriter<peer::v1::ZabMessage>> writer =
-      link.stub->Stream(&ctx, &summary);
+  // Raw bytes both ways: the queued messages are already encoded.
+  const bool batched = !link.legacy;
+  const grpc::internal::RpcMethod method(
+      batched ? kStreamBatchMethod : kStreamMethod,
+      grpc::internal::RpcMethod::CLIENT_STREAMING, link.channel);
+  grpc::ByteBuffer summary;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+          link.channel.get(), method, &ctx, &summary));
   ++open_streams_;
-  peer::v1::ZabMessage proto;
+  std::vector<std::string> taken;
+  std::string batch;
+  bool broken = false;  // a Write failed: the stream is over, its status known
   for (;;) {
-    std::string bytes;
-    bool got = false;
+    taken.clear();
     bool more = false;
-    {
-      absl::MutexLock lock(&link.mu);
-      if (!link.stop && link.queue.empty())
-        link.cv.WaitWithTimeout(&link.mu, kIdleCheck);
-      if (link.stop) break;
-      if (!link.queue.empty()) {
-        bytes = std::move(link.queue.front());
-        link.queue.pop_front();
-        link.queued_bytes -= static_cast<int64_t>(bytes.size());
-        got = true;
-        more = !link.queue.empty();
-      }
-    }
-    if (!got) {
+    if (!TakeQueued(link, taken, more)) break;
+    if (taken.empty()) {
       // Idle: a connection that is no longer READY took the stream with it.
       if (link.channel->GetState(false) != GRPC_CHANNEL_READY) break;
       continue;
     }
-    // The generated stub takes the proto; it parses what EncodeMessage
-    // wrote, so this cannot fail.
-    proto.ParseFromString(bytes);
+    batch.clear();
+    if (batched) {
+      for (const std::string& m : taken) AppendToBatch(m, &batch);
+    }
+    grpc::Slice slice(batched ? batch : taken.front());
+    grpc::ByteBuffer buffer(&slice, 1);
     grpc::WriteOptions write_options;
     if (more) write_options.set_buffer_hint();  // flush with the last one
-    if (!writer->Write(proto, write_options)) {
-      ++dropped_;
+    if (!writer->Write(buffer, write_options)) {
+      dropped_ += static_cast<int64_t>(taken.size());
+      broken = true;
       break;
     }
-    ++sent_[link.kind];
+    sent_[link.kind] += static_cast<int64_t>(taken.size());
   }
   --open_streams_;
   {
     absl::MutexLock lock(&link.mu);
     link.call = nullptr;
   }
-  ctx.TryCancel();
-  writer->Finish();
+  // Cancel a stream we leave (stop, idle on a dead channel); one the peer
+  // ended keeps the peer's status (UNIMPLEMENTED from an older server).
+  if (!broken) ctx.TryCancel();
+  const grpc::Status status = writer->Finish();
+  if (batched && status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    link.legacy = true;
+    std::fprintf(stderr,
+                 "INFO peer %lld does not know Peer.StreamBatch (an older "
+                 "server): sending it one message per gRPC message\n",
+                 static_cast<long long>(link.peer));
+  }
 }
 
 PeerTransport::PeerTransport(std::unique_ptr<Impl> impl)

@@ -6,11 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "absl/strings/escaping.h"
 #include "engine/txn_log.h"
 #include "gtest/gtest.h"
 #include "replication/zab/codec.h"
 #include "replication/zab/durable.h"
+#include "rockeeper/peer/v1/peer.pb.h"
 #include "tests/engine/test_util.h"
 
 namespace rockeeper::zab {
@@ -183,6 +186,55 @@ TEST(ZabCodecTest, RejectsBadInput) {
   v.vote.state = static_cast<PeerState>(9);
   EXPECT_FALSE(DecodeMessage(EncodeMessage(v)).ok());
   EXPECT_FALSE(DecodeMessage(std::string(kMaxMessageBytes + 1, '\0')).ok());
+}
+
+// The hand framing is exactly the ZabBatch protobuf, and SplitBatch gives
+// back the encoded messages in order (lengths of 1, 2 and 3 varint bytes).
+TEST(ZabCodecTest, BatchFramingIsZabBatchAndSplitsBack) {
+  std::vector<std::string> encoded;
+  for (MsgType t : {MsgType::kPing, MsgType::kProposal, MsgType::kCommit}) {
+    encoded.push_back(EncodeMessage(Sample(t)));
+  }
+  Message big = Sample(MsgType::kProposal);
+  big.entry.data.assign(300 << 10, 'x');  // a 3-byte length
+  encoded.push_back(EncodeMessage(big));
+  encoded.push_back("");  // an all-default message encodes empty
+  std::string batch;
+  for (const std::string& e : encoded) AppendToBatch(e, &batch);
+  peer::v1::ZabBatch proto;
+  ASSERT_TRUE(proto.ParseFromString(batch));
+  ASSERT_EQ(proto.messages_size(), static_cast<int>(encoded.size()));
+  EXPECT_EQ(proto.messages(3).entry_data().size(), size_t{300 << 10});
+  EXPECT_EQ(proto.SerializeAsString(), batch);
+  auto split = SplitBatch(batch);
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->size(), encoded.size());
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    EXPECT_EQ((*split)[i], encoded[i]) << i;
+  }
+  auto none = SplitBatch("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(ZabCodecTest, SplitBatchRejectsBadFraming) {
+  using namespace std::string_literals;
+  for (const std::string& bad : {
+           "\x12\x01x"s,                      // field 2
+           "\x08\x01"s,                       // field 1 as a varint
+           "\x0a"s,                           // no length
+           "\x0a\x80"s,                       // truncated length
+           "\x0a\x05xy"s,                     // length past the end
+           "\x0a\x01x\x0a\x02x"s,             // the second one short
+           "\x0a\xff\xff\xff\xff\xff\x01x"s,  // a 6-byte length
+           "\x0a\x81\x80\x80\x20"s,           // 64 MiB + 1
+       }) {
+    EXPECT_TRUE(absl::IsInvalidArgument(SplitBatch(bad).status()))
+        << absl::CEscape(bad);
+  }
+  std::string many;
+  for (size_t i = 0; i <= kMaxBatchMessages; ++i) AppendToBatch("", &many);
+  EXPECT_TRUE(absl::IsInvalidArgument(SplitBatch(many).status()));
 }
 
 }  // namespace
