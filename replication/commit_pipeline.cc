@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
+#include "replication/defer_scope.h"
 
 namespace rockeeper::replication {
 
@@ -78,7 +79,8 @@ void CommitPipeline::Enqueue(Pending pending) {
       return;
     }
   }
-  pending.done(refused, {}, pending.noop ? nullptr : &pending.txn, false);
+  pending.done(refused, {}, pending.noop ? nullptr : &pending.txn,
+               CommitNote{});
 }
 
 void CommitPipeline::Poison(const absl::Status& error) {
@@ -139,12 +141,15 @@ void CommitPipeline::LogLoop() {
     }
     if (!status.ok()) {
       for (Pending& p : batch) {
-        p.done(status, {}, p.noop ? nullptr : &p.txn, false);
+        p.done(status, {}, p.noop ? nullptr : &p.txn, CommitNote{});
       }
       continue;
     }
     if (TakeApplyInline(batch)) {
-      ApplyBatch(absl::MakeSpan(batch));
+      // What the callbacks defer runs when the scope closes: after the
+      // batch is applied and applying_ is clear.
+      DeferScope scope;
+      ApplyBatch(absl::MakeSpan(batch), /*lone=*/true);
       absl::MutexLock lock(&mu_);
       applying_ = false;
       continue;
@@ -232,7 +237,7 @@ void CommitPipeline::ApplyGated(std::vector<Pending>& batch) {
   ApplyBatch(absl::MakeSpan(batch).subspan(begin));
 }
 
-void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
+void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone) {
   std::vector<Txn> txns;
   txns.reserve(batch.size());
   for (Pending& p : batch) {
@@ -254,7 +259,7 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
     Poison(status);
     size_t next = 0;
     for (Pending& p : batch) {
-      p.done(status, {}, p.noop ? nullptr : &txns[next++], false);
+      p.done(status, {}, p.noop ? nullptr : &txns[next++], CommitNote{});
     }
     return;
   }
@@ -270,13 +275,13 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch) {
   size_t next = 0;
   for (Pending& p : batch) {
     if (p.noop) {
-      p.done(absl::OkStatus(), kNone, nullptr, p.urgent);
+      p.done(absl::OkStatus(), kNone, nullptr, CommitNote{p.urgent, lone});
       continue;
     }
     Txn& txn = txns[next++];
     auto it = by_zxid.find(txn.header().zxid());
     p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second, &txn,
-           p.urgent);
+           CommitNote{p.urgent, lone});
   }
   if (unlock.mu != nullptr) {
     unlock.mu->Unlock();

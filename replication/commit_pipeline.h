@@ -49,17 +49,29 @@ namespace rockeeper::replication {
 using engine::Txn;
 using engine::WatchTrigger;
 
+// How a txn's completion is delivered (see CommitCallback).
+struct CommitNote {
+  // The apply thread is about to wait for an ApplyGate of a later txn of
+  // the same session, whose reads follow this txn's completion: hand the
+  // completion on ahead of other work.
+  bool urgent = false;
+  // The log thread applied this txn's batch itself (a lone batch, see the
+  // file comment) and calls back inside a DeferScope (defer_scope.h) that
+  // closes once the batch is applied and visibility_mu released: what the
+  // callback defers runs there, on the log thread, before it logs again, so
+  // a lone write can be answered without waking another thread. Defer only
+  // short work.
+  bool lone = false;
+};
+
 // Called once per proposed txn, on the applying thread (the apply thread, or
 // the log thread for a batch it applies itself), after it is applied
 // (status OK) or failed. `triggers` are the watch events it fired. `txn` is
 // the proposed txn, handed back so that the caller need not keep a copy
 // (it may move from it), also when it failed; null for ProposeNoop.
-// `urgent`: the apply thread is about to wait for an ApplyGate of a later txn
-// of the same session, whose reads follow this txn's completion: hand the
-// completion on ahead of other work.
 using CommitCallback = std::function<void(
     const absl::Status& status, const std::vector<WatchTrigger>& triggers,
-    Txn* txn, bool urgent)>;
+    Txn* txn, CommitNote note)>;
 
 struct CommitPipelineOptions {
   // Most txns written with one fsync / applied in one WriteBatch.
@@ -135,7 +147,7 @@ class CommitPipeline {
     CommitCallback done;
     bool noop = false;
     std::shared_ptr<ApplyGate> gate;
-    bool urgent = false;  // see CommitCallback
+    bool urgent = false;  // see CommitNote
   };
   void Enqueue(Pending pending);
   void LogLoop();
@@ -146,7 +158,8 @@ class CommitPipeline {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Applies `batch` in segments that end before each closed gate.
   void ApplyGated(std::vector<Pending>& batch);
-  void ApplyBatch(absl::Span<Pending> batch);
+  // `lone`: applied by the log thread (see CommitNote).
+  void ApplyBatch(absl::Span<Pending> batch, bool lone = false);
   void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   void MaybeSnapshot(size_t applied);
 

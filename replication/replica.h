@@ -36,8 +36,13 @@ struct SubmitResult {
   // reply then carries the last applied zxid).
   int64_t zxid = 0;
   // The apply thread waits for reads that follow this completion (see
-  // CommitCallback): the front end should run it ahead of other work.
+  // CommitNote): the front end should run it ahead of other work.
   bool urgent = false;
+  // Delivered on the thread that logged and applied a lone batch, inside a
+  // DeferScope (defer_scope.h; see CommitNote): the front end may finish the
+  // request in a closure it defers there instead of waking another thread.
+  // Standalone only.
+  bool lone = false;
 };
 
 // Where this server stands, for `rockeeper status`, srvr/mntr and the admin

@@ -103,7 +103,7 @@ void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
     pipeline_->ProposeNoop(
         [done, result](const absl::Status&,
                        const std::vector<engine::WatchTrigger>&, engine::Txn*,
-                       bool) { done(result); });
+                       CommitNote) { done(result); });
     return;
   }
   auto shared = std::make_shared<engine::PrepOutcome>(*std::move(outcome));
@@ -121,11 +121,12 @@ void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
       [done, shared, zxid, accepted](
           const absl::Status& status,
           const std::vector<engine::WatchTrigger>& triggers,
-          engine::Txn* proposed, bool urgent) {
+          engine::Txn* proposed, CommitNote note) {
         if (accepted) shared->txn = std::move(*proposed);
         SubmitResult r{status, std::move(*shared), triggers};
         r.zxid = zxid;
-        r.urgent = urgent;
+        r.urgent = note.urgent;
+        r.lone = note.lone;
         done(std::move(r));
       },
       std::move(gate));

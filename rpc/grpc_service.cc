@@ -520,8 +520,15 @@ void RockeeperService::SubmitAsync(Call* call,
     }
     PublishTriggers(r.triggers);
     const bool urgent = r.urgent;
+    const bool lone = r.lone;
     call->result = std::move(r);
-    if (urgent) {
+    // A lone write (standalone, the log thread applied it): finish it on
+    // that thread once the apply is done, if nothing of its session waits
+    // behind it (whose start would then run there too); no other thread
+    // wakes up for a single session's write.
+    if (lone && DeferScope::Active() && serializer_.IsLast(call)) {
+      DeferScope::Defer([call] { call->OnSubmitted(); });
+    } else if (urgent) {
       completions_.PostFront([call] { call->OnSubmitted(); });
     } else {
       completions_.Post([call] { call->OnSubmitted(); });

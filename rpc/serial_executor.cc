@@ -7,30 +7,11 @@
 namespace rockeeper::rpc {
 namespace {
 
-thread_local DeferScope* t_scope = nullptr;
-
 // Most closures a WorkQueue thread takes at once: enough to batch a group
 // commit's completions, few enough that the first reply is not held long.
 constexpr size_t kWorkBatch = 64;
 
 }  // namespace
-
-DeferScope::DeferScope() : outer_(t_scope) { t_scope = this; }
-
-DeferScope::~DeferScope() {
-  // Deferred closures may defer more: run until none is left.
-  for (size_t i = 0; i < deferred_.size(); ++i) {
-    std::function<void()> fn = std::move(deferred_[i]);
-    fn();
-  }
-  t_scope = outer_;
-}
-
-bool DeferScope::Active() { return t_scope != nullptr; }
-
-void DeferScope::Defer(std::function<void()> fn) {
-  t_scope->deferred_.push_back(std::move(fn));
-}
 
 WorkQueue::WorkQueue(int threads) {
   for (int i = 0; i < threads; ++i) {
@@ -163,6 +144,12 @@ void SessionSerializer::Done(Task* task) {
     if (!ClaimPump(session_id)) return;
   }
   Pump(session_id);
+}
+
+bool SessionSerializer::IsLast(const Task* task) {
+  if (task->session_id_ == 0) return true;
+  absl::MutexLock lock(&mu_);
+  return task->next_ == nullptr;
 }
 
 bool SessionSerializer::AnyEarlierRead(

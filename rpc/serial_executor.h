@@ -4,10 +4,8 @@
 // moved off the apply thread so that it never runs request code). A thread
 // takes what is queued in batches and runs each batch inside a DeferScope.
 //
-// DeferScope: closures deferred while a scope is open on a thread run when
-// it closes, on that thread. The ZooKeeper front end defers a connection's
-// socket write this way, so the replies completed by one batch of work
-// (a WorkQueue batch, one epoll round) leave with one send().
+// DeferScope (replication/defer_scope.h): closures deferred while a scope is
+// open on a thread run when it closes, on that thread.
 //
 // SessionSerializer: runs each session's operations in the order they were
 // started (ZooKeeper's per-session FIFO order); operations of different
@@ -51,6 +49,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "replication/apply_gate.h"
+#include "replication/defer_scope.h"
 
 namespace rockeeper::rpc {
 
@@ -76,24 +75,8 @@ class WorkQueue {
   std::vector<std::thread> threads_;
 };
 
-// Not copyable; scopes nest (the innermost open scope of the thread takes
-// the deferred closures).
-class DeferScope {
- public:
-  DeferScope();
-  ~DeferScope();  // runs the deferred closures in order (and theirs)
-  DeferScope(const DeferScope&) = delete;
-  DeferScope& operator=(const DeferScope&) = delete;
-
-  // Is a scope open on this thread?
-  static bool Active();
-  // Runs `fn` when the thread's innermost scope closes. REQUIRES: Active().
-  static void Defer(std::function<void()> fn);
-
- private:
-  DeferScope* const outer_;
-  std::vector<std::function<void()>> deferred_;
-};
+// DeferScope (replication/defer_scope.h) is used here under its short name.
+using replication::DeferScope;
 
 class SessionSerializer {
  public:
@@ -143,6 +126,9 @@ class SessionSerializer {
   void Ordered(Task* task);
   // `task` is complete.
   void Done(Task* task);
+  // True if no operation of `task`'s session was started after it (by
+  // Run): its Done would start nothing unless one arrives meanwhile.
+  bool IsLast(const Task* task);
   // Calls `conflicts` (under the serializer's lock: keep it quick) with each
   // read before `write` in its session that is not done; true as soon as
   // one call returns true. A write that passed reads and conflicts with

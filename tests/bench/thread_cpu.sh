@@ -5,7 +5,7 @@
 # figure. The tree is created first, then the server restarts (its memtables
 # flushed), so reads start from SST files as after any restart.
 #
-# usage: tests/bench/thread_cpu.sh BUILD_DIR WORKLOAD [KEYS]
+# usage: tests/bench/thread_cpu.sh BUILD_DIR WORKLOAD [KEYS [rkbench args...]]
 #   env: DURATION (s, default 8), EXTRA_CONFIG (zoo.cfg lines, e.g.
 #        "rowCacheSizeMb=0"), SERVER (binary, default BUILD_DIR/server/rockeeper)
 # Not part of the test suite; binds 127.0.0.1 on free ports; cleans up.
@@ -13,6 +13,7 @@ set -euo pipefail
 BUILD=${1:?build dir}
 WORKLOAD=${2:?workload}
 KEYS=${3:-200000}
+shift $(($# < 3 ? $# : 3))
 SERVER=${SERVER:-$BUILD/server/rockeeper}
 RKBENCH=$BUILD/tools/rkbench/rkbench
 # shellcheck source=tests/bench/standalone_lib.sh
@@ -38,7 +39,7 @@ ticks() {
 ) &
 SAMPLER=$!
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
-  --no-setup --duration "${DURATION:-8}" --progress off --server-pid "$PID"
+  --no-setup --duration "${DURATION:-8}" --progress off --server-pid "$PID" "$@"
 wait "$SAMPLER"
 echo "vmstat (last 4 s):"
 sed -n 2p "$DIR/vmstat"

@@ -3,12 +3,15 @@
 #include "replication/standalone_replica.h"
 
 #include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "replication/defer_scope.h"
 #include "tests/engine/test_util.h"
 
 namespace rockeeper::replication {
@@ -159,6 +162,73 @@ TEST(StandaloneReplicaTest, ALoneWriteIsAppliedByTheLogThread) {
     const auto stats = r->pipeline_stats();
     EXPECT_EQ(stats.txns_applied, 10u);
     EXPECT_EQ(stats.inline_applies, max_inline > 0 ? 10u : 0u) << max_inline;
+  }
+}
+
+// The completion of a write the log thread applied is marked lone and runs
+// inside a DeferScope there: a closure it defers runs on the same thread,
+// after the callback returned and with the visibility mutex free (a reader
+// can take it). Without inline applies nothing is lone.
+TEST(StandaloneReplicaTest, ALoneWriteCompletesInADeferScopeOnTheLogThread) {
+  for (const size_t max_inline : {size_t{16}, size_t{0}}) {
+    TempDir dir;
+    auto options = Options(dir);
+    options.pipeline.max_inline_apply_txns = max_inline;
+    auto r = Open(options);
+    ASSERT_NE(r, nullptr);
+    struct Seen {
+      bool lone = false;
+      bool scope = false;
+      std::thread::id callback_thread;
+      std::thread::id deferred_thread;
+      bool deferred_after_callback = false;
+      bool visibility_free = false;
+    };
+    absl::Mutex mu;
+    std::vector<Seen> seen;
+    for (int i = 0; i < 5; ++i) {
+      r->Submit({}, Create(absl::StrCat("/n", i)), [&](SubmitResult result) {
+        auto s = std::make_shared<Seen>();
+        s->lone = result.lone;
+        s->scope = DeferScope::Active();
+        s->callback_thread = std::this_thread::get_id();
+        auto finish = [&, s] {
+          absl::MutexLock lock(&mu);
+          seen.push_back(*s);
+        };
+        if (!s->scope) {
+          finish();
+          return;
+        }
+        auto returned = std::make_shared<bool>(false);
+        DeferScope::Defer([&, s, returned, finish] {
+          s->deferred_thread = std::this_thread::get_id();
+          s->deferred_after_callback = *returned;
+          s->visibility_free = r->visibility_mutex().ReaderTryLock();
+          if (s->visibility_free) r->visibility_mutex().ReaderUnlock();
+          finish();
+        });
+        *returned = true;
+      });
+      const absl::Time deadline = absl::Now() + absl::Seconds(60);
+      for (;;) {
+        {
+          absl::MutexLock lock(&mu);
+          if (seen.size() == static_cast<size_t>(i + 1)) break;
+        }
+        ASSERT_LT(absl::Now(), deadline) << "write " << i << " never completed";
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    }
+    absl::MutexLock lock(&mu);
+    for (const Seen& s : seen) {
+      EXPECT_EQ(s.lone, max_inline > 0);
+      EXPECT_EQ(s.scope, max_inline > 0);
+      if (!s.scope) continue;
+      EXPECT_EQ(s.deferred_thread, s.callback_thread);
+      EXPECT_TRUE(s.deferred_after_callback);
+      EXPECT_TRUE(s.visibility_free);
+    }
   }
 }
 

@@ -138,6 +138,34 @@ TEST(SessionSerializerTest, TasksKeepOrderWithoutClosures) {
   s.Done(&r);
 }
 
+// IsLast: nothing of the task's session was run after it, whatever the
+// state of the tasks before it; a sessionless task always is.
+TEST(SessionSerializerTest, IsLastSeesOnlyLaterTasksOfTheSession) {
+  SessionSerializer s(/*writes_pass_reads=*/true);
+  std::vector<std::string> started;
+  RecordingTask w1("w1", &started), w2("w2", &started), r("r", &started),
+      other("other", &started), free("free", &started);
+  s.Run(1, SessionSerializer::Kind::kWrite, &w1);
+  EXPECT_TRUE(s.IsLast(&w1));
+  s.Run(2, SessionSerializer::Kind::kWrite, &other);  // another session
+  EXPECT_TRUE(s.IsLast(&w1));
+  s.Ordered(&w1);
+  s.Run(1, SessionSerializer::Kind::kWrite, &w2);
+  EXPECT_FALSE(s.IsLast(&w1));
+  EXPECT_TRUE(s.IsLast(&w2));
+  s.Run(1, SessionSerializer::Kind::kRead, &r);  // waits for both writes
+  EXPECT_FALSE(s.IsLast(&w2));
+  EXPECT_TRUE(s.IsLast(&r));
+  s.Done(&w1);
+  s.Done(&w2);
+  EXPECT_EQ(started, (std::vector<std::string>{"w1", "other", "w2", "r"}));
+  EXPECT_TRUE(s.IsLast(&r));
+  s.Done(&r);
+  s.Done(&other);
+  s.Run(0, SessionSerializer::Kind::kWrite, &free);
+  EXPECT_TRUE(s.IsLast(&free));
+}
+
 // With writes_pass_reads (a replica that honours apply gates), a write
 // starts while earlier reads of its session wait or run, with a gate that
 // opens once the last of those reads is done; reads still wait for every
