@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -185,10 +186,33 @@ void QuorumReplica::PublishStatus() {
   s.current_epoch = node_->current_epoch();
   s.last_logged_zxid = node_->last_logged_zxid();
   s.last_applied_zxid = cur_db().last_applied_zxid();
+  s.voters = node_->voters();
+  if (node_->leading_epoch() == 0) {
+    leading_since_ = absl::InfinitePast();
+  } else if (leading_since_ == absl::InfinitePast()) {
+    leading_since_ = absl::Now();
+  }
+  s.leading_since = leading_since_;
+  const zab::Node::LearnerCounts lc = node_->learner_counts();
+  s.learners = lc.learners;
+  s.synced_followers = lc.synced_followers;
+  s.synced_observers = lc.synced_observers;
+  s.last_proposal_bytes = last_proposal_bytes_;
+  s.min_proposal_bytes = min_proposal_bytes_;
+  s.max_proposal_bytes = max_proposal_bytes_;
   serving_.store(s.serving);
   absl::MutexLock lock(&mu_);
   status_ = s;
   last_proposed_published_ = last_proposed_;
+}
+
+void QuorumReplica::CountProposal(size_t bytes) {
+  const auto n = static_cast<int64_t>(bytes);
+  last_proposal_bytes_ = n;
+  if (min_proposal_bytes_ < 0 || n < min_proposal_bytes_) {
+    min_proposal_bytes_ = n;
+  }
+  max_proposal_bytes_ = std::max(max_proposal_bytes_, n);
 }
 
 void QuorumReplica::Loop() {
@@ -416,12 +440,14 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
                             : MakeErrorTxn(*s.forwarded, o, zxid, time_ms);
     txn.mutable_header()->set_origin_server(s.forwarded->origin_server);
     txn.mutable_header()->set_origin_request_id(s.forwarded->request_id);
-    absl::StatusOr<int64_t> proposed =
-        node_->Propose(txn.SerializeAsString(), now_ms);
+    std::string bytes = txn.SerializeAsString();
+    const size_t size = bytes.size();
+    absl::StatusOr<int64_t> proposed = node_->Propose(std::move(bytes), now_ms);
     if (!proposed.ok() || *proposed != zxid) {
       prep_->Reset();
     } else {
       last_proposed_ = zxid;
+      CountProposal(size);
     }
     return;
   }
@@ -444,6 +470,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
             ? c.outcome->txn->SerializeAsString()
             : MakeErrorTxn(s.ctx, s.request, *c.outcome, zxid, time_ms)
                   .SerializeAsString();
+    const size_t size = bytes.size();
     absl::StatusOr<int64_t> proposed = node_->Propose(bytes, now_ms);
     if (!proposed.ok() || *proposed != zxid) {
       prep_->Reset();
@@ -451,6 +478,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
       c.outcome.reset();
     } else {
       last_proposed_ = zxid;
+      CountProposal(size);
       c.zxid = zxid;
       HoldForGate(gates_by_zxid_, zxid, std::move(s.gate), s.ctx.session_id);
     }

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/prep.h"
 #include "engine/state_db.h"
 #include "replication/apply_gate.h"
@@ -55,6 +56,18 @@ struct ReplicaStatus {
   int64_t current_epoch = 0;
   int64_t last_logged_zxid = 0;
   int64_t last_applied_zxid = 0;
+  // Ensemble only (zeros standalone), for mntr's quorum and leader keys.
+  int64_t voters = 0;  // voting members (zk_quorum_size)
+  // Leader only: learner connections, and those synced (in the forwarding
+  // set) by kind; when it began to lead (BROADCAST); the serialized size of
+  // its proposals (last, smallest, largest; -1 before the first).
+  int64_t learners = 0;
+  int64_t synced_followers = 0;
+  int64_t synced_observers = 0;
+  absl::Time leading_since = absl::InfinitePast();
+  int64_t last_proposal_bytes = -1;
+  int64_t min_proposal_bytes = -1;
+  int64_t max_proposal_bytes = -1;
 };
 
 // How often the apply waited for an ApplyGate (see replication/apply_gate.h).

@@ -111,7 +111,7 @@ Json FromKeyValues(const KeyValues& kvs) {
 // -------------------------------------------------
 
 KeyValues MonitorValues(const ServerSnapshot& s) {
-  return {
+  KeyValues kv = {
       {"version", Str(kZkVersionString)},
       {"server_state", Str(s.mode)},
       {"avg_latency", Value{JavaDouble(s.latency_avg_ms), true}},
@@ -136,6 +136,25 @@ KeyValues MonitorValues(const ServerSnapshot& s) {
       {"cnt_sync_processor_batch_size", Num(s.log_batches)},
       {"sum_sync_processor_batch_size", Num(s.txns_applied)},
   };
+  // As ZooKeeper 3.8: the quorum size on every ensemble member, the
+  // learner and proposal keys on the leader only.
+  if (s.quorum_size > 0) kv.push_back({"quorum_size", Num(s.quorum_size)});
+  if (s.mode == "leader") {
+    const KeyValues leader = {
+        {"learners", Num(s.learners)},
+        {"synced_followers", Num(s.synced_followers)},
+        {"synced_non_voting_followers", Num(0)},
+        {"synced_observers", Num(s.synced_observers)},
+        // A sync is a write through the leader here: none waits apart.
+        {"pending_syncs", Num(0)},
+        {"leader_uptime", Num(s.leader_uptime_ms)},
+        {"last_proposal_size", Num(s.last_proposal_size)},
+        {"max_proposal_size", Num(s.max_proposal_size)},
+        {"min_proposal_size", Num(s.min_proposal_size)},
+    };
+    kv.insert(kv.end(), leader.begin(), leader.end());
+  }
+  return kv;
 }
 
 KeyValues EnvironmentValues() {
@@ -193,6 +212,10 @@ std::string Srvr(const ServerSnapshot& s, const FourLetterWords& h,
       "Connections: ", s.connections, "\n", "Outstanding: ", s.outstanding,
       "\n", "Zxid: ", Hex(s.zxid), "\n", "Mode: ", s.mode, "\n",
       "Node count: ", s.znode_count, "\n");
+  if (s.mode == "leader") {
+    absl::StrAppend(&out, "Proposal sizes last/min/max: ", s.last_proposal_size,
+                    "/", s.min_proposal_size, "/", s.max_proposal_size, "\n");
+  }
   return out;
 }
 

@@ -85,6 +85,16 @@ struct ServerSnapshot {
   int64_t znode_cache_hits = 0;
   int64_t znode_cache_misses = 0;
   int64_t znode_cache_bytes = 0;
+  // Ensemble members: voting members (0 standalone: no zk_quorum_size).
+  int64_t quorum_size = 0;
+  // The leader's keys (mode "leader"; ZooKeeper prints them only there).
+  int64_t learners = 0;
+  int64_t synced_followers = 0;
+  int64_t synced_observers = 0;
+  int64_t leader_uptime_ms = 0;
+  int64_t last_proposal_size = -1;  // bytes; -1 before the first
+  int64_t min_proposal_size = -1;
+  int64_t max_proposal_size = -1;
   bool healthy = true;  // the write path is not poisoned
   int64_t tick_time_ms = 2000;
   std::vector<std::pair<std::string, std::string>> conf;  // for `conf`

@@ -181,7 +181,21 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
                              const replication::StandaloneReplica* standalone,
                              const rpc::WireServer* wire, absl::Time started) {
   rpc::ServerSnapshot s;
-  if (!cfg.standalone()) s.mode = replica.status().mode;
+  if (!cfg.standalone()) {
+    const replication::ReplicaStatus rs = replica.status();
+    s.mode = rs.mode;
+    s.quorum_size = rs.voters;
+    s.learners = rs.learners;
+    s.synced_followers = rs.synced_followers;
+    s.synced_observers = rs.synced_observers;
+    if (rs.leading_since != absl::InfinitePast()) {
+      s.leader_uptime_ms =
+          absl::ToInt64Milliseconds(absl::Now() - rs.leading_since);
+    }
+    s.last_proposal_size = rs.last_proposal_bytes;
+    s.min_proposal_size = rs.min_proposal_bytes;
+    s.max_proposal_size = rs.max_proposal_bytes;
+  }
   s.zxid = replica.db().last_applied_zxid();
   s.znode_count = replica.db().znode_count();
   const auto cc = replica.db().children_cache_stats();

@@ -112,6 +112,17 @@ int64_t Node::leading_epoch() const {
              : 0;
 }
 
+Node::LearnerCounts Node::learner_counts() const {
+  LearnerCounts c;
+  if (role_ != Role::kLeading) return c;
+  for (const auto& [id, l] : learners_) {
+    ++c.learners;
+    if (!l.synced) continue;
+    ++(l.observer ? c.synced_observers : c.synced_followers);
+  }
+  return c;
+}
+
 void Node::Send(Message m, bool after_persist) {
   m.from = config_.my_id;
   if (m.type != MsgType::kVote && m.type != MsgType::kFollowerInfo) {

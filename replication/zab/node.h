@@ -196,6 +196,20 @@ class Node {
   int64_t applied_zxid() const { return applied_; }
   // The epoch this server leads in BROADCAST (0 if not).
   int64_t leading_epoch() const;
+  // Voting members of the ensemble (ZooKeeper's zk_quorum_size).
+  int64_t voters() const {
+    return static_cast<int64_t>(config_.participants.size());
+  }
+  // The leader's learner connections (ZooKeeper's mntr zk_learners and
+  // zk_synced_*): every connected learner, whatever its phase, and those
+  // whose sync was sent (in the forwarding set), by kind. Zeros on a
+  // server that does not lead.
+  struct LearnerCounts {
+    int64_t learners = 0;
+    int64_t synced_followers = 0;
+    int64_t synced_observers = 0;
+  };
+  LearnerCounts learner_counts() const;
 
  private:
   enum class LeaderPhase { kDiscovery, kEpochAck, kSync, kBroadcast };

@@ -547,6 +547,7 @@ class EnsembleTest(unittest.TestCase):
         zk = self.client(e, [1])
         zk.sync("/")
         self.assertEqual(zk.get("/via-observer")[0], b"o")
+        self.check_mntr_quorum_keys(e)
         # An observer is no voter: two voters down means no quorum.
         leader = [i for i in (1, 2, 3) if e.mode(i) == "leader"][0]
         down = [i for i in (1, 2, 3) if i != leader][:1] + [leader]
@@ -554,6 +555,43 @@ class EnsembleTest(unittest.TestCase):
             e.kill(i)
         wait_for(lambda: e.mode(4) == "not serving", 30,
                  "the observer to lose its leader")
+
+    def check_mntr_quorum_keys(self, e):
+        """mntr as ZooKeeper 3.8 on an ensemble: zk_quorum_size everywhere,
+        the learner and proposal keys on the leader only; a follower that
+        dies leaves the synced set."""
+        def mntr(i):
+            out = four_letter_word(e.ports[i]["client"], "mntr")
+            return dict(line.split("\t", 1) for line in out.splitlines()
+                        if "\t" in line)
+        leader = [i for i in (1, 2, 3) if e.mode(i) == "leader"][0]
+        # The second follower: test_observer kills the first one later.
+        follower = [i for i in (1, 2, 3) if i != leader][1]
+        # Every learner synced (the observer forwarded a write, so it is).
+        want = {"zk_learners": "3", "zk_synced_followers": "2",
+                "zk_synced_observers": "1", "zk_synced_non_voting_followers": "0",
+                "zk_pending_syncs": "0", "zk_quorum_size": "3"}
+        m = wait_for(lambda: (lambda m: m if all(m.get(k) == v for k, v in want.items())
+                              else None)(mntr(leader)),
+                     30, f"leader {leader}'s mntr to show {want}")
+        self.assertEqual(m["zk_server_state"], "leader")
+        self.assertGreaterEqual(int(m["zk_leader_uptime"]), 0)
+        # The create above was proposed by the leader: sizes are known.
+        self.assertGreater(int(m["zk_last_proposal_size"]), 0)
+        self.assertGreater(int(m["zk_min_proposal_size"]), 0)
+        self.assertGreaterEqual(int(m["zk_max_proposal_size"]),
+                                int(m["zk_min_proposal_size"]))
+        srvr = four_letter_word(e.ports[leader]["client"], "srvr")
+        self.assertRegex(srvr, r"Proposal sizes last/min/max: \d+/\d+/\d+")
+        for i in (follower, 4):
+            m = mntr(i)
+            self.assertEqual(m["zk_quorum_size"], "3")
+            self.assertNotIn("zk_learners", m)
+            self.assertNotIn("zk_synced_followers", m)
+        e.kill(follower)
+        wait_for(lambda: mntr(leader).get("zk_synced_followers") == "1", 30,
+                 "the killed follower to leave the leader's synced set")
+        self.assertEqual(mntr(leader)["zk_learners"], "2")
 
 
 def main():

@@ -291,6 +291,10 @@ class KazooTest(unittest.TestCase):
         self.assertGreaterEqual(int(mntr["zk_znode_count"]), 5)
         self.assertGreaterEqual(int(mntr["zk_watch_count"]), 1)
         self.assertGreaterEqual(int(mntr["zk_num_alive_connections"]), 1)
+        # Standalone, as ZooKeeper: no quorum or leader keys.
+        self.assertNotIn("zk_quorum_size", mntr)
+        self.assertNotIn("zk_synced_followers", mntr)
+        self.assertNotIn("Proposal sizes", srvr)
         self.assertIn("Total watches:", self.four("wchs"))
         self.assertIn(f"clientPort={self.port}", self.four("conf"))
         self.assertEqual(self.four("envi"), "envi is not executed because it is not in the whitelist.\n")

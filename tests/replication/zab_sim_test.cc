@@ -161,6 +161,17 @@ class Sim {
       return;
     }
     CheckFinalState();
+    // Learners dropped during the chaos reconnect: within a bounded time
+    // the leader counts every other server as a synced learner.
+    const int64_t counts_deadline = now_ + 60000;
+    while (!failed() && !LeaderCountsComplete() && now_ < counts_deadline) {
+      Step(/*chaos=*/false);
+      ++now_;
+    }
+    if (!failed() && !LeaderCountsComplete()) {
+      Fail(absl::StrCat("learner counts incomplete 60 s after convergence:",
+                        counts_));
+    }
   }
 
   bool failed() const { return !failure_.empty(); }
@@ -488,6 +499,32 @@ class Sim {
     }
   }
 
+  // The one leader counts every other server as a synced learner of its
+  // kind (mntr's zk_learners, zk_synced_*), and nobody else counts any.
+  // Else false, with what was counted in counts_.
+  bool LeaderCountsComplete() {
+    int leaders = 0;
+    counts_.clear();
+    for (const auto& [id, s] : servers_) {
+      if (!s.node) return false;
+      const Node::LearnerCounts c = s.node->learner_counts();
+      absl::StrAppend(&counts_, " server ", id, ": ", c.learners, " learners, ",
+                      c.synced_followers, " synced followers, ",
+                      c.synced_observers, " synced observers;");
+      if (s.node->leading_epoch() == 0) {
+        if (c.learners != 0) return false;
+        continue;
+      }
+      ++leaders;
+      if (c.learners != sc_.participants + sc_.observers - 1 ||
+          c.synced_followers != sc_.participants - 1 ||
+          c.synced_observers != sc_.observers) {
+        return false;
+      }
+    }
+    return leaders == 1;
+  }
+
   bool AllCaughtUp(int64_t marker) {
     for (const auto& [id, s] : servers_) {
       if (!s.node || !s.node->serving()) return false;
@@ -561,6 +598,7 @@ class Sim {
   std::map<int64_t, std::string> acked_;
   std::map<int64_t, int64_t> epoch_leader_;
   std::string failure_;
+  std::string counts_;  // see LeaderCountsComplete
   std::map<MsgType, size_t> sent_;
 };
 
