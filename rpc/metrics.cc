@@ -166,6 +166,22 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
   Gauge(&out, "rockeeper_uptime_seconds", "Seconds since the server started.",
         s.uptime_ms / 1000);
   Gauge(&out, "rockeeper_last_zxid", "Zxid of the last applied txn.", s.zxid);
+  if (s.quorum_size > 0) {
+    Gauge(&out, "rockeeper_quorum_size",
+          "Voting members of the ensemble (mntr zk_quorum_size).",
+          s.quorum_size);
+  }
+  if (s.mode == "leader") {
+    Gauge(&out, "rockeeper_learners",
+          "Leader: learner connections, syncing or not (mntr zk_learners).",
+          s.learners);
+    Gauge(&out, "rockeeper_synced_followers",
+          "Leader: followers in sync (mntr zk_synced_followers).",
+          s.synced_followers);
+    Gauge(&out, "rockeeper_synced_observers",
+          "Leader: observers in sync (mntr zk_synced_observers).",
+          s.synced_observers);
+  }
 
   Header(
       &out, "rockeeper_requests_total", "counter",

@@ -588,10 +588,17 @@ class EnsembleTest(unittest.TestCase):
             self.assertEqual(m["zk_quorum_size"], "3")
             self.assertNotIn("zk_learners", m)
             self.assertNotIn("zk_synced_followers", m)
+        # The same in Prometheus (metric() gives 0 for an absent one).
+        self.assertEqual(e.metric(leader, "rockeeper_synced_followers"), 2)
+        self.assertEqual(e.metric(leader, "rockeeper_synced_observers"), 1)
+        self.assertEqual(e.metric(leader, "rockeeper_learners"), 3)
+        self.assertEqual(e.metric(follower, "rockeeper_quorum_size"), 3)
+        self.assertEqual(e.metric(follower, "rockeeper_synced_followers"), 0)
         e.kill(follower)
         wait_for(lambda: mntr(leader).get("zk_synced_followers") == "1", 30,
                  "the killed follower to leave the leader's synced set")
         self.assertEqual(mntr(leader)["zk_learners"], "2")
+        self.assertEqual(e.metric(leader, "rockeeper_synced_followers"), 1)
 
 
 def main():

@@ -122,6 +122,24 @@ class PeerTransportTest : public ::testing::Test {
     }
   }
 
+  // Serves `fake` as "server 1" on a free port and starts server 2 with
+  // it as its peer 1. Null (with a test failure) if either fails.
+  std::unique_ptr<grpc::Server> StartBesideFake(grpc::Service* fake) {
+    Configure(2);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(fake);
+    std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+    EXPECT_NE(port, 0);
+    if (port == 0) return nullptr;
+    std::map<int64_t, PeerAddress> peers = peers_;
+    peers[1].quorum_port = port;
+    const absl::Status started = StartOne(2, peers);
+    EXPECT_TRUE(started.ok()) << started;
+    return started.ok() ? std::move(server) : nullptr;
+  }
+
   absl::Status StartOne(
       int64_t id, std::map<int64_t, PeerAddress> peers = {},
       const std::function<void(PeerTransportOptions&)>& tweak = nullptr) {
@@ -522,17 +540,9 @@ class LegacyPeerServer final
 // old one-message-per-gRPC-message stream after one failed attempt (whose
 // messages are lost, as on any broken stream), and then every message.
 TEST_F(PeerTransportTest, FallsBackToPlainStreamsForAnOlderPeer) {
-  Configure(2);
-  LegacyPeerServer legacy;
-  grpc::ServerBuilder b;
-  int port = 0;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  b.RegisterService(&legacy);
-  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
-  ASSERT_NE(port, 0);
-  std::map<int64_t, PeerAddress> peers = peers_;
-  peers[1].quorum_port = port;  // "server 1" is the old one
-  ASSERT_TRUE(StartOne(2, peers).ok());
+  LegacyPeerServer legacy;  // "server 1" is the old one
+  std::unique_ptr<grpc::Server> server = StartBesideFake(&legacy);
+  ASSERT_NE(server, nullptr);
   // Probe until the fallback has happened (bounded): a ping lost with the
   // UNIMPLEMENTED stream is simply resent.
   int64_t n = 0;
@@ -657,17 +667,9 @@ class CorruptSnapshotServer final : public peer::v1::Peer::Service {
 
 TEST_F(PeerTransportTest, FetchSnapshotRefusesACorruptChunk) {
   namespace fs = std::filesystem;
-  Configure(2);
-  CorruptSnapshotServer fake;
-  grpc::ServerBuilder b;
-  int port = 0;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  b.RegisterService(&fake);
-  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
-  ASSERT_NE(port, 0);
-  std::map<int64_t, PeerAddress> peers = peers_;
-  peers[1].quorum_port = port;  // "server 1" is the fake
-  ASSERT_TRUE(StartOne(2, peers).ok());
+  CorruptSnapshotServer fake;  // "server 1" is the fake
+  std::unique_ptr<grpc::Server> server = StartBesideFake(&fake);
+  ASSERT_NE(server, nullptr);
   const fs::path target =
       fs::temp_directory_path() / absl::StrCat("rk-snapbad-", ::getpid());
   absl::Status st = t_[2]->FetchSnapshot(1, 0x100000001, target.string());

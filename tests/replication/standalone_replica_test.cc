@@ -146,12 +146,18 @@ TEST(StandaloneReplicaTest, ConcurrentSubmittersAreGroupCommitted) {
 
 // A lone session's write, with the apply thread idle, is applied by the log
 // thread itself (no second wake-up); with max_inline_apply_txns = 0 never.
+// A replica whose log thread applies batches of up to `max_inline` txns.
+std::unique_ptr<StandaloneReplica> OpenWithInlineApply(const TempDir& dir,
+                                                       size_t max_inline) {
+  auto options = Options(dir);
+  options.pipeline.max_inline_apply_txns = max_inline;
+  return Open(options);
+}
+
 TEST(StandaloneReplicaTest, ALoneWriteIsAppliedByTheLogThread) {
   for (const size_t max_inline : {size_t{16}, size_t{0}}) {
     TempDir dir;
-    auto options = Options(dir);
-    options.pipeline.max_inline_apply_txns = max_inline;
-    auto r = Open(options);
+    auto r = OpenWithInlineApply(dir, max_inline);
     ASSERT_NE(r, nullptr);
     Completions c;
     for (int i = 0; i < 10; ++i) {
@@ -172,9 +178,7 @@ TEST(StandaloneReplicaTest, ALoneWriteIsAppliedByTheLogThread) {
 TEST(StandaloneReplicaTest, ALoneWriteCompletesInADeferScopeOnTheLogThread) {
   for (const size_t max_inline : {size_t{16}, size_t{0}}) {
     TempDir dir;
-    auto options = Options(dir);
-    options.pipeline.max_inline_apply_txns = max_inline;
-    auto r = Open(options);
+    auto r = OpenWithInlineApply(dir, max_inline);
     ASSERT_NE(r, nullptr);
     struct Seen {
       bool lone = false;
