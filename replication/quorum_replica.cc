@@ -197,22 +197,11 @@ void QuorumReplica::PublishStatus() {
   s.learners = lc.learners;
   s.synced_followers = lc.synced_followers;
   s.synced_observers = lc.synced_observers;
-  s.last_proposal_bytes = last_proposal_bytes_;
-  s.min_proposal_bytes = min_proposal_bytes_;
-  s.max_proposal_bytes = max_proposal_bytes_;
+  s.proposal_sizes = proposal_sizes_;
   serving_.store(s.serving);
   absl::MutexLock lock(&mu_);
   status_ = s;
   last_proposed_published_ = last_proposed_;
-}
-
-void QuorumReplica::CountProposal(size_t bytes) {
-  const auto n = static_cast<int64_t>(bytes);
-  last_proposal_bytes_ = n;
-  if (min_proposal_bytes_ < 0 || n < min_proposal_bytes_) {
-    min_proposal_bytes_ = n;
-  }
-  max_proposal_bytes_ = std::max(max_proposal_bytes_, n);
 }
 
 void QuorumReplica::Loop() {
@@ -447,7 +436,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
       prep_->Reset();
     } else {
       last_proposed_ = zxid;
-      CountProposal(size);
+      proposal_sizes_.Add(size);
     }
     return;
   }
@@ -478,7 +467,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
       c.outcome.reset();
     } else {
       last_proposed_ = zxid;
-      CountProposal(size);
+      proposal_sizes_.Add(size);
       c.zxid = zxid;
       HoldForGate(gates_by_zxid_, zxid, std::move(s.gate), s.ctx.session_id);
     }

@@ -236,10 +236,7 @@ class QuorumReplica : public Replica {
   int64_t last_proposed_ = 0;
   // For ReplicaStatus: when this server began to lead, its proposal sizes.
   absl::Time leading_since_ = absl::InfinitePast();
-  int64_t last_proposal_bytes_ = -1;
-  int64_t min_proposal_bytes_ = -1;
-  int64_t max_proposal_bytes_ = -1;
-  void CountProposal(size_t bytes);
+  ProposalSizes proposal_sizes_;
   bool was_serving_leader_ = false;
   int64_t establish_zxid_ = 0;
   ApplyListener listener_;  // guarded by visibility_mu_

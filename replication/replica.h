@@ -6,6 +6,7 @@
 #ifndef ROCKEEPER_REPLICATION_REPLICA_H_
 #define ROCKEEPER_REPLICATION_REPLICA_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,20 @@ struct SubmitResult {
   bool lone = false;
 };
 
+// Serialized sizes of the txns a leader proposed (mntr's
+// zk_{last,min,max}_proposal_size), in bytes; -1 before the first.
+struct ProposalSizes {
+  int64_t last_bytes = -1;
+  int64_t min_bytes = -1;
+  int64_t max_bytes = -1;
+  void Add(size_t bytes) {
+    const auto n = static_cast<int64_t>(bytes);
+    last_bytes = n;
+    if (min_bytes < 0 || n < min_bytes) min_bytes = n;
+    if (n > max_bytes) max_bytes = n;
+  }
+};
+
 // Where this server stands, for `rockeeper status`, srvr/mntr and the admin
 // API.
 struct ReplicaStatus {
@@ -59,15 +74,12 @@ struct ReplicaStatus {
   // Ensemble only (zeros standalone), for mntr's quorum and leader keys.
   int64_t voters = 0;  // voting members (zk_quorum_size)
   // Leader only: learner connections, and those synced (in the forwarding
-  // set) by kind; when it began to lead (BROADCAST); the serialized size of
-  // its proposals (last, smallest, largest; -1 before the first).
+  // set) by kind; when it began to lead (BROADCAST); its proposals' sizes.
   int64_t learners = 0;
   int64_t synced_followers = 0;
   int64_t synced_observers = 0;
   absl::Time leading_since = absl::InfinitePast();
-  int64_t last_proposal_bytes = -1;
-  int64_t min_proposal_bytes = -1;
-  int64_t max_proposal_bytes = -1;
+  ProposalSizes proposal_sizes;
 };
 
 // How often the apply waited for an ApplyGate (see replication/apply_gate.h).

@@ -192,9 +192,9 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
       s.leader_uptime_ms =
           absl::ToInt64Milliseconds(absl::Now() - rs.leading_since);
     }
-    s.last_proposal_size = rs.last_proposal_bytes;
-    s.min_proposal_size = rs.min_proposal_bytes;
-    s.max_proposal_size = rs.max_proposal_bytes;
+    s.last_proposal_size = rs.proposal_sizes.last_bytes;
+    s.min_proposal_size = rs.proposal_sizes.min_bytes;
+    s.max_proposal_size = rs.proposal_sizes.max_bytes;
   }
   s.zxid = replica.db().last_applied_zxid();
   s.znode_count = replica.db().znode_count();
