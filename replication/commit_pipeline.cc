@@ -170,7 +170,8 @@ bool CommitPipeline::TakeApplyInline(const std::vector<Pending>& batch) {
   }
   absl::MutexLock lock(&mu_);
   ++stats_.log_batches;
-  if (!small || gated || applying_ || !to_apply_.empty() || !to_log_.empty()) {
+  if (!small || gated || applying_ || snapshot_due_ || !to_apply_.empty() ||
+      !to_log_.empty()) {
     return false;
   }
   applying_ = true;
@@ -182,21 +183,26 @@ void CommitPipeline::ApplyLoop() {
   std::vector<Pending> batch;
   for (;;) {
     batch.clear();
+    bool snapshot = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return !p->applying_ && (!p->to_apply_.empty() || p->log_done_);
+            return !p->applying_ &&
+                   (!p->to_apply_.empty() || p->log_done_ || p->snapshot_due_);
           },
           this));
-      if (to_apply_.empty()) return;
+      snapshot = snapshot_due_;
+      snapshot_due_ = false;
+      if (!snapshot && to_apply_.empty()) return;  // log_done_
       while (!to_apply_.empty() && batch.size() < options_.max_batch_txns) {
         batch.push_back(std::move(to_apply_.front()));
         to_apply_.pop_front();
       }
       applying_ = true;
     }
-    ApplyGated(batch);
+    if (snapshot) TakeSnapshot();
+    if (!batch.empty()) ApplyGated(batch);
     absl::MutexLock lock(&mu_);
     applying_ = false;
   }
@@ -287,13 +293,26 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone) {
     unlock.mu->Unlock();
     unlock.mu = nullptr;
   }
-  MaybeSnapshot(txns.size());
+  MaybeSnapshot(txns.size(), lone);
 }
 
-void CommitPipeline::MaybeSnapshot(size_t applied) {
+void CommitPipeline::MaybeSnapshot(size_t applied, bool lone) {
   if (snapshots_ == nullptr || options_.snap_count <= 0) return;
   if (!scheduler_.OnApplied(static_cast<int64_t>(applied))) return;
-  // Between two applies on the apply thread: the checkpoint is exact.
+  if (lone) {
+    // Not on the log thread: a checkpoint takes 100+ ms, and the log would
+    // stop logging for it. No batch is applied inline while it is due, and
+    // the apply thread takes it before its next batch: still exact.
+    absl::MutexLock lock(&mu_);
+    snapshot_due_ = true;
+    return;
+  }
+  TakeSnapshot();
+}
+
+void CommitPipeline::TakeSnapshot() {
+  // Between two applies (the caller holds applying_): the checkpoint is
+  // exact.
   const absl::Time start = absl::Now();
   absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
   if (!snap.ok()) {
@@ -301,11 +320,12 @@ void CommitPipeline::MaybeSnapshot(size_t applied) {
                  snap.status().ToString().c_str());
     return;
   }
-  std::fprintf(
-      stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
-      static_cast<unsigned long long>(snap->zxid),
-      static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
-      static_cast<unsigned long long>(snap->size_bytes));
+  const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
+  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+               static_cast<unsigned long long>(snap->zxid),
+               static_cast<long long>(took_ms),
+               static_cast<unsigned long long>(snap->size_bytes));
+  if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   {
     absl::MutexLock lock(&mu_);

@@ -5,11 +5,14 @@
 //                                   sync (group commit)
 //                --> [apply thread] StateDb::Apply of every durable txn in one
 //                                   WriteBatch, Prep::OnApplied, snapshots
+//                                   (between two batches: exact)
 //                --> done(status, watch triggers) per txn, in zxid order
 //
 // When a small durable batch finds nothing else queued and the apply thread
 // idle, the log thread applies it itself: a lone session's write then costs
 // no wake-up of a second thread (a cross-CPU wake is 30-50 µs on a VM).
+// A snapshot such a batch makes due is still taken by the apply thread
+// (the log keeps logging meanwhile), before the next batch is applied.
 // Under load the two stages overlap as drawn. One batch applies at a time
 // (`applying_`), in zxid order either way.
 //
@@ -90,6 +93,11 @@ struct CommitPipelineOptions {
   // and the time AppendBatch took (write + fdatasync), in µs. Must be quick
   // and thread-safe. Default: none.
   std::function<void(size_t txns, int64_t append_us)> on_log_batch;
+  // Called on the apply thread after each snapshot with what was taken and
+  // the time it took (checkpoint and check), in ms. Must be quick and
+  // thread-safe. Default: none.
+  std::function<void(const engine::SnapshotInfo& snapshot, int64_t took_ms)>
+      on_snapshot;
   // Longest wait for a closed ApplyGate before the txn is applied anyway
   // (with a warning): the reads it waits for are in-memory work, so only a
   // front end that stopped serving them can keep it closed this long.
@@ -161,7 +169,11 @@ class CommitPipeline {
   // `lone`: applied by the log thread (see CommitNote).
   void ApplyBatch(absl::Span<Pending> batch, bool lone = false);
   void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
-  void MaybeSnapshot(size_t applied);
+  // After a batch of `applied` txns: takes a snapshot if one is due, or
+  // when `lone` (on the log thread) leaves it to the apply thread.
+  void MaybeSnapshot(size_t applied, bool lone) ABSL_LOCKS_EXCLUDED(mu_);
+  // Checkpoint, log roll and purge; the caller holds applying_.
+  void TakeSnapshot() ABSL_LOCKS_EXCLUDED(mu_);
 
   engine::TxnLog* const log_;
   engine::StateDb* const db_;
@@ -178,6 +190,8 @@ class CommitPipeline {
   bool log_done_ ABSL_GUARDED_BY(mu_) = false;
   // A batch is being applied (by either thread): the other must not start.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
+  // A lone batch made a snapshot due: the apply thread takes it next.
+  bool snapshot_due_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::thread log_thread_;

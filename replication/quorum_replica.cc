@@ -644,11 +644,12 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
                  snap.status().ToString().c_str());
     return;
   }
-  std::fprintf(
-      stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
-      static_cast<unsigned long long>(snap->zxid),
-      static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
-      static_cast<unsigned long long>(snap->size_bytes));
+  const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
+  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+               static_cast<unsigned long long>(snap->zxid),
+               static_cast<long long>(took_ms),
+               static_cast<unsigned long long>(snap->size_bytes));
+  if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;
   absl::StatusOr<int64_t> oldest =

@@ -100,6 +100,10 @@ struct QuorumReplicaOptions {
   // Called on the driver thread after each append + fdatasync with the txns
   // written and the time it took, in µs. Default: none.
   std::function<void(size_t txns, int64_t append_us)> on_log_batch;
+  // Called on the driver thread after each snapshot with what was taken and
+  // the time it took, in ms. Default: none.
+  std::function<void(const engine::SnapshotInfo& snapshot, int64_t took_ms)>
+      on_snapshot;
   // Copies server `from`'s snapshot at `zxid` into the new directory
   // `target_dir` (SNAP sync); the transport provides it. Null: SNAP is not
   // possible and a learner told to install one starts over.

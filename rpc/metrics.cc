@@ -236,6 +236,12 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
                 static_cast<uint64_t>(s.apply_gate_timeouts));
   CounterMetric(&out, "rockeeper_snapshots_total", "Snapshots taken.",
                 static_cast<uint64_t>(s.snapshots_taken));
+  if (snapshot_duration_us_.count() > 0) {
+    Header(&out, "rockeeper_snapshot_duration_seconds", "histogram",
+           "Snapshot time: checkpoint of the state DB and its check.");
+    HistogramSeries(&out, "rockeeper_snapshot_duration_seconds", "",
+                    snapshot_duration_us_);
+  }
   CounterMetric(&out, "rockeeper_children_cache_hits_total",
                 "Child lists served from the children cache.",
                 static_cast<uint64_t>(s.children_cache_hits));

@@ -126,6 +126,10 @@ class ServerMetrics {
     fsync_latency_us_.Observe(append_us);
     commit_batch_txns_.Observe(txns);
   }
+  // A snapshot (RocksDB checkpoint) took `took_ms`; exported once called.
+  void RecordSnapshot(int64_t took_ms) {
+    snapshot_duration_us_.Observe(took_ms * 1000);
+  }
 
   // The min/avg/max request latency since the last ResetStats (srvr, mntr).
   MinMaxAvg::Value latency_us() const { return srvr_latency_us_.value(); }
@@ -162,6 +166,7 @@ class ServerMetrics {
   Histogram commit_latency_us_;
   Histogram fsync_latency_us_;
   Histogram commit_batch_txns_;
+  Histogram snapshot_duration_us_;
   MinMaxAvg srvr_latency_us_;
 };
 

@@ -285,8 +285,12 @@ int Serve(const ServerConfig& cfg) {
   auto on_log_batch = [&metrics](size_t txns, int64_t append_us) {
     metrics.RecordLogBatch(static_cast<int64_t>(txns), append_us);
   };
+  auto on_snapshot = [&metrics](const engine::SnapshotInfo&, int64_t took_ms) {
+    metrics.RecordSnapshot(took_ms);
+  };
   replication::StandaloneReplicaOptions ro;
   ro.pipeline.on_log_batch = on_log_batch;
+  ro.pipeline.on_snapshot = on_snapshot;
   ro.data_dir = cfg.data_dir;
   ro.data_log_dir = cfg.data_log_dir == cfg.data_dir ? "" : cfg.data_log_dir;
   ro.prep.extended_types_enabled = cfg.extended_types_enabled;
@@ -324,7 +328,7 @@ int Serve(const ServerConfig& cfg) {
                                 standalone->recovered_txns()));
   } else {
     absl::StatusOr<std::unique_ptr<QuorumMember>> started_member =
-        QuorumMember::Start(cfg, on_log_batch);
+        QuorumMember::Start(cfg, on_log_batch, on_snapshot);
     if (!started_member.ok()) {
       Log("ERROR",
           absl::StrCat("cannot join the ensemble as server ", cfg.my_id, ": ",

@@ -54,11 +54,14 @@ zab::PeerTransportOptions PeerTransportOptionsFrom(const ServerConfig& cfg) {
 
 absl::StatusOr<std::unique_ptr<QuorumMember>> QuorumMember::Start(
     const ServerConfig& cfg,
-    std::function<void(size_t txns, int64_t append_us)> on_log_batch) {
+    std::function<void(size_t txns, int64_t append_us)> on_log_batch,
+    std::function<void(const engine::SnapshotInfo&, int64_t took_ms)>
+        on_snapshot) {
   std::unique_ptr<QuorumMember> m(new QuorumMember());
   QuorumMember* raw = m.get();
   replication::QuorumReplicaOptions options = QuorumReplicaOptionsFrom(cfg);
   options.on_log_batch = std::move(on_log_batch);
+  options.on_snapshot = std::move(on_snapshot);
   options.fetch_snapshot = [raw](int64_t from, int64_t zxid,
                                  const std::string& target) {
     zab::PeerTransport* t = raw->transport_ptr_.load();

@@ -28,11 +28,13 @@ class QuorumMember {
  public:
   // Opens the data dirs, binds the quorum and election ports, and starts
   // looking for a leader.
-  // `on_log_batch`: see QuorumReplicaOptions (may be null).
+  // `on_log_batch`, `on_snapshot`: see QuorumReplicaOptions (may be null).
   static absl::StatusOr<std::unique_ptr<QuorumMember>> Start(
       const ServerConfig& cfg,
       std::function<void(size_t txns, int64_t append_us)> on_log_batch =
-          nullptr);
+          nullptr,
+      std::function<void(const engine::SnapshotInfo&, int64_t took_ms)>
+          on_snapshot = nullptr);
   ~QuorumMember();
 
   replication::QuorumReplica& replica() { return *replica_; }

@@ -123,7 +123,9 @@ class AdminHttpTest(unittest.TestCase):
         cls.root = tempfile.mkdtemp(prefix="rk-admin-")
         cls.proc, cls.ports = start_server(
             cls.root, "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,crst,"
-                      "srst,wchs,wchc,wchp,dump\n")
+                      "srst,wchs,wchc,wchp,dump\n"
+                      # A snapshot every 10-20 txns: test_snapshot_metrics.
+                      "snapCount=20\n")
         assert poll(lambda: port_open(cls.ports["client"]) and
                     port_open(cls.ports["admin"])), "server did not listen"
 
@@ -283,6 +285,24 @@ class AdminHttpTest(unittest.TestCase):
             zk.create("/metric-0")
         samples, _ = parse_prometheus(self.http("/metrics")[2])
         self.assertGreaterEqual(samples[("rockeeper_request_errors_total", '{op="create"}')], 1)
+
+    def test_snapshot_metrics(self):
+        # One create at a time: lone writes, which the log thread applies
+        # itself; the snapshots they make due are still taken and timed.
+        zk = self.client()
+        before, _ = parse_prometheus(self.http("/metrics")[2])
+        taken = before[("rockeeper_snapshots_total", "")]
+        for i in range(45):
+            zk.create(f"/snapmetric-{i}", b"v")
+        def timed_all():
+            samples, types = parse_prometheus(self.http("/metrics")[2])
+            total = samples[("rockeeper_snapshots_total", "")]
+            return (total >= taken + 2 and
+                    types.get("rockeeper_snapshot_duration_seconds") == "histogram" and
+                    histogram_check(samples, "rockeeper_snapshot_duration_seconds",
+                                    "") == total)
+        self.assertTrue(poll(timed_all),
+                        "45 txns with snapCount=20: not two snapshots, each timed")
 
     def test_probes_and_bad_requests(self):
         self.assertEqual(self.http("/live")[:1], (200,))

@@ -2,8 +2,11 @@
 // completions in submission order; recovery and snapshots.
 #include "replication/standalone_replica.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -345,6 +348,42 @@ TEST(StandaloneReplicaTest, ReopenRecoversAndContinuesZxids) {
   r->Submit({}, Create("/after"), c.Add(0));
   ASSERT_TRUE(c.Wait(1));
   EXPECT_EQ(r->db().GetZnode("/after")->czxid, last + 1);
+}
+
+// A snapshot made due by a batch the log thread applied is taken by the
+// apply thread, so that the log keeps logging meanwhile; it is still exact
+// (the snapshot check refuses a checkpoint an apply ran into) and timed.
+TEST(StandaloneReplicaTest, LoneWritesLeaveSnapshotsToTheApplyThread) {
+  TempDir dir;
+  auto options = Options(dir);
+  options.pipeline.snap_count = 10;  // one every 5-10 txns
+  absl::Mutex mu;
+  std::vector<std::string> threads;
+  std::vector<int64_t> zxids;
+  options.pipeline.on_snapshot = [&](const engine::SnapshotInfo& snap,
+                                     int64_t took_ms) {
+    char name[16] = {0};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    absl::MutexLock lock(&mu);
+    threads.push_back(name);
+    zxids.push_back(snap.zxid);
+    EXPECT_GE(took_ms, 0);
+  };
+  auto r = Open(options);
+  ASSERT_NE(r, nullptr);
+  Completions c;
+  for (int i = 0; i < 40; ++i) {
+    r->Submit({}, Create(absl::StrCat("/s", i)), c.Add(i));
+    ASSERT_TRUE(c.Wait(i + 1));
+  }
+  const auto stats = r->pipeline_stats();
+  r.reset();  // stops the pipeline: a due snapshot is taken first
+  EXPECT_GT(stats.inline_applies, 0u);
+  absl::MutexLock lock(&mu);
+  ASSERT_GE(threads.size(), 4u);
+  for (const std::string& t : threads) EXPECT_EQ(t, "rk-apply");
+  for (size_t i = 1; i < zxids.size(); ++i) EXPECT_GT(zxids[i], zxids[i - 1]);
+  EXPECT_GT(zxids.front(), 0);
 }
 
 TEST(StandaloneReplicaTest, SnapshotsEverySnapCountAndPurges) {
