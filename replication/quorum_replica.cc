@@ -177,6 +177,25 @@ void QuorumReplica::SetSessionTouchListener(
   touch_listener_ = std::move(fn);
 }
 
+void QuorumReplica::LogRoleChange(const ReplicaStatus& s) {
+  // As ZooKeeper's "LOOKING" / "LEADING" / "FOLLOWING" lines: who led
+  // which epoch, and with what history, is what a post-mortem needs.
+  const std::tuple<std::string, bool, int64_t, int64_t> now{
+      s.mode, s.serving, s.leader_id, s.current_epoch};
+  if (now == logged_role_) return;
+  logged_role_ = now;
+  std::fprintf(stderr,
+               "INFO zab: %s%s, leader %lld, epoch accepted %lld current "
+               "%lld, zxid logged 0x%llx committed 0x%llx applied 0x%llx\n",
+               s.mode.c_str(), s.serving ? " (serving)" : "",
+               static_cast<long long>(s.leader_id),
+               static_cast<long long>(node_->accepted_epoch()),
+               static_cast<long long>(s.current_epoch),
+               static_cast<unsigned long long>(s.last_logged_zxid),
+               static_cast<unsigned long long>(node_->committed_zxid()),
+               static_cast<unsigned long long>(s.last_applied_zxid));
+}
+
 void QuorumReplica::PublishStatus() {
   ReplicaStatus s;
   s.mode = zab::RoleName(node_->role());
@@ -198,6 +217,7 @@ void QuorumReplica::PublishStatus() {
   s.synced_followers = lc.synced_followers;
   s.synced_observers = lc.synced_observers;
   s.proposal_sizes = proposal_sizes_;
+  LogRoleChange(s);
   serving_.store(s.serving);
   absl::MutexLock lock(&mu_);
   status_ = s;
@@ -454,13 +474,14 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
   {
     // A refusal is logged as an error txn, as ZooKeeper does: it takes this
     // zxid, which the reply carries.
-    const std::string bytes =
+    std::string bytes =
         c.outcome->txn.has_value()
             ? c.outcome->txn->SerializeAsString()
             : MakeErrorTxn(s.ctx, s.request, *c.outcome, zxid, time_ms)
                   .SerializeAsString();
     const size_t size = bytes.size();
-    absl::StatusOr<int64_t> proposed = node_->Propose(bytes, now_ms);
+    absl::StatusOr<int64_t> proposed =
+        node_->Propose(std::move(bytes), now_ms);
     if (!proposed.ok() || *proposed != zxid) {
       prep_->Reset();
       c.status = absl::UnavailableError("could not propose");

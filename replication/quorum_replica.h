@@ -50,6 +50,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -200,6 +201,8 @@ class QuorumReplica : public Replica {
   void RestartNode(int64_t now_ms);
   absl::Status InstallSnapshot(const zab::SnapshotInstall& install);
   void MaybeSnapshot(size_t applied_txns);
+  // Logs a line when the role, serving state, leader or epoch changed.
+  void LogRoleChange(const ReplicaStatus& s);
   void Fail(const absl::Status& status);
   void PublishStatus();
 
@@ -232,6 +235,8 @@ class QuorumReplica : public Replica {
   std::map<int64_t, HeldGate> gates_by_request_;
   // Everything up to it is committed (applied may lag behind, at a gate).
   int64_t commit_target_ = 0;
+  // What LogRoleChange last logged: mode, serving, leader, current epoch.
+  std::tuple<std::string, bool, int64_t, int64_t> logged_role_;
   int64_t blocked_zxid_ = 0;  // the txn the apply stopped at, since when
   int64_t blocked_since_ms_ = 0;
   std::atomic<uint64_t> gate_waits_{0};

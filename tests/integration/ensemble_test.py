@@ -415,10 +415,14 @@ class EnsembleTest(unittest.TestCase):
         check.sync("/")
         self.assertEqual(check.get("/after")[0], b"a")
         self.assertEqual(check.get("/committed")[0], b"c")
+        # On failure, the servers' logs tell which one held the tail and who
+        # led each epoch.
         self.assertEqual([c for c in check.get_children("/")
-                          if c.startswith("uncommitted")], [])
+                          if c.startswith("uncommitted")], [],
+                         f"old leader {leader}; " + e.log_tails(40))
         with open(os.path.join(e.dir(leader), "server.log"), errors="replace") as f:
-            self.assertIn("TRUNC from the leader", f.read())
+            self.assertIn("TRUNC from the leader", f.read(),
+                          f"old leader {leader}; " + e.log_tails(40))
 
     def test_seeds_scenario_three_servers(self):
         """Three up; stop server 2 (available); stop server 3 (no quorum);

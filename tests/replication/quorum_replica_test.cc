@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,19 @@ class Router {
     absl::MutexLock lock(&mu_);
     up_.erase(id);
   }
+  // Messages to and from a frozen member are dropped (as SIGSTOP would
+  // leave them unread), until Thaw.
+  void Freeze(int64_t id) {
+    absl::MutexLock lock(&mu_);
+    frozen_.insert(id);
+  }
+  void Thaw(int64_t id) {
+    absl::MutexLock lock(&mu_);
+    frozen_.erase(id);
+  }
   void Route(zab::Message m) {
     absl::MutexLock lock(&mu_);
+    if (frozen_.count(m.to) > 0 || frozen_.count(m.from) > 0) return;
     auto it = up_.find(m.to);
     if (it != up_.end()) it->second->Deliver(std::move(m));
   }
@@ -47,6 +59,7 @@ class Router {
  private:
   absl::Mutex mu_;
   std::map<int64_t, QuorumReplica*> up_ ABSL_GUARDED_BY(mu_);
+  std::set<int64_t> frozen_ ABSL_GUARDED_BY(mu_);
 };
 
 class Ensemble {
@@ -104,6 +117,7 @@ class Ensemble {
   }
 
   QuorumReplica* get(int64_t id) { return replicas_[id].get(); }
+  Router& router() { return router_; }
 
   // Polls (bounded) until every running replica serves under one leader.
   std::optional<int64_t> WaitForLeader(absl::Duration timeout) {
@@ -239,6 +253,64 @@ TEST(QuorumReplicaTest, FailsOverAndTheOldLeaderCatchesUp) {
   ASSERT_TRUE(e.WaitForLeader(absl::Seconds(30)).has_value());
   e.ExpectConverged(last);
   EXPECT_EQ(e.get(old_leader)->status().mode, "follower");
+}
+
+// The leader logs proposals its frozen followers never see, then goes down
+// with them; the followers elect a new leader and move on. When the old
+// leader returns, its tail is truncated, never applied: every member ends
+// with the same state, without the tail.
+TEST(QuorumReplicaTest, AnUncommittedTailIsTruncatedOnTheOldLeader) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_TRUE(e.Write(*leader, "/committed").status.ok());
+  const int64_t old_leader = *leader;
+  const int64_t a = old_leader == 1 ? 2 : 1;
+  const int64_t b = 6 - old_leader - a;
+  e.router().Freeze(a);
+  e.router().Freeze(b);
+  const int64_t logged = e.get(old_leader)->status().last_logged_zxid;
+  absl::Mutex mu;
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    e.get(old_leader)
+        ->Submit({}, Create(absl::StrCat("/uncommitted", i), "u"),
+                 [&](SubmitResult r) {
+                   absl::MutexLock lock(&mu);
+                   EXPECT_FALSE(r.status.ok());
+                   ++answered;
+                 });
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (e.get(old_leader)->status().last_logged_zxid < logged + 20 &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_GE(e.get(old_leader)->status().last_logged_zxid, logged + 20);
+  e.Stop(old_leader);  // its pending writes fail
+  e.Stop(a);
+  e.Stop(b);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answered, 20);
+  }
+  e.router().Thaw(a);
+  e.router().Thaw(b);
+  e.Start(a);
+  e.Start(b);
+  leader = e.WaitForLeader(absl::Seconds(30));
+  ASSERT_TRUE(leader.has_value());
+  SubmitResult after = e.Write(*leader, "/after");
+  ASSERT_TRUE(after.status.ok()) << after.status;
+  e.Start(old_leader);
+  ASSERT_TRUE(e.WaitForLeader(absl::Seconds(30)).has_value());
+  e.ExpectConverged(after.outcome.txn->header().zxid());
+  QuorumReplica* back = e.get(old_leader);
+  EXPECT_TRUE(back->db().GetZnode("/after").ok());
+  EXPECT_TRUE(back->db().GetZnode("/committed").ok());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE(back->db().GetZnode(absl::StrCat("/uncommitted", i)).ok());
+  }
 }
 
 TEST(QuorumReplicaTest, RefusesWritesWithoutAQuorum) {
