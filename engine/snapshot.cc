@@ -35,16 +35,20 @@ std::string SnapshotStore::NameForZxid(int64_t zxid) {
 }
 
 absl::StatusOr<SnapshotInfo> SnapshotStore::Create(StateDb& db) const {
+  absl::StatusOr<Pending> pending = Checkpoint(db);
+  if (!pending.ok()) return pending.status();
+  return Finish(*pending);
+}
+
+absl::StatusOr<SnapshotStore::Pending> SnapshotStore::Checkpoint(
+    StateDb& db) const {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) return FromErrorCode(ec, absl::StrCat("create ", dir_));
   const int64_t zxid = db.last_applied_zxid();
   const fs::path final_dir = fs::path(dir_) / NameForZxid(zxid);
-  if (fs::exists(final_dir, ec)) {
-    return SnapshotInfo{zxid, final_dir.string(), DirSize(final_dir)};
-  }
-  const fs::path tmp_dir =
-      fs::path(dir_) / absl::StrCat("snapshot.tmp.", zxid);
+  if (fs::exists(final_dir, ec)) return Pending{zxid, ""};
+  const fs::path tmp_dir = fs::path(dir_) / absl::StrCat("snapshot.tmp.", zxid);
   fs::remove_all(tmp_dir, ec);
 
   rocksdb::Checkpoint* raw = nullptr;
@@ -55,25 +59,40 @@ absl::StatusOr<SnapshotInfo> SnapshotStore::Create(StateDb& db) const {
   // applied txn (the RocksDB WAL is disabled for state writes).
   s = checkpoint->CreateCheckpoint(tmp_dir.string(), /*log_size_for_flush=*/0);
   if (!s.ok()) {
+    fs::remove_all(tmp_dir, ec);
     return absl::InternalError(absl::StrCat("checkpoint: ", s.ToString()));
+  }
+  return Pending{zxid, tmp_dir.string()};
+}
+
+absl::StatusOr<SnapshotInfo> SnapshotStore::Finish(
+    const Pending& pending) const {
+  const fs::path final_dir = fs::path(dir_) / NameForZxid(pending.zxid);
+  std::error_code ec;
+  if (pending.tmp_dir.empty()) {
+    return SnapshotInfo{pending.zxid, final_dir.string(), DirSize(final_dir)};
   }
   // The checkpoint must be exactly at `zxid`: verify from its own meta.
   {
     StateDbOptions opts;
-    opts.path = tmp_dir.string();
+    opts.path = pending.tmp_dir;
     opts.read_only = true;
     opts.block_cache_bytes = 1 << 20;
     absl::StatusOr<std::unique_ptr<StateDb>> snap = StateDb::Open(opts);
-    if (!snap.ok()) return snap.status();
-    if ((*snap)->last_applied_zxid() != zxid) {
-      fs::remove_all(tmp_dir, ec);
+    if (!snap.ok()) {
+      fs::remove_all(pending.tmp_dir, ec);
+      return snap.status();
+    }
+    if ((*snap)->last_applied_zxid() != pending.zxid) {
+      snap->reset();
+      fs::remove_all(pending.tmp_dir, ec);
       return absl::FailedPreconditionError(
           "state DB changed during snapshot (Apply ran concurrently)");
     }
   }
-  fs::rename(tmp_dir, final_dir, ec);
+  fs::rename(pending.tmp_dir, final_dir, ec);
   if (ec) return FromErrorCode(ec, "rename snapshot");
-  return SnapshotInfo{zxid, final_dir.string(), DirSize(final_dir)};
+  return SnapshotInfo{pending.zxid, final_dir.string(), DirSize(final_dir)};
 }
 
 absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::List() const {
@@ -133,8 +152,8 @@ absl::Status SnapshotStore::Restore(const std::string& snapshot_dir,
 SnapshotScheduler::SnapshotScheduler(int64_t snap_count, uint64_t seed)
     : snap_count_(std::max<int64_t>(snap_count, 2)) {
   const int64_t half = snap_count_ / 2;
-  threshold_ = half + static_cast<int64_t>(seed % static_cast<uint64_t>(
-                                                       snap_count_ - half + 1));
+  threshold_ = half + static_cast<int64_t>(
+                          seed % static_cast<uint64_t>(snap_count_ - half + 1));
 }
 
 bool SnapshotScheduler::OnApplied(int64_t txns) {

@@ -7,9 +7,13 @@
 // first built in snapshot.tmp.<n> and renamed into place only when complete,
 // so a crash never leaves a half snapshot under a final name.
 //
-// Thread safety: Create must not run concurrently with StateDb::Apply (the
-// apply thread calls it between two batches); List/Purge are safe from any
-// thread but not concurrently with each other.
+// Taking one in two steps keeps the pause of the applies short: a
+// StateDb::Flush beforehand (concurrent with applies) leaves little for the
+// checkpoint's own flush, and the check of the result runs after it.
+//
+// Thread safety: Create and Checkpoint must not run concurrently with
+// StateDb::Apply (callers take them between two batches); Finish, List and
+// Purge may, but not concurrently with each other.
 #ifndef ROCKEEPER_ENGINE_SNAPSHOT_H_
 #define ROCKEEPER_ENGINE_SNAPSHOT_H_
 
@@ -24,7 +28,7 @@ namespace rockeeper::engine {
 
 struct SnapshotInfo {
   int64_t zxid = 0;
-  std::string path;     // the snapshot directory
+  std::string path;         // the snapshot directory
   uint64_t size_bytes = 0;  // sum of its files (hard links counted in full)
 };
 
@@ -34,8 +38,20 @@ class SnapshotStore {
   explicit SnapshotStore(std::string dir) : dir_(std::move(dir)) {}
 
   // Checkpoints `db` at its last_applied_zxid(). If a snapshot of that
-  // zxid already exists it is returned unchanged.
+  // zxid already exists it is returned unchanged. = Checkpoint + Finish.
   absl::StatusOr<SnapshotInfo> Create(StateDb& db) const;
+
+  // A checkpoint built but not yet checked and named.
+  struct Pending {
+    int64_t zxid = 0;
+    std::string tmp_dir;  // empty: the snapshot of zxid existed already
+  };
+  // The part of Create that must not overlap an Apply: the RocksDB
+  // checkpoint into a temp dir (it flushes the memtables first).
+  absl::StatusOr<Pending> Checkpoint(StateDb& db) const;
+  // The rest (may overlap applies): checks that the checkpoint is exactly
+  // at its zxid, then renames it into place. On error the temp dir is gone.
+  absl::StatusOr<SnapshotInfo> Finish(const Pending& pending) const;
   // All complete snapshots, oldest first. Leftover temp dirs are ignored.
   absl::StatusOr<std::vector<SnapshotInfo>> List() const;
   // Deletes all but the newest `keep` snapshots (keep is raised to at least

@@ -34,6 +34,10 @@ CommitPipeline::CommitPipeline(engine::TxnLog* log, engine::StateDb* db,
     pthread_setname_np(pthread_self(), "rk-apply");
     ApplyLoop();
   });
+  snapshot_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rk-snapshot");
+    SnapshotLoop();
+  });
 }
 
 CommitPipeline::~CommitPipeline() { Stop(); }
@@ -45,6 +49,11 @@ void CommitPipeline::Stop() {
   }
   if (log_thread_.joinable()) log_thread_.join();
   if (apply_thread_.joinable()) apply_thread_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot_stop_ = true;  // after a snapshot still due is taken
+  }
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
 }
 
 absl::Status CommitPipeline::health() const {
@@ -170,8 +179,8 @@ bool CommitPipeline::TakeApplyInline(const std::vector<Pending>& batch) {
   }
   absl::MutexLock lock(&mu_);
   ++stats_.log_batches;
-  if (!small || gated || applying_ || snapshot_due_ || !to_apply_.empty() ||
-      !to_log_.empty()) {
+  if (!small || gated || applying_ || checkpoint_waiting_ ||
+      !to_apply_.empty() || !to_log_.empty()) {
     return false;
   }
   applying_ = true;
@@ -183,26 +192,22 @@ void CommitPipeline::ApplyLoop() {
   std::vector<Pending> batch;
   for (;;) {
     batch.clear();
-    bool snapshot = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return !p->applying_ &&
-                   (!p->to_apply_.empty() || p->log_done_ || p->snapshot_due_);
+            return !p->applying_ && !p->checkpoint_waiting_ &&
+                   (!p->to_apply_.empty() || p->log_done_);
           },
           this));
-      snapshot = snapshot_due_;
-      snapshot_due_ = false;
-      if (!snapshot && to_apply_.empty()) return;  // log_done_
+      if (to_apply_.empty()) return;  // log_done_
       while (!to_apply_.empty() && batch.size() < options_.max_batch_txns) {
         batch.push_back(std::move(to_apply_.front()));
         to_apply_.pop_front();
       }
       applying_ = true;
     }
-    if (snapshot) TakeSnapshot();
-    if (!batch.empty()) ApplyGated(batch);
+    ApplyGated(batch);
     absl::MutexLock lock(&mu_);
     applying_ = false;
   }
@@ -293,37 +298,74 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone) {
     unlock.mu->Unlock();
     unlock.mu = nullptr;
   }
-  MaybeSnapshot(txns.size(), lone);
+  MaybeSnapshot(txns.size());
 }
 
-void CommitPipeline::MaybeSnapshot(size_t applied, bool lone) {
+void CommitPipeline::MaybeSnapshot(size_t applied) {
   if (snapshots_ == nullptr || options_.snap_count <= 0) return;
   if (!scheduler_.OnApplied(static_cast<int64_t>(applied))) return;
-  if (lone) {
-    // Not on the log thread: a checkpoint takes 100+ ms, and the log would
-    // stop logging for it. No batch is applied inline while it is due, and
-    // the apply thread takes it before its next batch: still exact.
-    absl::MutexLock lock(&mu_);
-    snapshot_due_ = true;
-    return;
+  absl::MutexLock lock(&mu_);
+  snapshot_due_ = true;
+}
+
+void CommitPipeline::SnapshotLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return p->snapshot_due_ || p->snapshot_stop_;
+          },
+          this));
+      if (!snapshot_due_) return;
+      snapshot_due_ = false;
+      if (!health_.ok()) continue;
+    }
+    TakeSnapshot();
   }
-  TakeSnapshot();
 }
 
 void CommitPipeline::TakeSnapshot() {
-  // Between two applies (the caller holds applying_): the checkpoint is
-  // exact.
   const absl::Time start = absl::Now();
-  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(*db_);
+  // Most of a checkpoint's time is its flush of the memtables: do it while
+  // applies go on, so that the one below finds little left to flush.
+  if (absl::Status flushed = db_->Flush(); !flushed.ok()) {
+    std::fprintf(stderr, "WARN flush before snapshot: %s\n",
+                 flushed.ToString().c_str());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    checkpoint_waiting_ = true;
+    mu_.Await(absl::Condition(
+        +[](CommitPipeline* p)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) { return !p->applying_; },
+        this));
+    checkpoint_waiting_ = false;
+    applying_ = true;
+  }
+  // Between two batches: the checkpoint is exact.
+  const absl::Time paused = absl::Now();
+  absl::StatusOr<engine::SnapshotStore::Pending> pending =
+      snapshots_->Checkpoint(*db_);
+  const int64_t paused_ms = absl::ToInt64Milliseconds(absl::Now() - paused);
+  {
+    absl::MutexLock lock(&mu_);
+    applying_ = false;
+  }
+  absl::StatusOr<engine::SnapshotInfo> snap =
+      pending.ok() ? snapshots_->Finish(*pending) : pending.status();
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
     return;
   }
   const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
-  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+  std::fprintf(stderr,
+               "INFO snapshot 0x%llx taken in %lld ms, applies paused %lld "
+               "ms (%llu bytes)\n",
                static_cast<unsigned long long>(snap->zxid),
                static_cast<long long>(took_ms),
+               static_cast<long long>(paused_ms),
                static_cast<unsigned long long>(snap->size_bytes));
   if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval

@@ -4,15 +4,17 @@
 //                                   every txn that arrived during the previous
 //                                   sync (group commit)
 //                --> [apply thread] StateDb::Apply of every durable txn in one
-//                                   WriteBatch, Prep::OnApplied, snapshots
-//                                   (between two batches: exact)
+//                                   WriteBatch, Prep::OnApplied
 //                --> done(status, watch triggers) per txn, in zxid order
 //
 // When a small durable batch finds nothing else queued and the apply thread
 // idle, the log thread applies it itself: a lone session's write then costs
 // no wake-up of a second thread (a cross-CPU wake is 30-50 µs on a VM).
-// A snapshot such a batch makes due is still taken by the apply thread
-// (the log keeps logging meanwhile), before the next batch is applied.
+//
+// Snapshots (every snap_count txns) are taken by a third thread: it flushes
+// the memtables while applies go on, then holds applies off only for the
+// checkpoint itself (exact: between two batches, `applying_` held), and
+// checks, names and purges after. The log never waits for a snapshot.
 // Under load the two stages overlap as drawn. One batch applies at a time
 // (`applying_`), in zxid order either way.
 //
@@ -93,9 +95,9 @@ struct CommitPipelineOptions {
   // and the time AppendBatch took (write + fdatasync), in µs. Must be quick
   // and thread-safe. Default: none.
   std::function<void(size_t txns, int64_t append_us)> on_log_batch;
-  // Called on the apply thread after each snapshot with what was taken and
-  // the time it took (checkpoint and check), in ms. Must be quick and
-  // thread-safe. Default: none.
+  // Called on the snapshot thread after each snapshot with what was taken
+  // and the time it took (flush, checkpoint and check), in ms. Must be
+  // quick and thread-safe. Default: none.
   std::function<void(const engine::SnapshotInfo& snapshot, int64_t took_ms)>
       on_snapshot;
   // Longest wait for a closed ApplyGate before the txn is applied anyway
@@ -169,10 +171,12 @@ class CommitPipeline {
   // `lone`: applied by the log thread (see CommitNote).
   void ApplyBatch(absl::Span<Pending> batch, bool lone = false);
   void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
-  // After a batch of `applied` txns: takes a snapshot if one is due, or
-  // when `lone` (on the log thread) leaves it to the apply thread.
-  void MaybeSnapshot(size_t applied, bool lone) ABSL_LOCKS_EXCLUDED(mu_);
-  // Checkpoint, log roll and purge; the caller holds applying_.
+  // After a batch of `applied` txns: tells the snapshot thread if one is
+  // due. A snapshot still being taken absorbs one that falls due meanwhile
+  // (as ZooKeeper skips a snapshot while the previous one runs).
+  void MaybeSnapshot(size_t applied) ABSL_LOCKS_EXCLUDED(mu_);
+  void SnapshotLoop();
+  // Flush, exact checkpoint (applies held off), check, log roll, purge.
   void TakeSnapshot() ABSL_LOCKS_EXCLUDED(mu_);
 
   engine::TxnLog* const log_;
@@ -190,12 +194,18 @@ class CommitPipeline {
   bool log_done_ ABSL_GUARDED_BY(mu_) = false;
   // A batch is being applied (by either thread): the other must not start.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
-  // A lone batch made a snapshot due: the apply thread takes it next.
+  // A snapshot is due; the snapshot thread takes it.
   bool snapshot_due_ ABSL_GUARDED_BY(mu_) = false;
+  // The snapshot thread waits for the batch being applied to end: no new
+  // batch starts (it would starve the checkpoint under load).
+  bool checkpoint_waiting_ ABSL_GUARDED_BY(mu_) = false;
+  // Both other threads are done: the snapshot thread ends.
+  bool snapshot_stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::thread log_thread_;
   std::thread apply_thread_;
+  std::thread snapshot_thread_;
 };
 
 }  // namespace rockeeper::replication

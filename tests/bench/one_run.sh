@@ -1,9 +1,10 @@
 #!/bin/bash
 # Runs one rkbench workload against a fresh standalone rockeeper (setup
-# phase, then DURATION s timed) and prints ops/s, p50 and the server's CPU
-# per op; for A/B runs of two binaries, alternated by hand. Unlike
-# thread_cpu.sh it does not restart the server after the setup, and it
-# passes extra rkbench arguments (e.g. --sessions 1 --outstanding 64).
+# phase, then DURATION s timed) and prints ops/s, p50, p999, max, the
+# server's CPU per op and how long each snapshot paused the applies; for A/B
+# runs of two binaries, alternated by hand. Unlike thread_cpu.sh it does
+# not restart the server after the setup, and it passes extra rkbench
+# arguments (e.g. --sessions 1 --outstanding 64).
 #
 # usage: tests/bench/one_run.sh SERVER_BINARY WORKLOAD KEYS [rkbench args...]
 #   env: DURATION (s, default 6), BUILD (default build, for rkbench),
@@ -22,6 +23,8 @@ start
   --setup-only --progress off >/dev/null
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
   --no-setup --duration "${DURATION:-6}" --progress off --server-pid "$PID" "$@" |
-  grep -o 'ops_per_s=[0-9]*\|p50_us=[0-9.]*\|server_cpu_us_per_op=[0-9.]*' |
+  grep -o 'ops_per_s=[0-9]*\|p50_us=[0-9.]*\|p999_us=[0-9.]*\|max_us=[0-9.]*\|server_cpu_us_per_op=[0-9.]*' |
   tr '\n' ' '
-echo
+# How long each snapshot held the applies off (standalone, setup included).
+echo "snapshot_pauses_ms=$(grep -o 'applies paused [0-9]*' "$DIR/log" |
+  awk '{print $3}' | paste -sd, -)"

@@ -41,6 +41,43 @@ std::unique_ptr<StateDb> OpenDb(const std::string& path, bool read_only = false)
   return db.ok() ? *std::move(db) : nullptr;
 }
 
+// Checkpoint then Finish, with an apply in between (what the snapshot
+// thread must prevent): Finish sees the checkpoint is not at the zxid it was
+// taken for, refuses it and leaves no temp dir. Without the apply it names
+// the checkpoint after its zxid.
+TEST(SnapshotTest, FinishRefusesACheckpointNotAtItsZxid) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("state"));
+  SnapshotStore store(dir.Sub("snapshots"));
+  ASSERT_EQ(h.Err(Create("/a", "data")), ZkError::kOk);
+  auto pending = store.Checkpoint(h.db());
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->zxid, h.db().last_applied_zxid());
+  ASSERT_TRUE(std::filesystem::exists(pending->tmp_dir));
+  SnapshotStore::Pending wrong = *pending;
+  wrong.zxid -= 1;  // as if an apply had run between reading it and the copy
+  auto refused = store.Finish(wrong);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition)
+      << refused.status();
+  EXPECT_FALSE(std::filesystem::exists(pending->tmp_dir));
+  EXPECT_TRUE(store.List()->empty());
+
+  auto again = store.Checkpoint(h.db());
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto snap = store.Finish(*again);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->zxid, h.db().last_applied_zxid());
+  EXPECT_FALSE(std::filesystem::exists(again->tmp_dir));
+  ASSERT_EQ(store.List()->size(), 1u);
+  // A second checkpoint of the same zxid finds the snapshot in place.
+  auto same = store.Checkpoint(h.db());
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->tmp_dir.empty());
+  auto found = store.Finish(*same);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->path, snap->path);
+}
+
 TEST(SnapshotTest, CreateListRestorePurge) {
   TempDir dir;
   EngineHarness h(dir.Sub("state"));

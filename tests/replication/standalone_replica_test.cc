@@ -350,42 +350,72 @@ TEST(StandaloneReplicaTest, ReopenRecoversAndContinuesZxids) {
   EXPECT_EQ(r->db().GetZnode("/after")->czxid, last + 1);
 }
 
-// A snapshot made due by a batch the log thread applied is taken by the
-// apply thread, so that the log keeps logging meanwhile; it is still exact
-// (the snapshot check refuses a checkpoint an apply ran into) and timed.
-TEST(StandaloneReplicaTest, LoneWritesLeaveSnapshotsToTheApplyThread) {
+// Snapshots are taken by their own thread, beside the applies (lone writes
+// the log thread applies, and bursts the apply thread applies), and each is
+// exact: it holds every znode created at or below its zxid and none after.
+TEST(StandaloneReplicaTest, SnapshotsAreTakenBesideTheAppliesAndAreExact) {
   TempDir dir;
   auto options = Options(dir);
-  options.pipeline.snap_count = 10;  // one every 5-10 txns
+  options.pipeline.snap_count = 10;  // one due every 5-10 txns
   absl::Mutex mu;
   std::vector<std::string> threads;
-  std::vector<int64_t> zxids;
-  options.pipeline.on_snapshot = [&](const engine::SnapshotInfo& snap,
+  options.pipeline.on_snapshot = [&](const engine::SnapshotInfo&,
                                      int64_t took_ms) {
     char name[16] = {0};
     pthread_getname_np(pthread_self(), name, sizeof(name));
+    EXPECT_GE(took_ms, 0);
     absl::MutexLock lock(&mu);
     threads.push_back(name);
-    zxids.push_back(snap.zxid);
-    EXPECT_GE(took_ms, 0);
   };
   auto r = Open(options);
   ASSERT_NE(r, nullptr);
   Completions c;
-  for (int i = 0; i < 40; ++i) {
+  constexpr int kLone = 40;
+  constexpr int kBurst = 400;
+  for (int i = 0; i < kLone; ++i) {
     r->Submit({}, Create(absl::StrCat("/s", i)), c.Add(i));
     ASSERT_TRUE(c.Wait(i + 1));
   }
+  for (int i = kLone; i < kLone + kBurst; ++i) {
+    r->Submit({}, Create(absl::StrCat("/s", i)), c.Add(i));
+  }
+  ASSERT_TRUE(c.Wait(kLone + kBurst));
+  std::vector<int64_t> czxids;
+  for (int i = 0; i < kLone + kBurst; ++i) {
+    auto node = r->db().GetZnode(absl::StrCat("/s", i));
+    ASSERT_TRUE(node.ok());
+    czxids.push_back(node->czxid);
+  }
   const auto stats = r->pipeline_stats();
-  r.reset();  // stops the pipeline: a due snapshot is taken first
+  r.reset();  // stops the pipeline, after a snapshot still due
   EXPECT_GT(stats.inline_applies, 0u);
-  absl::MutexLock lock(&mu);
-  ASSERT_GE(threads.size(), 4u);
-  for (const std::string& t : threads) EXPECT_EQ(t, "rk-apply");
-  for (size_t i = 1; i < zxids.size(); ++i) EXPECT_GT(zxids[i], zxids[i - 1]);
-  EXPECT_GT(zxids.front(), 0);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_GE(threads.size(), 2u);
+    for (const std::string& t : threads) EXPECT_EQ(t, "rk-snapshot");
+  }
+  engine::SnapshotStore store(options.data_dir + "/snapshots");
+  auto list = store.List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_FALSE(list->empty());
+  for (const engine::SnapshotInfo& snap : *list) {
+    engine::StateDbOptions o;
+    o.path = snap.path;
+    o.read_only = true;
+    o.block_cache_bytes = 1 << 20;
+    auto db = engine::StateDb::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ((*db)->last_applied_zxid(), snap.zxid);
+    for (int i = 0; i < kLone + kBurst; ++i) {
+      EXPECT_EQ((*db)->GetZnode(absl::StrCat("/s", i)).ok(),
+                czxids[i] <= snap.zxid)
+          << "snapshot 0x" << std::hex << snap.zxid << " /s" << std::dec << i;
+    }
+  }
 }
 
+// Each wave of 50 txns makes one snapshot due (snap_count 50); waiting for
+// it before the next wave keeps one from absorbing the next.
 TEST(StandaloneReplicaTest, SnapshotsEverySnapCountAndPurges) {
   TempDir dir;
   auto options = Options(dir);
@@ -394,15 +424,22 @@ TEST(StandaloneReplicaTest, SnapshotsEverySnapCountAndPurges) {
   auto r = Open(options);
   ASSERT_NE(r, nullptr);
   Completions c;
-  for (int i = 0; i < 400; ++i) {
-    r->Submit({}, Create(absl::StrCat("/s", i)), c.Add(i));
+  for (int wave = 0; wave < 8; ++wave) {
+    for (int i = wave * 50; i < (wave + 1) * 50; ++i) {
+      r->Submit({}, Create(absl::StrCat("/s", i)), c.Add(i));
+    }
+    ASSERT_TRUE(c.Wait((wave + 1) * 50));
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (r->pipeline_stats().snapshots < static_cast<uint64_t>(wave + 1)) {
+      ASSERT_LT(absl::Now(), deadline) << "no snapshot after wave " << wave;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
   }
-  ASSERT_TRUE(c.Wait(400));
   r.reset();  // stops the pipeline: no snapshot still being taken
   engine::SnapshotStore store(options.data_dir + "/snapshots");
   auto list = store.List();
   ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->size(), 3u);  // at least 4 taken, purged down to 3
+  EXPECT_EQ(list->size(), 3u);  // 8 taken, purged down to 3
   for (const auto& s : *list) EXPECT_LE(s.zxid, 400);
   EXPECT_GE(list->back().zxid, 300);
 }
