@@ -100,6 +100,10 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
     pthread_setname_np(pthread_self(), "rk-zab");
     raw->Loop();
   });
+  r->flusher_ = std::thread([raw = r.get()] {
+    pthread_setname_np(pthread_self(), "rk-snapshot");
+    raw->FlushLoop();
+  });
   return r;
 }
 
@@ -109,6 +113,7 @@ QuorumReplica::~QuorumReplica() {
     stop_ = true;
   }
   if (driver_.joinable()) driver_.join();
+  if (flusher_.joinable()) flusher_.join();
 }
 
 void QuorumReplica::Deliver(zab::Message m) {
@@ -230,19 +235,22 @@ void QuorumReplica::Loop() {
     std::vector<zab::Message> inbox;
     std::vector<int64_t> disconnects;
     std::deque<PendingSubmit> submits;
+    bool preflushed = false;
     std::vector<int64_t> touches;
     bool gate_opened = false;
     {
       absl::MutexLock lock(&mu_);
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_ || !inbox_.empty() || !disconnects_.empty() ||
-               !submits_.empty() || gate_opened_;
+               !submits_.empty() || gate_opened_ || preflush_done_;
       };
       mu_.AwaitWithTimeout(absl::Condition(&work),
                            absl::Milliseconds(options_.tick_interval_ms));
       if (stop_) break;
       gate_opened = gate_opened_;
       gate_opened_ = false;
+      preflushed = preflush_done_;
+      preflush_done_ = false;
       inbox.swap(inbox_);
       disconnects.swap(disconnects_);
       submits.swap(submits_);
@@ -310,6 +318,7 @@ void QuorumReplica::Loop() {
       }
       if (held_.empty()) break;
     }
+    if (preflushed && snapshot_due_) TakeSnapshot();
     PublishStatus();
   }
   FailPending(absl::UnavailableError("replica stopped"));
@@ -480,8 +489,7 @@ void QuorumReplica::HandleSubmit(PendingSubmit& s, int64_t now_ms) {
             : MakeErrorTxn(s.ctx, s.request, *c.outcome, zxid, time_ms)
                   .SerializeAsString();
     const size_t size = bytes.size();
-    absl::StatusOr<int64_t> proposed =
-        node_->Propose(std::move(bytes), now_ms);
+    absl::StatusOr<int64_t> proposed = node_->Propose(std::move(bytes), now_ms);
     if (!proposed.ok() || *proposed != zxid) {
       prep_->Reset();
       c.status = absl::UnavailableError("could not propose");
@@ -654,21 +662,60 @@ absl::Status QuorumReplica::InstallSnapshot(const zab::SnapshotInstall& in) {
 
 void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
   if (options_.snap_count <= 0 ||
-      !scheduler_->OnApplied(static_cast<int64_t>(applied_txns))) {
-    return;
+      !scheduler_->OnApplied(static_cast<int64_t>(applied_txns)) ||
+      snapshot_due_) {
+    return;  // a snapshot still on its way absorbs this one
   }
+  // Most of a checkpoint's time is its flush of the memtables: the flusher
+  // thread does it while this thread goes on; TakeSnapshot follows.
+  snapshot_due_ = true;
+  snapshot_due_at_ = absl::Now();
+  absl::MutexLock lock(&mu_);
+  preflush_wanted_ = true;
+}
+
+void QuorumReplica::FlushLoop() {
+  for (;;) {
+    engine::StateDb* db = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](QuorumReplica* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+            return r->preflush_wanted_ || r->stop_;
+          },
+          this));
+      if (stop_) return;
+      preflush_wanted_ = false;
+      db = db_ptr_.load();  // every StateDb opened stays open until we stop
+    }
+    if (absl::Status s = db->Flush(); !s.ok()) {
+      std::fprintf(stderr, "WARN flush before snapshot: %s\n",
+                   s.ToString().c_str());
+    }
+    absl::MutexLock lock(&mu_);
+    preflush_done_ = true;
+  }
+}
+
+void QuorumReplica::TakeSnapshot() {
+  snapshot_due_ = false;
   // On the driver thread, between two applies: the checkpoint is exact.
-  const absl::Time start = absl::Now();
+  const absl::Time paused = absl::Now();
   absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(cur_db());
+  const int64_t paused_ms = absl::ToInt64Milliseconds(absl::Now() - paused);
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
     return;
   }
-  const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
-  std::fprintf(stderr, "INFO snapshot 0x%llx taken in %lld ms (%llu bytes)\n",
+  const int64_t took_ms =
+      absl::ToInt64Milliseconds(absl::Now() - snapshot_due_at_);
+  std::fprintf(stderr,
+               "INFO snapshot 0x%llx taken in %lld ms, applies paused %lld "
+               "ms (%llu bytes)\n",
                static_cast<unsigned long long>(snap->zxid),
                static_cast<long long>(took_ms),
+               static_cast<long long>(paused_ms),
                static_cast<unsigned long long>(snap->size_bytes));
   if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval

@@ -200,7 +200,12 @@ class QuorumReplica : public Replica {
   void FailPending(const absl::Status& status);
   void RestartNode(int64_t now_ms);
   absl::Status InstallSnapshot(const zab::SnapshotInstall& install);
+  // After `applied_txns` more applied: when a snapshot is due, asks the
+  // flusher for a flush of the memtables beside the applies; TakeSnapshot
+  // then checkpoints (exact, between two applies) with little to flush.
   void MaybeSnapshot(size_t applied_txns);
+  void FlushLoop();
+  void TakeSnapshot();
   // Logs a line when the role, serving state, leader or epoch changed.
   void LogRoleChange(const ReplicaStatus& s);
   void Fail(const absl::Status& status);
@@ -248,6 +253,8 @@ class QuorumReplica : public Replica {
   ProposalSizes proposal_sizes_;
   bool was_serving_leader_ = false;
   int64_t establish_zxid_ = 0;
+  bool snapshot_due_ = false;  // waiting for the flusher's pre-flush
+  absl::Time snapshot_due_at_;
   ApplyListener listener_;  // guarded by visibility_mu_
   std::function<void(const std::vector<int64_t>&)> touch_listener_
       ABSL_GUARDED_BY(mu_);
@@ -258,6 +265,9 @@ class QuorumReplica : public Replica {
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Snapshot hand-off: the driver wants a flush, the flusher did one.
+  bool preflush_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool preflush_done_ ABSL_GUARDED_BY(mu_) = false;
   bool gate_opened_ ABSL_GUARDED_BY(mu_) = false;  // a held gate opened
   std::vector<int64_t> touches_to_relay_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
@@ -265,6 +275,7 @@ class QuorumReplica : public Replica {
   int64_t last_proposed_published_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> serving_{false};
   std::thread driver_;
+  std::thread flusher_;  // "rk-snapshot": pre-flushes for snapshots
 };
 
 }  // namespace rockeeper::replication

@@ -2,7 +2,7 @@
 """A/B of two rockeeper binaries as 3-node ensembles on 127.0.0.1: both
 ensembles are started and loaded, then each selected side-by-side workload
 runs against one and then the other, the order alternating, --rounds times.
-Prints every run (ops/s, p50, server CPU per op), so the spread is visible.
+Prints every run (ops/s, p50, p999, max, server CPU per op), so the spread is visible.
 
   /usr/bin/python3 tests/bench/ensemble_ab.py --a OLD_BINARY --b NEW_BINARY \
       [--only 6] [--rounds 3] [--znodes 200000] [--duration 6]
@@ -64,7 +64,8 @@ def main():
                     cpu_us = (r["server_cores"] * 1e6 / r["ops_per_s"]
                               if r["ops_per_s"] else 0)
                     print(f"round {rnd} {t.name}: {label}: {r['ops_per_s']:.0f} ops/s "
-                          f"p50 {r['p50_us']:.0f} us errors {r['errors']} "
+                          f"p50 {r['p50_us']:.0f} us p999 {r['p999_us']:.0f} us "
+                          f"max {r['max_us']:.0f} us errors {r['errors']} "
                           f"server CPU {cpu_us:.0f} us/op", flush=True)
     finally:
         for s in sbs.STARTED:

@@ -369,6 +369,11 @@ class EnsembleTest(unittest.TestCase):
         for i in range(400):
             zk.create(f"/p{i}", b"x")
         e.start(lagging)
+        # Only once `lagging` is back in sync may another member lose its
+        # data: until then the leader and `wiped` alone hold the writes, and
+        # a wiped `wiped` plus a stale `lagging` would be a quorum without
+        # them (they could elect `lagging`; ZooKeeper has the same limit).
+        e.wait_leader([1, 2, 3], timeout=60)
         e.kill(wiped)
         e.wipe(wiped)
         e.start(wiped)

@@ -101,6 +101,10 @@ class Ensemble {
     o.state_db.write_buffer_bytes = 1 << 20;
     o.node.my_id = id;
     for (int i = 1; i <= n_; ++i) o.node.participants.insert(i);
+    o.on_snapshot = [this, id](const engine::SnapshotInfo& snap, int64_t) {
+      absl::MutexLock lock(&snap_mu_);
+      snapshots_.push_back({id, snap.zxid});
+    };
     o.node.tick_ms = 100;
     o.node.init_limit = 10;
     o.node.sync_limit = 5;
@@ -117,6 +121,11 @@ class Ensemble {
   }
 
   QuorumReplica* get(int64_t id) { return replicas_[id].get(); }
+  // (server, zxid) of every snapshot taken so far.
+  std::vector<std::pair<int64_t, int64_t>> snapshots() {
+    absl::MutexLock lock(&snap_mu_);
+    return snapshots_;
+  }
   Router& router() { return router_; }
 
   // Polls (bounded) until every running replica serves under one leader.
@@ -183,6 +192,8 @@ class Ensemble {
   TempDir dir_;
   Router router_;
   std::map<int64_t, std::unique_ptr<QuorumReplica>> replicas_;
+  absl::Mutex snap_mu_;
+  std::vector<std::pair<int64_t, int64_t>> snapshots_ ABSL_GUARDED_BY(snap_mu_);
 };
 
 TEST(QuorumReplicaTest, ElectsOneLeaderAndReplicatesEveryWrite) {
@@ -339,6 +350,54 @@ TEST(QuorumReplicaTest, RefusesWritesWithoutAQuorum) {
   ASSERT_TRUE(ok.status.ok()) << ok.status;
   e.ExpectConverged(ok.outcome.txn->header().zxid());
   EXPECT_TRUE(e.get(a)->db().GetZnode("/x").ok());
+}
+
+// Every member snapshots every 10-20 txns (the flusher thread flushes
+// first, the driver then checkpoints between two applies): each snapshot
+// holds exactly the znodes created at or below its zxid.
+TEST(QuorumReplicaTest, SnapshotsFollowAFlushAndAreExact) {
+  Ensemble e(3, /*snap_count=*/20);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  std::vector<int64_t> czxids;
+  for (int i = 0; i < 120; ++i) {
+    SubmitResult r = e.Write(*leader, absl::StrCat("/s", i));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    czxids.push_back(r.outcome.txn->header().zxid());
+  }
+  e.ExpectConverged(czxids.back());
+  // Snapshots made due by the last writes may still be on their way.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::set<int64_t> servers;
+  while (servers.size() < 3 && absl::Now() < deadline) {
+    servers.clear();
+    for (const auto& [id, zxid] : e.snapshots()) servers.insert(id);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(servers.size(), 3u) << "not every member took a snapshot";
+  for (int64_t id = 1; id <= 3; ++id) e.Stop(id);
+  const auto taken = e.snapshots();
+  EXPECT_GE(taken.size(), 9u);  // 120 txns, one due every 10-20, per member
+  for (int64_t id = 1; id <= 3; ++id) {
+    // The ones the purge kept (the newest 3).
+    auto kept = engine::SnapshotStore(e.DataDir(id) + "/snapshots").List();
+    ASSERT_TRUE(kept.ok());
+    EXPECT_FALSE(kept->empty());
+    for (const engine::SnapshotInfo& snap : *kept) {
+      engine::StateDbOptions o;
+      o.path = snap.path;
+      o.read_only = true;
+      o.block_cache_bytes = 1 << 20;
+      auto db = engine::StateDb::Open(o);
+      ASSERT_TRUE(db.ok()) << db.status();
+      EXPECT_EQ((*db)->last_applied_zxid(), snap.zxid);
+      for (size_t i = 0; i < czxids.size(); ++i) {
+        EXPECT_EQ((*db)->GetZnode(absl::StrCat("/s", i)).ok(),
+                  czxids[i] <= snap.zxid)
+            << "server " << id << " snapshot 0x" << std::hex << snap.zxid;
+      }
+    }
+  }
 }
 
 TEST(QuorumReplicaTest, MembersBehindThePurgedLogAreSyncedBySnapshot) {
