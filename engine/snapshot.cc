@@ -1,6 +1,7 @@
 #include "engine/snapshot.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
@@ -93,6 +94,17 @@ absl::StatusOr<SnapshotInfo> SnapshotStore::Finish(
   fs::rename(pending.tmp_dir, final_dir, ec);
   if (ec) return FromErrorCode(ec, "rename snapshot");
   return SnapshotInfo{pending.zxid, final_dir.string(), DirSize(final_dir)};
+}
+
+void LogSnapshotTaken(const SnapshotInfo& snapshot, int64_t took_ms,
+                      int64_t paused_ms) {
+  std::fprintf(stderr,
+               "INFO snapshot 0x%llx taken in %lld ms, applies paused %lld "
+               "ms (%llu bytes)\n",
+               static_cast<unsigned long long>(snapshot.zxid),
+               static_cast<long long>(took_ms),
+               static_cast<long long>(paused_ms),
+               static_cast<unsigned long long>(snapshot.size_bytes));
 }
 
 absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::List() const {

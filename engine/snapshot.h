@@ -71,6 +71,11 @@ class SnapshotStore {
   std::string dir_;
 };
 
+// The log line of a snapshot taken: "INFO snapshot 0x<zxid> taken in <took>
+// ms, applies paused <paused> ms (<bytes> bytes)", on stderr.
+void LogSnapshotTaken(const SnapshotInfo& snapshot, int64_t took_ms,
+                      int64_t paused_ms);
+
 // Decides when the apply thread takes a snapshot: every `snap_count` txns
 // (zoo.cfg snapCount, default 100000), with the first threshold drawn from
 // [snap_count/2, snap_count] as ZooKeeper does, so that servers of an

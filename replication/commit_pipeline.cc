@@ -360,13 +360,7 @@ void CommitPipeline::TakeSnapshot() {
     return;
   }
   const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
-  std::fprintf(stderr,
-               "INFO snapshot 0x%llx taken in %lld ms, applies paused %lld "
-               "ms (%llu bytes)\n",
-               static_cast<unsigned long long>(snap->zxid),
-               static_cast<long long>(took_ms),
-               static_cast<long long>(paused_ms),
-               static_cast<unsigned long long>(snap->size_bytes));
+  engine::LogSnapshotTaken(*snap, took_ms, paused_ms);
   if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   {

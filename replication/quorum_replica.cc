@@ -710,13 +710,7 @@ void QuorumReplica::TakeSnapshot() {
   }
   const int64_t took_ms =
       absl::ToInt64Milliseconds(absl::Now() - snapshot_due_at_);
-  std::fprintf(stderr,
-               "INFO snapshot 0x%llx taken in %lld ms, applies paused %lld "
-               "ms (%llu bytes)\n",
-               static_cast<unsigned long long>(snap->zxid),
-               static_cast<long long>(took_ms),
-               static_cast<long long>(paused_ms),
-               static_cast<unsigned long long>(snap->size_bytes));
+  engine::LogSnapshotTaken(*snap, took_ms, paused_ms);
   if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/prep.h"
+#include "engine/snapshot.h"
 #include "engine/state_db.h"
 #include "gtest/gtest.h"
 
@@ -127,6 +128,33 @@ inline CreateRequest Create(std::string path, std::string data = "",
   r.acl = OpenAclUnsafe();
   r.flags = flags;
   return r;
+}
+
+// Every snapshot under `snapshots_dir` is exact: it opens at the zxid of its
+// name and holds the znode `path_of(i)` iff `czxids[i]` is at or below it.
+// Returns how many it checked.
+template <typename PathOf>
+size_t ExpectSnapshotsExact(const std::string& snapshots_dir,
+                            const std::vector<int64_t>& czxids,
+                            PathOf path_of) {
+  auto list = SnapshotStore(snapshots_dir).List();
+  EXPECT_TRUE(list.ok()) << list.status();
+  if (!list.ok()) return 0;
+  for (const SnapshotInfo& snap : *list) {
+    StateDbOptions o;
+    o.path = snap.path;
+    o.read_only = true;
+    o.block_cache_bytes = 1 << 20;
+    auto db = StateDb::Open(o);
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) continue;
+    EXPECT_EQ((*db)->last_applied_zxid(), snap.zxid);
+    for (size_t i = 0; i < czxids.size(); ++i) {
+      EXPECT_EQ((*db)->GetZnode(path_of(i)).ok(), czxids[i] <= snap.zxid)
+          << snap.path << " and " << path_of(i);
+    }
+  }
+  return list->size();
 }
 
 }  // namespace rockeeper::engine::testing
