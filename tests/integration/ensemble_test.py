@@ -398,10 +398,19 @@ class EnsembleTest(unittest.TestCase):
         # quorum; what it logs meanwhile never commits.
         for i in others:
             e.procs[i].send_signal(signal.SIGSTOP)
+
+        def state(i):  # the process state letter of /proc/PID/stat
+            with open(f"/proc/{e.procs[i].pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        wait_for(lambda: all(state(i) == "T" for i in others), 10,
+                 "the followers to stop")
         logged = e.fsyncs(leader)
         pending = [zk.create_async(f"/uncommitted{i}", b"u") for i in range(20)]
         # The leader has logged (fdatasynced) some of them.
         wait_for(lambda: e.fsyncs(leader) > logged, 10, "the leader to log")
+        # For a failure below: still stopped? (What they had logged shows in
+        # their "zab: looking, ... zxid logged" line after the restart.)
+        frozen = {i: state(i) for i in others}
         e.kill(leader)
         for i in others:  # they never saw those proposals
             e.kill(i)
@@ -424,7 +433,8 @@ class EnsembleTest(unittest.TestCase):
         # led each epoch.
         self.assertEqual([c for c in check.get_children("/")
                           if c.startswith("uncommitted")], [],
-                         f"old leader {leader}; " + e.log_tails(40))
+                         f"old leader {leader}; follower states after the "
+                         f"creates: {frozen}; " + e.log_tails(40))
         with open(os.path.join(e.dir(leader), "server.log"), errors="replace") as f:
             self.assertIn("TRUNC from the leader", f.read(),
                           f"old leader {leader}; " + e.log_tails(40))
