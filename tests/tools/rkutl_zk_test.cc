@@ -6,6 +6,7 @@
 // tests/tools/zk_import/zk_import_test.py.
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <tuple>
 
@@ -168,7 +169,9 @@ std::string LogFile(const std::vector<zk::Txn>& txns, size_t zero_tail) {
   return w.data();
 }
 
-std::string SnapshotFile(const zk::ZkTree& tree, int64_t digest_zxid) {
+// `digest` defaults to the tree's own.
+std::string SnapshotFile(const zk::ZkTree& tree, int64_t digest_zxid,
+                         std::optional<uint64_t> digest = std::nullopt) {
   std::string out;
   zk::SnapshotWriter w(&out);
   w.Header();
@@ -192,7 +195,7 @@ std::string SnapshotFile(const zk::ZkTree& tree, int64_t digest_zxid) {
                                   : absl::StrCat(path, "/", c));
     }
   }
-  w.Finish(digest_zxid, static_cast<int64_t>(tree.Digest()));
+  w.Finish(digest_zxid, static_cast<int64_t>(digest.value_or(tree.Digest())));
   return out;
 }
 
@@ -474,6 +477,34 @@ TEST(ZkImport, FuzzySnapshotsReplayToTheSameTree) {
       }
     }
   }
+}
+
+TEST(ZkImport, ADigestForTheSnapshotsZxidIsNotCheckedAgainstAFuzzyTree) {
+  // ZooKeeper names the snapshot and may store its digest for the zxid it
+  // started at, while a txn logged after it is already (partly) in the tree:
+  // seen in a real ZooKeeper 3.8 snapshot. Not a mismatch (ZooKeeper does
+  // not compare it either); the digest after the last txn is still checked.
+  History h(5);
+  h.Run(40);
+  const size_t n = h.txns().size();
+  int tried = 0;
+  for (size_t snap = 3; snap + 1 < n && tried < 3; snap += 5) {
+    // Only where the next txn changes the tree (not a failed one).
+    if (h.state(snap).Digest() == h.state(snap + 1).Digest()) continue;
+    ++tried;
+    const std::string what = absl::StrCat("snapshot ", snap);
+    TempDir tmp;
+    ZkDir d = WriteZkDir(tmp.Sub("d"), h, snap, snap + 1);
+    WriteFile(d.snapshot,
+              SnapshotFile(h.state(snap + 1), static_cast<int64_t>(snap),
+                           h.state(snap).Digest()));
+    zk::ZkTree tree;
+    absl::StatusOr<ZkImportResult> r = Load(d.dir, &tree);
+    ASSERT_TRUE(r.ok()) << what << ": " << r.status();
+    EXPECT_TRUE(r->warnings.empty()) << what << ": " << r->warnings.front();
+    ExpectSameTree(tree, h.state(n), what);
+  }
+  EXPECT_EQ(tried, 3);
 }
 
 TEST(ZkImport, WrongDigestIsReported) {
