@@ -1019,6 +1019,7 @@ void RockeeperService::GetChildren(const CallInfo& call,
                      resp->mutable_header());
           if (err == ZkError::kOk) {
             ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+            resp->mutable_children()->Reserve(static_cast<int>(names.size()));
             for (auto& n : names) resp->add_children(std::move(n));
           }
           return st;

@@ -65,17 +65,19 @@ bool JuteReader::ReadCount(int32_t* n) {
 // --- JuteWriter -------------------------------------------------------------
 
 void JuteWriter::WriteInt(int32_t v) {
+  // One append, not four push_backs (a getChildren reply writes one length
+  // per child).
   const auto u = static_cast<uint32_t>(v);
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out_.push_back(static_cast<char>((u >> shift) & 0xFF));
-  }
+  const char bytes[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16),
+                         static_cast<char>(u >> 8), static_cast<char>(u)};
+  out_.append(bytes, sizeof(bytes));
 }
 
 void JuteWriter::WriteLong(int64_t v) {
   const auto u = static_cast<uint64_t>(v);
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out_.push_back(static_cast<char>((u >> shift) & 0xFF));
-  }
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(u >> (56 - 8 * i));
+  out_.append(bytes, sizeof(bytes));
 }
 
 void JuteWriter::WriteBool(bool v) { out_.push_back(v ? 1 : 0); }

@@ -62,6 +62,8 @@ class JuteWriter {
   void WriteNullBuffer() { WriteInt(-1); }
   void WriteString(absl::string_view v) { WriteBuffer(v); }
   void WriteCount(int32_t n) { WriteInt(n); }
+  // Makes room for `more` bytes beyond what was written.
+  void Reserve(size_t more) { out_.reserve(out_.size() + more); }
 
   const std::string& data() const { return out_; }
   std::string Release() { return std::move(out_); }
@@ -203,6 +205,9 @@ void Write(JuteWriter& w, const std::vector<std::string>& v);
 // field), without copying it into a std::vector first.
 template <typename StringRange>
 void WriteStringList(JuteWriter& w, const StringRange& v) {
+  size_t bytes = 4;
+  for (const auto& s : v) bytes += 4 + s.size();
+  w.Reserve(bytes + 80);  // one growth for a wide getChildren(2) reply
   w.WriteCount(static_cast<int32_t>(v.size()));
   for (const auto& s : v) w.WriteString(s);
 }
