@@ -91,6 +91,7 @@ absl::StatusOr<SnapshotInfo> SnapshotStore::Finish(
           "state DB changed during snapshot (Apply ran concurrently)");
     }
   }
+  absl::MutexLock lock(&mu_);
   fs::rename(pending.tmp_dir, final_dir, ec);
   if (ec) return FromErrorCode(ec, "rename snapshot");
   return SnapshotInfo{pending.zxid, final_dir.string(), DirSize(final_dir)};
@@ -108,6 +109,11 @@ void LogSnapshotTaken(const SnapshotInfo& snapshot, int64_t took_ms,
 }
 
 absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::List() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return ListLocked();
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::ListLocked() const {
   std::vector<SnapshotInfo> out;
   std::error_code ec;
   if (!fs::exists(dir_, ec)) return out;
@@ -128,7 +134,8 @@ absl::StatusOr<std::vector<SnapshotInfo>> SnapshotStore::List() const {
 
 absl::StatusOr<int64_t> SnapshotStore::Purge(int keep) const {
   keep = std::max(keep, 3);
-  absl::StatusOr<std::vector<SnapshotInfo>> all = List();
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<std::vector<SnapshotInfo>> all = ListLocked();
   if (!all.ok()) return all.status();
   if (all->empty()) return 0;
   const size_t drop = all->size() > static_cast<size_t>(keep)

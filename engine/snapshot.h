@@ -12,8 +12,10 @@
 // checkpoint's own flush, and the check of the result runs after it.
 //
 // Thread safety: Create and Checkpoint must not run concurrently with
-// StateDb::Apply (callers take them between two batches); Finish, List and
-// Purge may, but not concurrently with each other.
+// StateDb::Apply (callers take them between two batches). Finish, List and
+// Purge may, and are thread-safe: an ensemble member checks and names its
+// checkpoint on one thread while its ZAB driver lists the snapshots to sync
+// a follower.
 #ifndef ROCKEEPER_ENGINE_SNAPSHOT_H_
 #define ROCKEEPER_ENGINE_SNAPSHOT_H_
 
@@ -21,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/state_db.h"
 
 namespace rockeeper::engine {
@@ -68,7 +72,13 @@ class SnapshotStore {
   static std::string NameForZxid(int64_t zxid);
 
  private:
+  absl::StatusOr<std::vector<SnapshotInfo>> ListLocked() const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
   std::string dir_;
+  // Serializes the changes of the directory (Finish's rename, Purge) with
+  // List: a List beside a Purge could size a snapshot being removed.
+  mutable absl::Mutex mu_;
 };
 
 // The log line of a snapshot taken: "INFO snapshot 0x<zxid> taken in <took>

@@ -102,7 +102,7 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   });
   r->flusher_ = std::thread([raw = r.get()] {
     pthread_setname_np(pthread_self(), "rk-snapshot");
-    raw->FlushLoop();
+    raw->SnapshotLoop();
   });
   return r;
 }
@@ -674,19 +674,31 @@ void QuorumReplica::MaybeSnapshot(size_t applied_txns) {
   preflush_wanted_ = true;
 }
 
-void QuorumReplica::FlushLoop() {
+void QuorumReplica::SnapshotLoop() {
   for (;;) {
     engine::StateDb* db = nullptr;
+    std::optional<SnapshotToFinish> job;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](QuorumReplica* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-            return r->preflush_wanted_ || r->stop_;
+            return r->preflush_wanted_ || !r->to_finish_.empty() || r->stop_;
           },
           this));
-      if (stop_) return;
-      preflush_wanted_ = false;
-      db = db_ptr_.load();  // every StateDb opened stays open until we stop
+      if (!to_finish_.empty()) {
+        // Even when stopping: a checkpoint taken is not left unnamed.
+        job = std::move(to_finish_.front());
+        to_finish_.pop_front();
+      } else if (stop_) {
+        return;
+      } else {
+        preflush_wanted_ = false;
+        db = db_ptr_.load();  // every StateDb opened stays open until we stop
+      }
+    }
+    if (job.has_value()) {
+      FinishSnapshot(*job);
+      continue;
     }
     if (absl::Status s = db->Flush(); !s.ok()) {
       std::fprintf(stderr, "WARN flush before snapshot: %s\n",
@@ -701,19 +713,33 @@ void QuorumReplica::TakeSnapshot() {
   snapshot_due_ = false;
   // On the driver thread, between two applies: the checkpoint is exact.
   const absl::Time paused = absl::Now();
-  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Create(cur_db());
+  absl::StatusOr<engine::SnapshotStore::Pending> pending =
+      snapshots_->Checkpoint(cur_db());
   const int64_t paused_ms = absl::ToInt64Milliseconds(absl::Now() - paused);
+  if (!pending.ok()) {
+    std::fprintf(stderr, "WARN snapshot failed: %s\n",
+                 pending.status().ToString().c_str());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  to_finish_.push_back({*std::move(pending), paused_ms, snapshot_due_at_});
+}
+
+void QuorumReplica::FinishSnapshot(const SnapshotToFinish& job) {
+  absl::StatusOr<engine::SnapshotInfo> snap = snapshots_->Finish(job.pending);
   if (!snap.ok()) {
     std::fprintf(stderr, "WARN snapshot failed: %s\n",
                  snap.status().ToString().c_str());
     return;
   }
-  const int64_t took_ms =
-      absl::ToInt64Milliseconds(absl::Now() - snapshot_due_at_);
-  engine::LogSnapshotTaken(*snap, took_ms, paused_ms);
+  const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - job.due_at);
+  engine::LogSnapshotTaken(*snap, took_ms, job.paused_ms);
   if (options_.on_snapshot) options_.on_snapshot(*snap, took_ms);
   log_->RequestRoll();  // as ZooKeeper: a log file per snapshot interval
   if (!options_.purge_after_snapshot) return;
+  // Beside the driver: the log's purge is serialized with its appends and
+  // truncations, and a follower's sync reads the log through an iterator
+  // opened before it checks that the log reaches back far enough.
   absl::StatusOr<int64_t> oldest =
       snapshots_->Purge(options_.snap_retain_count);
   if (oldest.ok() && *oldest > 0) (void)log_->PurgeBefore(*oldest + 1);

@@ -201,11 +201,19 @@ class QuorumReplica : public Replica {
   void RestartNode(int64_t now_ms);
   absl::Status InstallSnapshot(const zab::SnapshotInstall& install);
   // After `applied_txns` more applied: when a snapshot is due, asks the
-  // flusher for a flush of the memtables beside the applies; TakeSnapshot
-  // then checkpoints (exact, between two applies) with little to flush.
+  // snapshot thread for a flush of the memtables beside the applies;
+  // TakeSnapshot then checkpoints (exact, between two applies) with little
+  // to flush, and hands the checkpoint back to that thread, which checks and
+  // names it (FinishSnapshot), then purges, while the driver goes on.
   void MaybeSnapshot(size_t applied_txns);
-  void FlushLoop();
+  void SnapshotLoop();
   void TakeSnapshot();
+  struct SnapshotToFinish {
+    engine::SnapshotStore::Pending pending;
+    int64_t paused_ms = 0;
+    absl::Time due_at;
+  };
+  void FinishSnapshot(const SnapshotToFinish& job);
   // Logs a line when the role, serving state, leader or epoch changed.
   void LogRoleChange(const ReplicaStatus& s);
   void Fail(const absl::Status& status);
@@ -265,9 +273,11 @@ class QuorumReplica : public Replica {
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // Snapshot hand-off: the driver wants a flush, the flusher did one.
+  // Snapshot hand-off: the driver wants a flush, the snapshot thread did
+  // one; checkpoints the driver took, for that thread to finish.
   bool preflush_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool preflush_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<SnapshotToFinish> to_finish_ ABSL_GUARDED_BY(mu_);
   bool gate_opened_ ABSL_GUARDED_BY(mu_) = false;  // a held gate opened
   std::vector<int64_t> touches_to_relay_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
@@ -275,7 +285,7 @@ class QuorumReplica : public Replica {
   int64_t last_proposed_published_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> serving_{false};
   std::thread driver_;
-  std::thread flusher_;  // "rk-snapshot": pre-flushes for snapshots
+  std::thread flusher_;  // "rk-snapshot": SnapshotLoop
 };
 
 }  // namespace rockeeper::replication

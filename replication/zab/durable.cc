@@ -74,6 +74,10 @@ absl::StatusOr<std::vector<Entry>> TxnLogStorage::Read(int64_t after_zxid,
                                                        int64_t upto_zxid) {
   std::vector<Entry> out;
   if (after_zxid >= upto_zxid) return out;
+  // Opened first: a purge (on the snapshot thread) after it does not affect
+  // it, and the check below, made later, then held when it was opened.
+  std::unique_ptr<engine::TxnLogIterator> it =
+      log_->NewIterator(after_zxid + 1);
   // Does the log reach back to after_zxid? Look at its first record.
   std::unique_ptr<engine::TxnLogIterator> head = log_->NewIterator(0);
   if (!head->Valid()) {
@@ -91,8 +95,6 @@ absl::StatusOr<std::vector<Entry>> TxnLogStorage::Read(int64_t after_zxid,
         absl::StrCat("the txn log starts at 0x", absl::Hex(first),
                      " and does not reach back to 0x", absl::Hex(after_zxid)));
   }
-  std::unique_ptr<engine::TxnLogIterator> it =
-      log_->NewIterator(after_zxid + 1);
   for (; it->Valid() && it->zxid() <= upto_zxid; it->Next()) {
     out.push_back(Entry{it->zxid(), std::string(it->payload())});
   }

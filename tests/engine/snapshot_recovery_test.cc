@@ -1,7 +1,9 @@
 // Snapshots (checkpoint, list, purge, restore) and recovery from the txn log,
 // including a damaged log that must never be applied.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "engine/recovery.h"
@@ -31,7 +33,8 @@ void WriteLog(const std::vector<Txn>& txns, const std::string& dir,
   }
 }
 
-std::unique_ptr<StateDb> OpenDb(const std::string& path, bool read_only = false) {
+std::unique_ptr<StateDb> OpenDb(const std::string& path,
+                                bool read_only = false) {
   StateDbOptions o;
   o.path = path;
   o.read_only = read_only;
@@ -76,6 +79,46 @@ TEST(SnapshotTest, FinishRefusesACheckpointNotAtItsZxid) {
   auto found = store.Finish(*same);
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(found->path, snap->path);
+}
+
+// An ensemble member names and purges snapshots on its snapshot thread
+// while its ZAB driver lists them (to sync a follower): every List must
+// succeed and see only whole snapshots, oldest first.
+TEST(SnapshotTest, ListIsSafeBesideFinishAndPurge) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("state"));
+  SnapshotStore store(dir.Sub("snapshots"));
+  std::atomic<bool> done{false};
+  std::atomic<int> lists{0};
+  std::thread lister([&] {
+    // Bounded: stops when the writer is done, or after 10^6 lists.
+    for (int i = 0; i < 1000000 && !done.load(); ++i) {
+      absl::StatusOr<std::vector<SnapshotInfo>> all = store.List();
+      ASSERT_TRUE(all.ok()) << all.status();
+      for (size_t j = 0; j < all->size(); ++j) {
+        // A snapshot half removed by a Purge would count fewer bytes.
+        EXPECT_GT((*all)[j].size_bytes, 0u) << (*all)[j].path;
+        if (j > 0) {
+          EXPECT_LT((*all)[j - 1].zxid, (*all)[j].zxid);
+        }
+      }
+      lists.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 30; ++round) {
+    ASSERT_EQ(h.Err(Create(absl::StrCat("/n", round), "data")), ZkError::kOk);
+    auto pending = store.Checkpoint(h.db());
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    ASSERT_TRUE(store.Finish(*pending).ok());
+    ASSERT_TRUE(store.Purge(3).ok());
+  }
+  done.store(true);
+  lister.join();
+  EXPECT_GT(lists.load(), 0);
+  auto list = store.List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ(list->back().zxid, h.db().last_applied_zxid());
 }
 
 TEST(SnapshotTest, CreateListRestorePurge) {
@@ -153,7 +196,9 @@ TEST(RecoveryTest, ReplaysTheLogTailAfterLastApplied) {
   {
     EngineHarness h(dir.Sub("full"));
     for (int i = 0; i < 300; ++i) {
-      ASSERT_EQ(h.Err(Create(i < 50 ? absl::StrCat("/n", i) : absl::StrCat("/n", i % 50, "/x", i), "v")),
+      ASSERT_EQ(h.Err(Create(i < 50 ? absl::StrCat("/n", i)
+                                    : absl::StrCat("/n", i % 50, "/x", i),
+                             "v")),
                 ZkError::kOk);
       if (i % 7 == 0) {
         ASSERT_EQ(h.Err(SetDataRequest{absl::StrCat("/n", i % 50), "w", -1}),
