@@ -113,6 +113,11 @@ QuorumReplica::~QuorumReplica() {
     stop_ = true;
   }
   if (driver_.joinable()) driver_.join();
+  {
+    // Only now: the driver's last checkpoint is queued and gets finished.
+    absl::MutexLock lock(&mu_);
+    snapshot_stop_ = true;
+  }
   if (flusher_.joinable()) flusher_.join();
 }
 
@@ -682,14 +687,15 @@ void QuorumReplica::SnapshotLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](QuorumReplica* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-            return r->preflush_wanted_ || !r->to_finish_.empty() || r->stop_;
+            return r->preflush_wanted_ || !r->to_finish_.empty() ||
+                   r->snapshot_stop_;
           },
           this));
       if (!to_finish_.empty()) {
         // Even when stopping: a checkpoint taken is not left unnamed.
         job = std::move(to_finish_.front());
         to_finish_.pop_front();
-      } else if (stop_) {
+      } else if (snapshot_stop_) {
         return;
       } else {
         preflush_wanted_ = false;

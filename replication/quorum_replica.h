@@ -278,6 +278,9 @@ class QuorumReplica : public Replica {
   bool preflush_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool preflush_done_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<SnapshotToFinish> to_finish_ ABSL_GUARDED_BY(mu_);
+  // Set once the driver has stopped: the snapshot thread finishes what is
+  // queued, then ends.
+  bool snapshot_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool gate_opened_ ABSL_GUARDED_BY(mu_) = false;  // a held gate opened
   std::vector<int64_t> touches_to_relay_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);

@@ -401,6 +401,13 @@ TEST(QuorumReplicaTest, SnapshotsFollowAFlushAndAreExact) {
     EXPECT_GE(count, 2) << "server " << id;
   }
   for (int64_t id = 1; id <= 3; ++id) {
+    // Every checkpoint taken was finished, also those queued at the stop.
+    for (const auto& entry :
+         std::filesystem::directory_iterator(e.DataDir(id) + "/snapshots")) {
+      EXPECT_EQ(entry.path().filename().string().find("snapshot.tmp"),
+                std::string::npos)
+          << entry.path();
+    }
     // The ones the purge kept (the newest 3).
     EXPECT_GT(engine::testing::ExpectSnapshotsExact(
                   e.DataDir(id) + "/snapshots", czxids,
