@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kPrefix[] = "snapshot.";
+constexpr char kTmpPrefix[] = "snapshot.tmp.";
 
 absl::Status FromErrorCode(const std::error_code& ec, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", ec.message()));
@@ -49,7 +50,7 @@ absl::StatusOr<SnapshotStore::Pending> SnapshotStore::Checkpoint(
   const int64_t zxid = db.last_applied_zxid();
   const fs::path final_dir = fs::path(dir_) / NameForZxid(zxid);
   if (fs::exists(final_dir, ec)) return Pending{zxid, ""};
-  const fs::path tmp_dir = fs::path(dir_) / absl::StrCat("snapshot.tmp.", zxid);
+  const fs::path tmp_dir = fs::path(dir_) / absl::StrCat(kTmpPrefix, zxid);
   fs::remove_all(tmp_dir, ec);
 
   rocksdb::Checkpoint* raw = nullptr;
@@ -147,6 +148,24 @@ absl::StatusOr<int64_t> SnapshotStore::Purge(int keep) const {
     if (ec) return FromErrorCode(ec, absl::StrCat("remove ", (*all)[i].path));
   }
   return (*all)[drop].zxid;
+}
+
+absl::StatusOr<int> SnapshotStore::RemoveUnfinished() const {
+  absl::MutexLock lock(&mu_);
+  std::error_code ec;
+  if (!fs::exists(dir_, ec)) return 0;
+  std::vector<fs::path> unfinished;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    if (entry.path().filename().string().rfind(kTmpPrefix, 0) == 0) {
+      unfinished.push_back(entry.path());
+    }
+  }
+  if (ec) return FromErrorCode(ec, absl::StrCat("list ", dir_));
+  for (const fs::path& p : unfinished) {
+    fs::remove_all(p, ec);
+    if (ec) return FromErrorCode(ec, absl::StrCat("remove ", p.string()));
+  }
+  return static_cast<int>(unfinished.size());
 }
 
 absl::Status SnapshotStore::Restore(const std::string& snapshot_dir,

@@ -64,6 +64,12 @@ class SnapshotStore {
   // longer needed (TxnLog::PurgeBefore(zxid + 1)).
   absl::StatusOr<int64_t> Purge(int keep) const;
 
+  // Deletes the temp dirs of checkpoints never finished (a crash or kill
+  // during a snapshot leaves one, holding hard links to SST files the state
+  // DB has since deleted). Call before any Checkpoint, e.g. when the server
+  // starts. Returns how many were deleted.
+  absl::StatusOr<int> RemoveUnfinished() const;
+
   // Copies the snapshot at `snapshot_dir` into a new state DB directory
   // `target_dir` (which must not exist) that StateDb::Open can use.
   static absl::Status Restore(const std::string& snapshot_dir,

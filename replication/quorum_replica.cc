@@ -82,6 +82,12 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
   r->prep_ = std::make_unique<engine::Prep>(&r->cur_db(), options.prep);
   r->snapshots_ = std::make_unique<engine::SnapshotStore>(
       (fs::path(options.data_dir) / "snapshots").string());
+  if (absl::StatusOr<int> removed = r->snapshots_->RemoveUnfinished();
+      !removed.ok()) {
+    return removed.status();
+  } else if (*removed > 0) {
+    std::fprintf(stderr, "INFO removed %d unfinished snapshot(s)\n", *removed);
+  }
   r->storage_ =
       std::make_unique<zab::TxnLogStorage>(r->log_.get(), r->snapshots_.get());
   absl::StatusOr<std::optional<int64_t>> base =

@@ -1,6 +1,7 @@
 #include "replication/standalone_replica.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -54,6 +55,12 @@ absl::StatusOr<std::unique_ptr<StandaloneReplica>> StandaloneReplica::Open(
   r->prep_ = std::make_unique<engine::Prep>(r->db_.get(), options.prep);
   r->snapshots_ = std::make_unique<engine::SnapshotStore>(
       (fs::path(options.data_dir) / "snapshots").string());
+  if (absl::StatusOr<int> removed = r->snapshots_->RemoveUnfinished();
+      !removed.ok()) {
+    return removed.status();
+  } else if (*removed > 0) {
+    std::fprintf(stderr, "INFO removed %d unfinished snapshot(s)\n", *removed);
+  }
   r->pipeline_ = std::make_unique<CommitPipeline>(
       r->log_.get(), r->db_.get(), r->prep_.get(), r->snapshots_.get(),
       options.pipeline, &r->visibility_mu_);

@@ -121,6 +121,31 @@ TEST(SnapshotTest, ListIsSafeBesideFinishAndPurge) {
   EXPECT_EQ(list->back().zxid, h.db().last_applied_zxid());
 }
 
+// A checkpoint never finished (the server died during it) is deleted by
+// RemoveUnfinished; finished snapshots stay.
+TEST(SnapshotTest, RemoveUnfinishedDeletesOnlyTempDirs) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("state"));
+  SnapshotStore store(dir.Sub("snapshots"));
+  EXPECT_EQ(*store.RemoveUnfinished(), 0);  // no dir yet
+  ASSERT_EQ(h.Err(Create("/a", "data")), ZkError::kOk);
+  auto snap = store.Create(h.db());
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(h.Err(Create("/b", "data")), ZkError::kOk);
+  auto pending = store.Checkpoint(h.db());
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_TRUE(std::filesystem::exists(pending->tmp_dir));
+  auto removed = store.RemoveUnfinished();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(std::filesystem::exists(pending->tmp_dir));
+  auto list = store.List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().path, snap->path);
+  EXPECT_TRUE(std::filesystem::exists(snap->path + "/CURRENT"));
+}
+
 TEST(SnapshotTest, CreateListRestorePurge) {
   TempDir dir;
   EngineHarness h(dir.Sub("state"));

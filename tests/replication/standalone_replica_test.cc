@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -402,6 +404,27 @@ TEST(StandaloneReplicaTest, SnapshotsAreTakenBesideTheAppliesAndAreExact) {
 
 // Each wave of 50 txns makes one snapshot due (snap_count 50); waiting for
 // it before the next wave keeps one from absorbing the next.
+// A server killed during a snapshot leaves its temp checkpoint dir (hard
+// links to SST files): the next start deletes it.
+TEST(StandaloneReplicaTest, StartDeletesAnUnfinishedSnapshot) {
+  TempDir dir;
+  auto options = Options(dir);
+  {
+    auto r = Open(options);
+    ASSERT_NE(r, nullptr);
+    Completions c;
+    r->Submit({}, Create("/a"), c.Add(0));
+    ASSERT_TRUE(c.Wait(1));
+  }
+  const std::string tmp = options.data_dir + "/snapshots/snapshot.tmp.1";
+  std::filesystem::create_directories(tmp);
+  std::ofstream(tmp + "/000009.sst") << "a hard link to an old SST file";
+  auto r = Open(options);
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(tmp));
+  EXPECT_TRUE(std::filesystem::exists(options.data_dir + "/snapshots"));
+}
+
 TEST(StandaloneReplicaTest, SnapshotsEverySnapCountAndPurges) {
   TempDir dir;
   auto options = Options(dir);
