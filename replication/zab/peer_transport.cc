@@ -67,45 +67,56 @@ constexpr size_t kSnapshotChunkBytes = 1 << 20;
 grpc::Status ServeSnapshot(const std::string& dir, grpc::ServerContext* ctx,
                            grpc::ServerWriter<peer::v1::SnapshotChunk>* out) {
   namespace fs = std::filesystem;
+  // Every file is opened before the first byte is sent: the snapshot thread
+  // may purge this snapshot meanwhile, and an open file stays readable.
+  struct SourceFile {
+    std::string name;
+    std::ifstream in;
+    int64_t size = 0;
+  };
+  std::vector<SourceFile> files;
   std::error_code ec;
-  std::vector<fs::path> files;
   for (auto it = fs::directory_iterator(dir, ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) files.push_back(it->path());
+    if (!it->is_regular_file(ec)) continue;
+    SourceFile f;
+    f.name = it->path().filename().string();
+    f.in.open(it->path(), std::ios::binary);
+    f.size = static_cast<int64_t>(fs::file_size(it->path(), ec));
+    if (!f.in || ec) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("cannot read ", it->path().string()));
+    }
+    files.push_back(std::move(f));
   }
   if (ec || files.empty()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("no snapshot at ", dir));
   }
   std::string buf(kSnapshotChunkBytes, '\0');
-  for (const fs::path& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    const int64_t size = static_cast<int64_t>(fs::file_size(f, ec));
-    if (!in || ec) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("cannot read ", f.string()));
-    }
+  for (SourceFile& f : files) {
     int64_t offset = 0;
     do {
       if (ctx->IsCancelled()) {
         return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
       }
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      const int64_t n = static_cast<int64_t>(in.gcount());
+      f.in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const int64_t n = static_cast<int64_t>(f.in.gcount());
       peer::v1::SnapshotChunk chunk;
-      chunk.set_file(f.filename().string());
+      chunk.set_file(f.name);
       chunk.set_offset(offset);
       chunk.set_data(buf.data(), static_cast<size_t>(n));
-      chunk.set_file_size(size);
+      chunk.set_file_size(f.size);
       chunk.set_crc32c(engine::Crc32c(buf.data(), static_cast<size_t>(n)));
       if (!out->Write(chunk)) {
         return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");
       }
       offset += n;
-    } while (offset < size && in);
-    if (offset != size) {
-      return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat(f.string(), " changed while sent"));
+    } while (offset < f.size && f.in);
+    if (offset != f.size) {
+      return grpc::Status(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat(dir, "/", f.name, " changed while sent"));
     }
   }
   return grpc::Status::OK;

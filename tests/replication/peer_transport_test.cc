@@ -650,6 +650,54 @@ TEST_F(PeerTransportTest, FetchSnapshotCopiesEveryFileExactly) {
   fs::remove_all(root);
 }
 
+// The leader's snapshot thread may purge a snapshot while a follower fetches
+// it: the fetch still gets every file whole.
+TEST_F(PeerTransportTest, FetchSnapshotSurvivesAPurgeOfTheSnapshot) {
+  namespace fs = std::filesystem;
+  Configure(2);
+  const fs::path root =
+      fs::temp_directory_path() / absl::StrCat("rk-snappurge-", ::getpid());
+  fs::remove_all(root);
+  const fs::path snaps = root / "snapshots";
+  const fs::path snap = snaps / engine::SnapshotStore::NameForZxid(0x100000009);
+  fs::create_directories(snap);
+  // Two files of many chunks: the purge lands while the first is sent.
+  std::string big(24 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  std::ofstream(snap / "000011.sst", std::ios::binary) << big;
+  std::ofstream(snap / "000012.sst", std::ios::binary) << big;
+  ASSERT_TRUE(StartOne(1, {}, [&](PeerTransportOptions& o) {
+                o.snapshot_dir = snaps.string();
+              }).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  const fs::path target = root / "fetched";
+  const fs::path incoming = root / "fetched.incoming";
+  absl::Status st;
+  std::thread fetch(
+      [&] { st = t_[2]->FetchSnapshot(1, 0x100000009, target.string()); });
+  // Bounded poll: until the first bytes arrived (or the fetch ended).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  bool receiving = false;
+  while (!receiving && absl::Now() < deadline && !fs::exists(target)) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(incoming, ec)) {
+      if (e.is_regular_file(ec) && e.file_size(ec) > 0) receiving = true;
+    }
+    if (!receiving) absl::SleepFor(absl::Milliseconds(1));
+  }
+  fs::remove_all(snap);  // the purge
+  fetch.join();
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(receiving) << "the fetch ended before the purge";
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(target / "000011.sst"), big);
+  EXPECT_EQ(read(target / "000012.sst"), big);
+  fs::remove_all(root);
+}
+
 // A peer that sends a snapshot chunk whose checksum does not match.
 class CorruptSnapshotServer final : public peer::v1::Peer::Service {
   grpc::Status FetchSnapshot(
