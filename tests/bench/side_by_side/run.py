@@ -664,11 +664,7 @@ def standalone_half(args, workdir, rk_bin):
     finally:
         zk.stop()
         rk.stop()
-    for s in (zk, rk):
-        results[s.name]["snapshot_ms"] = snapshot_times_ms(
-            os.path.join(s.dir, "server.log"), s.SNAPSHOT_LOG)
-    results[rk.name]["snapshot_pause_ms"] = snapshot_times_ms(
-        os.path.join(rk.dir, "server.log"), rk.SNAPSHOT_PAUSE_LOG)
+    collect_snapshot_times(results, [zk], [rk])
     if args.rk_big_znodes > 0:
         results["rockeeper_big"] = big_rockeeper(args, workdir, rk_bin)
     loads.append(os.getloadavg()[0])
@@ -694,17 +690,7 @@ def standalone_half(args, workdir, rk_bin):
                    z["snapshot_bytes"], r["snapshot_bytes"], fmt_bytes))
     out.append(row("data dir after the load (logs, snapshots, state)",
                    z["data_bytes"], r["data_bytes"], fmt_bytes))
-    zs, rs = z["snapshot_ms"], r["snapshot_ms"]
-    if zs and rs:
-        out.append(f"| snapshot time, median / max of the run's snapshots (ZK {len(zs)}, rk {len(rs)}) | "
-                   f"{statistics.median(zs):.0f} / {max(zs)} ms | "
-                   f"{statistics.median(rs):.0f} / {max(rs)} ms | "
-                   f"{ratio(statistics.median(rs), statistics.median(zs))} | | | |")
-    rp = r.get("snapshot_pause_ms", [])
-    if rp:
-        # ZooKeeper's fuzzy snapshot runs beside its request processing.
-        out.append(f"| of that, writes paused (rockeeper's exact checkpoint), median / max | "
-                   f"none (fuzzy) | {statistics.median(rp):.0f} / {max(rp)} ms | | | | |")
+    out += snapshot_rows(z, r)
     if "rockeeper_big" in results:
         b = results["rockeeper_big"]
         n = b["znodes"]
@@ -724,6 +710,34 @@ def standalone_half(args, workdir, rk_bin):
                    f"{g['server_cores']:.2f} | {g['server_cpu_us_per_op']:.0f} | "
                    f"{g['client_cores']:.2f} |")
     return out, results
+
+
+def collect_snapshot_times(results, zk_servers, rk_servers):
+    """The snapshot durations every server logged (and rockeeper's pauses of
+    the writes), over all servers of each kind."""
+    for name, servers in (("zookeeper", zk_servers), ("rockeeper", rk_servers)):
+        results[name]["snapshot_ms"] = [
+            t for s in servers
+            for t in snapshot_times_ms(os.path.join(s.dir, "server.log"), s.SNAPSHOT_LOG)]
+    results["rockeeper"]["snapshot_pause_ms"] = [
+        t for s in rk_servers
+        for t in snapshot_times_ms(os.path.join(s.dir, "server.log"), s.SNAPSHOT_PAUSE_LOG)]
+
+
+def snapshot_rows(z, r):
+    out = []
+    zs, rs = z.get("snapshot_ms", []), r.get("snapshot_ms", [])
+    if zs and rs:
+        out.append(f"| snapshot time, median / max of the run's snapshots (ZK {len(zs)}, rk {len(rs)}) | "
+                   f"{statistics.median(zs):.0f} / {max(zs)} ms | "
+                   f"{statistics.median(rs):.0f} / {max(rs)} ms | "
+                   f"{ratio(statistics.median(rs), statistics.median(zs))} | | | |")
+    rp = r.get("snapshot_pause_ms", [])
+    if rp:
+        # ZooKeeper's fuzzy snapshot runs beside its request processing.
+        out.append(f"| of that, writes paused (rockeeper's exact checkpoint), median / max | "
+                   f"none (fuzzy) | {statistics.median(rp):.0f} / {max(rp)} ms | | | | |")
+    return out
 
 
 def big_rockeeper(args, workdir, rk_bin):
@@ -792,6 +806,7 @@ def ensemble_half(args, workdir, rk_bin, size=3):
     finally:
         for s in zks + rks:
             s.stop()
+    collect_snapshot_times(results, zks, rks)
     loads.append(os.getloadavg()[0])
     probes.append(fsync_probe_us(workdir))
 
@@ -809,6 +824,7 @@ def ensemble_half(args, workdir, rk_bin, size=3):
                        ("rss_end_kb", "RSS after all workloads (more znodes)")):
         out.append(row(f"{label}, sum of {size} servers", sum(z[key]), sum(r[key]), kib))
         out.append(row(f"{label}, largest server", max(z[key]), max(r[key]), kib))
+    out += snapshot_rows(z, r)
     if "failover" in z:
         zt = [t for t, _o, _n in z["failover"]]
         rt = [t for t, _o, _n in r["failover"]]
