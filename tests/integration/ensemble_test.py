@@ -364,10 +364,24 @@ class EnsembleTest(unittest.TestCase):
         lagging = 1 if leader != 1 else 2
         wiped = 6 - leader - lagging
         zk = self.client(e, [leader])
-        zk.create("/before", b"b")
+        before_zxid = zk.create("/before", b"b", include_data=True)[1].czxid
         e.kill(lagging)
-        for i in range(400):
-            zk.create(f"/p{i}", b"x")
+        # Creates until the leader's log no longer reaches back to where
+        # `lagging` stopped: its snapshot thread purges old snapshots and
+        # log segments some time after each snapshot, not at a fixed count.
+        log_dir = os.path.join(e.dir(leader), "data", "log")
+
+        def first_logged_zxid():
+            return min((int(n[4:], 16) for n in os.listdir(log_dir)
+                        if n.startswith("log.") and len(n) == 20), default=0)
+        created = 0
+        deadline = time.monotonic() + 60
+        while created < 400 or first_logged_zxid() <= before_zxid + 1:
+            self.assertLess(time.monotonic(), deadline,
+                            "the leader's log was never purged")
+            zk.create(f"/p{created}", b"x")
+            created += 1
+        last = f"/p{created - 1}"
         e.start(lagging)
         # Only once `lagging` is back in sync may another member lose its
         # data: until then the leader and `wiped` alone hold the writes, and
@@ -382,7 +396,7 @@ class EnsembleTest(unittest.TestCase):
             check = self.client(e, [i])
             check.sync("/")
             self.assertEqual(check.get("/before")[0], b"b")
-            self.assertTrue(check.exists("/p399"))
+            self.assertTrue(check.exists(last))
             with open(os.path.join(e.dir(i), "server.log"), errors="replace") as f:
                 self.assertIn("installed snapshot", f.read(),
                               f"server {i} was not synced by SNAP")

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -417,19 +418,44 @@ TEST(QuorumReplicaTest, SnapshotsFollowAFlushAndAreExact) {
   }
 }
 
+// The first zxid of the oldest txn log segment in `log_dir` ("log.<zxid as
+// 16 hex digits>"); 0 if there is none.
+int64_t FirstLogZxid(const std::string& log_dir) {
+  uint64_t first = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(log_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    uint64_t zxid = 0;
+    if (name.size() == 20 && name.rfind("log.", 0) == 0 &&
+        absl::SimpleHexAtoi(name.substr(4), &zxid) &&
+        (first == 0 || zxid < first)) {
+      first = zxid;
+    }
+  }
+  return static_cast<int64_t>(first);
+}
+
 TEST(QuorumReplicaTest, MembersBehindThePurgedLogAreSyncedBySnapshot) {
   Ensemble e(3, /*snap_count=*/20);
   std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
   ASSERT_TRUE(leader.has_value());
   const int64_t lagging = *leader == 1 ? 2 : 1;
   const int64_t wiped = 6 - *leader - lagging;
-  ASSERT_TRUE(e.Write(*leader, "/before").status.ok());
+  SubmitResult before = e.Write(*leader, "/before");
+  ASSERT_TRUE(before.status.ok());
+  const int64_t before_zxid = before.outcome.txn->header().zxid();
   e.Stop(lagging);
-  // Many snapshots later, the leader's log no longer reaches back to where
-  // `lagging` stopped.
-  for (int i = 0; i < 150; ++i) {
-    ASSERT_TRUE(e.Write(*leader, absl::StrCat("/s", i)).status.ok());
+  // Writes until, snapshots and purges later (on the leader's snapshot
+  // thread, so not at a fixed count), the leader's log no longer reaches
+  // back to where `lagging` stopped. Bounded.
+  int written = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (FirstLogZxid(e.DataDir(*leader) + "/log") <= before_zxid + 1) {
+    ASSERT_LT(absl::Now(), deadline) << "the leader's log was never purged";
+    ASSERT_TRUE(e.Write(*leader, absl::StrCat("/s", written++)).status.ok());
   }
+  ASSERT_GT(written, 0);
+  const std::string last_written = absl::StrCat("/s", written - 1);
   e.Start(lagging);
   ASSERT_TRUE(e.WaitForLeader(absl::Seconds(30)).has_value());
   // A member that lost its whole data dir comes back empty.
@@ -445,7 +471,7 @@ TEST(QuorumReplicaTest, MembersBehindThePurgedLogAreSyncedBySnapshot) {
     EXPECT_TRUE(std::filesystem::exists(e.DataDir(id) + "/logBase"))
         << "server " << id << " was not synced by SNAP";
     EXPECT_TRUE(e.get(id)->db().GetZnode("/before").ok());
-    EXPECT_TRUE(e.get(id)->db().GetZnode("/s149").ok());
+    EXPECT_TRUE(e.get(id)->db().GetZnode(last_written).ok());
   }
 }
 
