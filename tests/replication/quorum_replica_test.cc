@@ -541,6 +541,11 @@ void CheckGateHoldsTheApply(Ensemble& e, int64_t on, int64_t other) {
     ASSERT_EQ(answers.count(), 0u);
     absl::SleepFor(absl::Milliseconds(10));
   }
+  // `on` may learn of the commit later than `other` (bounded poll).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (e.get(on)->apply_gate_stats().waits == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   EXPECT_EQ(e.get(on)->apply_gate_stats().waits, 1u);
   gate->Open();
   ASSERT_TRUE(answers.WaitFor(2, absl::Seconds(30)));

@@ -273,13 +273,27 @@ TEST(StandaloneReplicaTest, ALoneGatedWriteDoesNotHoldTheLog) {
 // A gated write is made durable at once but applied only once its gate
 // opens; the writes before it are applied and complete first, and the ones
 // after it wait behind it.
+// Tells that a thread waits at a gate: WaitOpen asks its helper for work.
+class GateWaitSeen : public GateHelper {
+ public:
+  bool RunOne() override {
+    seen_.store(true);
+    return false;
+  }
+  bool seen() const { return seen_.load(); }
+
+ private:
+  std::atomic<bool> seen_{false};
+};
+
 TEST(StandaloneReplicaTest, GatedWriteIsLoggedButAppliedOnlyOnceOpen) {
   TempDir dir;
   auto r = Open(Options(dir));
   ASSERT_NE(r, nullptr);
   ASSERT_TRUE(r->honours_apply_gates());
   Completions c;
-  auto gate = std::make_shared<ApplyGate>();
+  auto waits = std::make_shared<GateWaitSeen>();
+  auto gate = std::make_shared<ApplyGate>(waits);
   r->Submit({}, Create("/a"), c.Add(0));
   r->SubmitGated({}, Create("/b"), gate, c.Add(1));
   r->Submit({}, Create("/c"), c.Add(2));
@@ -291,6 +305,12 @@ TEST(StandaloneReplicaTest, GatedWriteIsLoggedButAppliedOnlyOnceOpen) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   ASSERT_GE(r->status().last_logged_zxid, b_zxid + 1);
+  // And until the apply thread waits at the gate: only then is it the gate
+  // that holds /b and /c (and not a slow apply thread).
+  while (!waits->seen() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(waits->seen());
   EXPECT_EQ(c.results().size(), 1u);
   EXPECT_TRUE(r->db().GetZnode("/a").ok());
   EXPECT_TRUE(absl::IsNotFound(r->db().GetZnode("/b").status()));
