@@ -1,10 +1,15 @@
 #include "engine/snapshot.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +24,16 @@ constexpr char kTmpPrefix[] = "snapshot.tmp.";
 
 absl::Status FromErrorCode(const std::error_code& ec, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", ec.message()));
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", dir));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return absl::ErrnoToStatus(saved, absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
 }
 
 uint64_t DirSize(const fs::path& dir) {
@@ -95,6 +110,9 @@ absl::StatusOr<SnapshotInfo> SnapshotStore::Finish(
   absl::MutexLock lock(&mu_);
   fs::rename(pending.tmp_dir, final_dir, ec);
   if (ec) return FromErrorCode(ec, "rename snapshot");
+  // The name must be durable before the caller purges the log records an
+  // older snapshot needed.
+  if (absl::Status s = FsyncDir(dir_); !s.ok()) return s;
   return SnapshotInfo{pending.zxid, final_dir.string(), DirSize(final_dir)};
 }
 

@@ -101,8 +101,9 @@ struct QuorumReplicaOptions {
   // Called on the driver thread after each append + fdatasync with the txns
   // written and the time it took, in µs. Default: none.
   std::function<void(size_t txns, int64_t append_us)> on_log_batch;
-  // Called on the driver thread after each snapshot with what was taken and
-  // the time it took, in ms. Default: none.
+  // Called on the snapshot thread ("rk-snapshot") after each snapshot with
+  // what was taken and the time it took (from due to named), in ms. Must be
+  // quick and thread-safe. Default: none.
   std::function<void(const engine::SnapshotInfo& snapshot, int64_t took_ms)>
       on_snapshot;
   // Copies server `from`'s snapshot at `zxid` into the new directory

@@ -238,7 +238,7 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
                 static_cast<uint64_t>(s.snapshots_taken));
   if (snapshot_duration_us_.count() > 0) {
     Header(&out, "rockeeper_snapshot_duration_seconds", "histogram",
-           "Snapshot time: checkpoint of the state DB and its check.");
+           "Snapshot time: flush, checkpoint of the state DB and its check.");
     HistogramSeries(&out, "rockeeper_snapshot_duration_seconds", "",
                     snapshot_duration_us_);
   }
