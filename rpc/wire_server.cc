@@ -201,28 +201,33 @@ int32_t GrpcToZk(const grpc::Status& s) {
 
 class Connection;
 
-// What connections use of their server. Shared: a completion of the
-// service may hold a connection after the server is gone; it then finds
-// the connection closed and touches nothing but this.
-struct WireCore {
-  WireServerOptions options;
-  RockeeperService* service = nullptr;
-  std::unique_ptr<ServerMetrics> own_metrics;
-  ServerMetrics* metrics = nullptr;
+// One event loop: a thread with its epoll set, owning the sockets of the
+// connections assigned to it (round-robin at accept). Each loop reads,
+// parses and runs its connections' reads, so reads of different
+// connections use several cores.
+struct WireLoop {
   // Closed by ~Impl once every connection is closed (a connection uses
   // them only while open, under its mutex).
   int epoll_fd = -1;
   int wake_fd = -1;
   std::thread::id loop_thread;
-  std::atomic<int64_t> received{0};
-  std::atomic<int64_t> sent{0};
+  std::thread thread;
   // Connections that stopped reading while the service was saturated
-  // (loop thread only); resumed once it is not.
+  // (this loop's thread only); resumed once it is not.
   std::vector<std::weak_ptr<Connection>> paused;
   // Connections whose session has events to write (the loop writes them).
   absl::Mutex pump_mu;
   std::vector<std::weak_ptr<Connection>> pumps ABSL_GUARDED_BY(pump_mu);
+  // This loop's connections by fd: added by the accepting loop (before the
+  // fd joins this epoll set), removed by this loop; read by cons/crst.
+  mutable absl::Mutex conns_mu;
+  absl::flat_hash_map<int, std::shared_ptr<Connection>> connections
+      ABSL_GUARDED_BY(conns_mu);
 
+  void Wake() {
+    uint64_t one = 1;
+    (void)!::write(wake_fd, &one, sizeof(one));
+  }
   // Any thread; the caller holds the connection's mutex with the
   // connection open (so the fds are open).
   void QueuePump(std::weak_ptr<Connection> conn) {
@@ -232,11 +237,22 @@ struct WireCore {
       wake = pumps.empty();
       pumps.push_back(std::move(conn));
     }
-    if (wake && std::this_thread::get_id() != loop_thread) {
-      uint64_t one = 1;
-      (void)!::write(wake_fd, &one, sizeof(one));
-    }
+    if (wake && std::this_thread::get_id() != loop_thread) Wake();
   }
+};
+
+// What connections use of their server. Shared: a completion of the
+// service may hold a connection after the server is gone; it then finds
+// the connection closed and touches nothing but this.
+struct WireCore {
+  WireServerOptions options;
+  RockeeperService* service = nullptr;
+  std::unique_ptr<ServerMetrics> own_metrics;
+  ServerMetrics* metrics = nullptr;
+  std::atomic<int64_t> received{0};
+  std::atomic<int64_t> sent{0};
+  // At least one; loops[0] also accepts.
+  std::vector<std::unique_ptr<WireLoop>> loops;
 };
 
 class WireServer::Impl {
@@ -255,24 +271,28 @@ class WireServer::Impl {
   ~Impl();
 
   absl::Status Listen();
-  void Loop();
+  // Creates the loops' epoll sets and starts their threads.
+  absl::Status StartLoops();
+  void Loop(WireLoop& loop);
+  // loops[0]'s thread: accepts every pending connection, each into the
+  // next loop in turn.
+  void AcceptAll();
   // Loop thread: writes the events of the connections that asked.
-  void RunPumps();
+  void RunPumps(WireLoop& loop);
   // Loop thread: once the service is not saturated, the paused connections
   // read again (their buffered requests first).
-  void ResumePaused();
+  void ResumePaused(WireLoop& loop);
   // Loop thread: closes `conn` and forgets it.
-  void Drop(const std::shared_ptr<Connection>& conn);
+  void Drop(WireLoop& loop, const std::shared_ptr<Connection>& conn);
+  // Every open connection (for cons/crst).
+  std::vector<std::shared_ptr<Connection>> AllConnections() const;
 
   const std::shared_ptr<WireCore> core_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> connections_open_{0};
-  std::thread thread_;
-  // Changed by the loop thread only, under conns_mu_ (read by cons/crst).
-  mutable absl::Mutex conns_mu_;
-  absl::flat_hash_map<int, std::shared_ptr<Connection>> connections_;
+  size_t next_loop_ = 0;  // loops[0]'s thread only
 };
 
 // One client connection. The loop thread reads, parses and calls the
@@ -285,9 +305,10 @@ class WireServer::Impl {
 // (EventSubscription), written by the loop thread.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<WireCore> core, int fd, std::string ip,
-             std::string remote)
+  Connection(std::shared_ptr<WireCore> core, WireLoop* loop, int fd,
+             std::string ip, std::string remote)
       : core_(std::move(core)),
+        loop_(loop),
         fd_(fd),
         remote_(std::move(remote)),
         established_ms_(absl::ToUnixMillis(absl::Now())) {
@@ -371,6 +392,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void CountReply(const Reply& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<WireCore> core_;
+  WireLoop* const loop_;  // owned by core_: the loop that owns fd_
   const int fd_;
   const std::string remote_;  // ip:port
   const int64_t established_ms_;
@@ -579,7 +601,7 @@ void Connection::RequestPump() {
   absl::MutexLock lock(&mu_);
   if (closed_ || pump_requested_) return;
   pump_requested_ = true;
-  core_->QueuePump(weak_from_this());
+  loop_->QueuePump(weak_from_this());
 }
 
 void Connection::PumpEvents() {
@@ -767,7 +789,7 @@ void Connection::SetInterestLocked() {
   ev.events = (paused_ ? 0u : static_cast<uint32_t>(EPOLLIN)) |
               (want_write_ ? static_cast<uint32_t>(EPOLLOUT) : 0u);
   ev.data.fd = fd_;
-  epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd_, &ev);
+  epoll_ctl(loop_->epoll_fd, EPOLL_CTL_MOD, fd_, &ev);
 }
 
 bool Connection::Resume() {
@@ -838,7 +860,7 @@ bool Connection::ProcessInput() {
       if (!paused_) {
         paused_ = true;
         SetInterestLocked();
-        core_->paused.push_back(weak_from_this());
+        loop_->paused.push_back(weak_from_this());
         core_->metrics->wire_reads_paused.Add();
       }
       break;
@@ -1458,14 +1480,40 @@ absl::Status WireServer::Impl::Listen() {
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
   port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                    : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  core_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  core_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = listen_fd_;
-  epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, listen_fd_, &ev);
-  ev.data.fd = core_->wake_fd;
-  epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, core_->wake_fd, &ev);
+  return absl::OkStatus();
+}
+
+absl::Status WireServer::Impl::StartLoops() {
+  const int count = std::max(1, core_->options.threads);
+  for (int i = 0; i < count; ++i) {
+    auto loop = std::make_unique<WireLoop>();
+    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    loop->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->epoll_fd < 0 || loop->wake_fd < 0) {
+      if (loop->epoll_fd >= 0) ::close(loop->epoll_fd);
+      if (loop->wake_fd >= 0) ::close(loop->wake_fd);
+      return absl::InternalError(
+          absl::StrCat("epoll/eventfd failed: ", std::strerror(errno)));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = loop->wake_fd;
+    epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->wake_fd, &ev);
+    if (i == 0) {
+      ev.data.fd = listen_fd_;
+      epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, listen_fd_, &ev);
+    }
+    core_->loops.push_back(std::move(loop));
+  }
+  // The loops exist before any thread runs (AcceptAll hands connections to
+  // any of them).
+  for (auto& loop : core_->loops) {
+    WireLoop* raw = loop.get();
+    raw->thread = std::thread([this, raw] {
+      pthread_setname_np(pthread_self(), "rk-wire");
+      Loop(*raw);
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -1497,129 +1545,149 @@ std::string PeerRemote(const sockaddr_storage& addr) {
 
 }  // namespace
 
-void WireServer::Impl::RunPumps() {
+void WireServer::Impl::RunPumps(WireLoop& loop) {
   std::vector<std::weak_ptr<Connection>> pumps;
   {
-    absl::MutexLock lock(&core_->pump_mu);
-    pumps.swap(core_->pumps);
+    absl::MutexLock lock(&loop.pump_mu);
+    pumps.swap(loop.pumps);
   }
   for (const auto& weak : pumps) {
     if (std::shared_ptr<Connection> conn = weak.lock()) conn->PumpEvents();
   }
 }
 
-void WireServer::Impl::Loop() {
-  core_->loop_thread = std::this_thread::get_id();
+void WireServer::Impl::AcceptAll() {
+  for (;;) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    const int cfd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr),
+                              &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) break;
+    int one = 1;
+    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    WireLoop& loop = *core_->loops[next_loop_];
+    next_loop_ = (next_loop_ + 1) % core_->loops.size();
+    auto conn = std::make_shared<Connection>(core_, &loop, cfd, PeerIp(addr),
+                                             PeerRemote(addr));
+    {
+      absl::MutexLock lock(&loop.conns_mu);
+      loop.connections[cfd] = std::move(conn);
+    }
+    connections_open_.fetch_add(1);
+    core_->metrics->wire_connections_accepted.Add();
+    // From here the owning loop's thread handles the socket.
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = cfd;
+    epoll_ctl(loop.epoll_fd, EPOLL_CTL_ADD, cfd, &ev);
+  }
+}
+
+void WireServer::Impl::Loop(WireLoop& loop) {
+  loop.loop_thread = std::this_thread::get_id();
   epoll_event events[128];
   while (!stopping_) {
     // Paused connections are retried every millisecond.
-    const int n = epoll_wait(core_->epoll_fd, events, 128,
-                             core_->paused.empty() ? 500 : 1);
+    const int n =
+        epoll_wait(loop.epoll_fd, events, 128, loop.paused.empty() ? 500 : 1);
     // Replies completed during this round (reads answer inline) leave with
     // one send per connection when it ends.
     DeferScope round;
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
-      if (fd == core_->wake_fd) {
+      if (fd == loop.wake_fd) {
         uint64_t v = 0;
-        (void)!::read(core_->wake_fd, &v, sizeof(v));
+        (void)!::read(loop.wake_fd, &v, sizeof(v));
         continue;
       }
       if (fd == listen_fd_) {
-        for (;;) {
-          sockaddr_storage addr{};
-          socklen_t len = sizeof(addr);
-          const int cfd =
-              ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (cfd < 0) break;
-          int one = 1;
-          setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-          auto conn = std::make_shared<Connection>(core_, cfd, PeerIp(addr),
-                                                   PeerRemote(addr));
-          {
-            absl::MutexLock lock(&conns_mu_);
-            connections_[cfd] = conn;
-          }
-          connections_open_.fetch_add(1);
-          core_->metrics->wire_connections_accepted.Add();
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.fd = cfd;
-          epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, cfd, &ev);
-        }
+        AcceptAll();
         continue;
       }
-      auto it = connections_.find(fd);
-      if (it == connections_.end()) continue;
-      std::shared_ptr<Connection> conn = it->second;
+      std::shared_ptr<Connection> conn;
+      {
+        absl::MutexLock lock(&loop.conns_mu);
+        auto it = loop.connections.find(fd);
+        if (it == loop.connections.end()) continue;
+        conn = it->second;
+      }
       bool keep = !conn->closed();
       if (keep && (events[i].events & EPOLLOUT)) conn->Flush();
       if (keep && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         keep = conn->OnReadable() && !conn->closed();
       }
-      if (!keep) Drop(conn);
+      if (!keep) Drop(loop, conn);
     }
-    ResumePaused();
-    RunPumps();
+    ResumePaused(loop);
+    RunPumps(loop);
   }
 }
 
-void WireServer::Impl::Drop(const std::shared_ptr<Connection>& conn) {
+void WireServer::Impl::Drop(WireLoop& loop,
+                            const std::shared_ptr<Connection>& conn) {
   const int fd = conn->fd();
   conn->Close();
-  epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-  ::close(fd);
+  epoll_ctl(loop.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
   {
-    absl::MutexLock lock(&conns_mu_);
-    connections_.erase(fd);
+    // Forgotten before the fd is closed: the accepting loop may reuse the
+    // number for a new connection at once.
+    absl::MutexLock lock(&loop.conns_mu);
+    loop.connections.erase(fd);
   }
+  ::close(fd);
   connections_open_.fetch_sub(1);
 }
 
-void WireServer::Impl::ResumePaused() {
-  if (core_->paused.empty() || core_->service->saturated()) return;
+void WireServer::Impl::ResumePaused(WireLoop& loop) {
+  if (loop.paused.empty() || core_->service->saturated()) return;
   std::vector<std::weak_ptr<Connection>> paused;
-  paused.swap(core_->paused);  // a connection may pause again meanwhile
+  paused.swap(loop.paused);  // a connection may pause again meanwhile
   for (const auto& weak : paused) {
     std::shared_ptr<Connection> conn = weak.lock();
     if (conn == nullptr) continue;
     if (conn->closed()) continue;  // its fd is dropped by the read path
-    if (!conn->Resume() || conn->closed()) Drop(conn);
+    if (!conn->Resume() || conn->closed()) Drop(loop, conn);
   }
+}
+
+std::vector<std::shared_ptr<Connection>> WireServer::Impl::AllConnections()
+    const {
+  std::vector<std::shared_ptr<Connection>> out;
+  for (const auto& loop : core_->loops) {
+    absl::MutexLock lock(&loop->conns_mu);
+    for (const auto& [fd, conn] : loop->connections) out.push_back(conn);
+  }
+  return out;
 }
 
 WireServer::Impl::~Impl() {
   stopping_ = true;
-  if (core_->wake_fd >= 0) {
-    uint64_t one = 1;
-    (void)!::write(core_->wake_fd, &one, sizeof(one));
+  for (auto& loop : core_->loops) loop->Wake();
+  for (auto& loop : core_->loops) {
+    if (loop->thread.joinable()) loop->thread.join();
   }
-  if (thread_.joinable()) thread_.join();
-  {
-    absl::MutexLock lock(&conns_mu_);
-    for (auto& [fd, conn] : connections_) {
+  for (auto& loop : core_->loops) {
+    absl::MutexLock lock(&loop->conns_mu);
+    for (auto& [fd, conn] : loop->connections) {
       conn->Close();
       ::close(fd);
     }
-    connections_.clear();
+    loop->connections.clear();
   }
   // Every connection is closed: none uses the descriptors any more (a
   // completion still in flight finds its connection closed).
   if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (core_->epoll_fd >= 0) ::close(core_->epoll_fd);
-  if (core_->wake_fd >= 0) ::close(core_->wake_fd);
+  for (auto& loop : core_->loops) {
+    ::close(loop->epoll_fd);
+    ::close(loop->wake_fd);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<WireServer>> WireServer::Start(
     const WireServerOptions& options, RockeeperService* service) {
   auto impl = std::make_unique<Impl>(options, service);
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
-  Impl* raw = impl.get();
-  impl->thread_ = std::thread([raw] {
-    pthread_setname_np(pthread_self(), "rk-wire");
-    raw->Loop();
-  });
+  if (absl::Status s = impl->StartLoops(); !s.ok()) return s;
   return std::unique_ptr<WireServer>(new WireServer(std::move(impl)));
 }
 
@@ -1638,11 +1706,8 @@ void WireServer::ResetStats() {
 }
 
 std::vector<ConnectionInfo> WireServer::connections() const {
-  std::vector<std::shared_ptr<Connection>> conns;
-  {
-    absl::MutexLock lock(&impl_->conns_mu_);
-    for (const auto& [fd, conn] : impl_->connections_) conns.push_back(conn);
-  }
+  const std::vector<std::shared_ptr<Connection>> conns =
+      impl_->AllConnections();
   std::vector<ConnectionInfo> out;
   out.reserve(conns.size());
   for (const auto& c : conns) out.push_back(c->Info());
@@ -1650,12 +1715,7 @@ std::vector<ConnectionInfo> WireServer::connections() const {
 }
 
 void WireServer::ResetConnectionStats() {
-  std::vector<std::shared_ptr<Connection>> conns;
-  {
-    absl::MutexLock lock(&impl_->conns_mu_);
-    for (const auto& [fd, conn] : impl_->connections_) conns.push_back(conn);
-  }
-  for (const auto& c : conns) c->ResetStats();
+  for (const auto& c : impl_->AllConnections()) c->ResetStats();
 }
 
 }  // namespace rockeeper::rpc

@@ -14,14 +14,14 @@
 // connection's requests, and the service runs a session's requests in the
 // order of the calls (ZooKeeper's per-session FIFO).
 //
-// Network: one epoll thread owns every socket (non-blocking reads and
-// writes) and runs the reads (answered inline); writes complete on the
-// service's completion threads. A reply goes into its slot under the
-// connection's mutex, and the connection's output is written once per
-// batch of work (an epoll round, a batch of completions). Replies leave in
-// request order; a reply whose header.event_seq is N waits until the
-// connection has written every watch event up to N (ZooKeeper's ordering
-// guarantee). A session that is closed or expires, or that another
+// Network: `threads` epoll threads; each owns the sockets of its
+// connections (non-blocking reads and writes) and runs their reads
+// (answered inline); writes complete on the service's completion threads.
+// A reply goes into its slot under the connection's mutex, and the
+// connection's output is written once per batch of work (an epoll round, a
+// batch of completions). Replies leave in request order; a reply whose
+// header.event_seq is N waits until the connection has written every watch
+// event up to N (ZooKeeper's ordering guarantee). A session that is closed or expires, or that another
 // connection resumes, ends the connection after the replies it owes.
 // A malformed frame closes that connection only.
 #ifndef ROCKEEPER_RPC_WIRE_SERVER_H_
@@ -44,6 +44,10 @@ struct WireServerOptions {
   // Listen address and port (0 = any free port). Defaults: 0.0.0.0, 2181.
   std::string address = "0.0.0.0";
   int port = 2181;
+  // Event-loop threads ("rk-wire"), each owning the sockets of the
+  // connections it was given (round-robin at accept) and running their
+  // reads; the first also accepts. Values below 1 mean 1. Default: 1.
+  int threads = 1;
   // Largest frame accepted (jute.maxbuffer). Default: 0xFFFFF bytes.
   int64_t max_frame_bytes = 0xFFFFF;
   // Most bytes queued for one slow client before it is disconnected.

@@ -443,6 +443,8 @@ const KeyDef kKeys[] = {
     {"clientPort", nullptr, false, PortKey{&C::client_port}},
     {"clientPortAddress", nullptr, false,
      StringKey{.field = &C::client_port_address, .is_address = true}},
+    {"wireThreads", nullptr, false,
+     IntKey{.field = &C::wire_threads, .min = 0, .max = 64}},
     {"grpcPort", nullptr, false, PortKey{&C::grpc_port}},
     {"grpcPortAddress", nullptr, false,
      StringKey{.field = &C::grpc_port_address, .is_address = true}},

@@ -151,6 +151,10 @@ struct ServerConfig {
   int client_port = 2181;
   // Key: clientPortAddress. Address clientPort binds to. Default: "0.0.0.0".
   std::string client_port_address = "0.0.0.0";
+  // Key: wireThreads (rockeeper). Event-loop threads of clientPort, each
+  // owning a share of the connections and running their reads. 0 = one per
+  // CPU core, at most 4. Default: 0. Range: 0..64.
+  int64_t wire_threads = 0;
   // Key: grpcPort (rockeeper). gRPC API port. 0 = any free port.
   // Default: 2281. Range: 0..65535.
   int grpc_port = 2281;

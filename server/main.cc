@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -388,6 +389,11 @@ int Serve(const ServerConfig& cfg) {
   wo.address = cfg.client_port_address;
   wo.port = cfg.client_port;
   wo.max_frame_bytes = cfg.jute_max_buffer_bytes;
+  wo.threads = static_cast<int>(cfg.wire_threads);
+  if (wo.threads == 0) {
+    wo.threads =
+        std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
+  }
   wo.metrics = &metrics;
   // Set once started; read by 4lw and admin commands (which only run after
   // the wire server or the admin server started, so after this is set).

@@ -2,8 +2,9 @@
 """The ZooKeeper wire front end calling the service directly: a session's
 requests answered in order when many are pipelined, watch events of a
 session resumed on a new connection, connections that go away with writes
-in flight, 2000 connections served without a thread each, and a client that
-does not read its replies cut off at the output bound. Python kazoo and raw
+in flight, 2000 connections served without a thread each, connections
+spread over the event-loop threads (wireThreads), and a client that does not
+read its replies cut off at the output bound. Python kazoo and raw
 jute frames against a real rockeeper process.
 
 Usage: wire_dispatch_test.py --bin build/server/rockeeper
@@ -73,12 +74,40 @@ def thread_count(pid):
     raise AssertionError("no Threads line")
 
 
+def wire_thread_cpu_ticks(pid):
+    """{tid: user+system clock ticks} of the process's rk-wire threads."""
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != "rk-wire":
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks[tid] = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def four_letter_word(port, word):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(word.encode())
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
 class WireDispatchTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = StandaloneServer(
             ARGS.bin, "rk-wire-dispatch-",
-            "admin.enableServer=false\nmaxClientCnxns=0\n")
+            "admin.enableServer=false\nmaxClientCnxns=0\nwireThreads=3\n"
+            "4lw.commands.whitelist=cons,srvr\n")
         cls.port = cls.server.port
         cls.proc = cls.server.proc
 
@@ -212,6 +241,45 @@ class WireDispatchTest(unittest.TestCase):
             s.close()
         socks.clear()
 
+    def test_connections_are_spread_over_the_wire_threads(self):
+        # wireThreads=3: connections go round-robin to three event loops,
+        # each running its connections' reads; three connections busy with
+        # pipelined reads keep all three threads busy, and cons lists the
+        # connections of every loop.
+        before = wire_thread_cpu_ticks(self.proc.pid)
+        self.assertEqual(len(before), 3, f"rk-wire threads: {before}")
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.sendall(connect_request())
+            recv_frame(s)
+            socks.append(s)
+
+        def all_threads_worked():
+            now = wire_thread_cpu_ticks(self.proc.pid)
+            return all(now.get(tid, 0) - t >= 3 for tid, t in before.items())
+
+        xid = 0
+        deadline = time.time() + 60
+        while not all_threads_worked() and time.time() < deadline:
+            batch = [xid + 1 + i for i in range(500)]
+            xid += len(batch)
+            data = b"".join(frame(struct.pack(">ii", x, 3) + jute_string("/") + b"\0")
+                            for x in batch)
+            for s in socks:
+                s.sendall(data)
+            for s in socks:
+                for x in batch:
+                    got, _, err = struct.unpack(">iqi", recv_frame(s)[:16])
+                    self.assertEqual((got, err), (x, 0))
+        after = wire_thread_cpu_ticks(self.proc.pid)
+        self.assertTrue(all_threads_worked(),
+                        f"rk-wire CPU ticks before {before}, after {after}")
+        cons = four_letter_word(self.port, "cons")
+        for s in socks:
+            self.assertIn(f"127.0.0.1:{s.getsockname()[1]}[", cons)
+
     def test_requests_beyond_the_outstanding_limit_wait_instead_of_failing(self):
         # As ZooKeeper at globalOutstandingLimit: past the limit the server
         # stops reading the connections (their requests wait in the socket)
@@ -260,12 +328,19 @@ class WireDispatchTest(unittest.TestCase):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         s.sendall(connect_request())
         recv_frame(s)
+        me = f"127.0.0.1:{s.getsockname()[1]}["
+        self.assertIn(me, four_letter_word(self.port, "cons"))
         requests = 150  # 150 MB of replies
         get = b"".join(frame(struct.pack(">ii", i + 1, 4) + jute_string("/big") + b"\0")
                        for i in range(requests))
         s.sendall(get)
         # The others are served while this one is not reading.
         self.assertEqual(len(zk.get("/big")[0]), 1000000)
+        # Still without reading (a reader could drain the replies as fast as
+        # the server writes them: the other connection is served on another
+        # thread), the server ends the connection: cons stops listing it.
+        self.assertTrue(poll(lambda: me not in four_letter_word(self.port, "cons"), 60),
+                        "the connection was not closed")
         # Reading now finds the end of the stream before all the replies.
         received = 0
         deadline = time.time() + 60

@@ -114,6 +114,7 @@ TEST(ParseZooCfgTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{64} << 20);
   EXPECT_EQ(cfg.children_cache_size_bytes, int64_t{32} << 20);
   EXPECT_EQ(cfg.row_cache_size_bytes, int64_t{64} << 20);
+  EXPECT_EQ(cfg.wire_threads, 0);
   EXPECT_THAT(cfg.servers, IsEmpty());
   EXPECT_EQ(cfg.my_id, 0);
   EXPECT_TRUE(cfg.standalone());
@@ -165,6 +166,7 @@ constexpr char kEveryKey[] =
     "childrenCacheSizeMb=0\n"
     "rowCacheSizeMb=8\n"
     "clientPort=2191\n"
+    "wireThreads=3\n"
     "clientPortAddress=10.0.0.5\n"
     "grpcPort=2291\n"
     "grpcPortAddress=[::1]\n"
@@ -210,6 +212,7 @@ TEST(ParseZooCfgTest, EveryKeyParsed) {
   EXPECT_EQ(cfg.children_cache_size_bytes, 0);
   EXPECT_EQ(cfg.row_cache_size_bytes, int64_t{8} << 20);
   EXPECT_EQ(cfg.client_port, 2191);
+  EXPECT_EQ(cfg.wire_threads, 3);
   EXPECT_EQ(cfg.client_port_address, "10.0.0.5");
   EXPECT_EQ(cfg.grpc_port, 2291);
   EXPECT_EQ(cfg.grpc_port_address, "::1");
@@ -335,6 +338,8 @@ INSTANTIATE_TEST_SUITE_P(
                      "writeBufferSizeMb=\"x\": not an integer"},
         BadValueCase{"rowCacheSizeMb=-1",
                      "rowCacheSizeMb=\"-1\": must be >= 0"},
+        BadValueCase{"wireThreads=65",
+                     "wireThreads=\"65\": must be at most 64"},
         BadValueCase{"dataLogDir=", "dataLogDir=\"\": must not be empty"},
         BadValueCase{"clientPortAddress=bad host!",
                      "clientPortAddress=\"bad host!\": not a host name or "
