@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "rockeeper/record/v1/records.pb.h"
 
 namespace rockeeper::engine {
@@ -13,11 +14,18 @@ size_t ZnodeCache::EntryBytes(absl::string_view path, const Znode& node) {
          (node.data.size() > 15 ? node.data.size() + 1 : 0);
 }
 
+ZnodeCache::Shard& ZnodeCache::ShardOf(absl::string_view path) const {
+  // The high bits: the maps inside the shards use the low ones.
+  const size_t h = absl::Hash<absl::string_view>{}(path);
+  return shards_[(h >> 56) % kShards];
+}
+
 bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
   if (max_bytes_ == 0) return false;
-  absl::ReaderMutexLock lock(&mu_);
-  auto it = entries_.find(path);
-  if (it == entries_.end()) {
+  Shard& shard = ShardOf(path);
+  absl::ReaderMutexLock lock(&shard.mu);
+  auto it = shard.entries.find(path);
+  if (it == shard.entries.end()) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -30,33 +38,41 @@ bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
 void ZnodeCache::Fill(absl::string_view path, uint64_t epoch_before_read,
                       const Znode& node) {
   if (max_bytes_ == 0) return;
-  absl::MutexLock lock(&mu_);
-  if (epoch_.load(std::memory_order_relaxed) != epoch_before_read) return;
-  if (entries_.contains(path)) return;  // another reader filled it
-  Put(path, node);
+  Shard& shard = ShardOf(path);
+  absl::MutexLock lock(&shard.mu);
+  if (epoch_.load(std::memory_order_acquire) != epoch_before_read) return;
+  if (shard.entries.contains(path)) return;  // another reader filled it
+  Put(shard, path, node);
 }
 
 void ZnodeCache::ApplyChanges(absl::Span<ZnodeChange> changes) {
   if (max_bytes_ == 0 || changes.empty()) return;
-  absl::MutexLock lock(&mu_);
-  epoch_.fetch_add(1, std::memory_order_release);
+  // Before any shard changes: a Fill that checks the epoch after this
+  // drops what it read (possibly before the batch reached the DB).
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
   for (ZnodeChange& c : changes) {
+    Shard& shard = ShardOf(c.path);
+    absl::MutexLock lock(&shard.mu);
     switch (c.kind) {
       case ZnodeChange::Kind::kPut:
-        Put(c.path, std::move(c.node));
+        Put(shard, c.path, std::move(c.node));
         break;
-      case ZnodeChange::Kind::kErase:
-        Erase(c.path);
+      case ZnodeChange::Kind::kErase: {
+        auto it = shard.entries.find(c.path);
+        if (it == shard.entries.end()) break;
+        shard.bytes -= it->second.bytes;
+        shard.entries.erase(it);
         break;
+      }
       case ZnodeChange::Kind::kPatch: {
-        auto it = entries_.find(c.path);
-        if (it == entries_.end()) break;
+        auto it = shard.entries.find(c.path);
+        if (it == shard.entries.end()) break;
         Entry& e = it->second;
         MergePatch(c.patch, &e.node);
         const size_t bytes = EntryBytes(c.path, e.node);
-        bytes_ = bytes_ - e.bytes + bytes;
+        shard.bytes = shard.bytes - e.bytes + bytes;
         e.bytes = bytes;
-        if (bytes_ > max_bytes_) EvictUntilFits(0);
+        if (shard.bytes > shard_max_bytes_) EvictUntilFits(shard, 0);
         break;
       }
     }
@@ -81,54 +97,54 @@ void ZnodeCache::MergePatch(const record::v1::ZnodeRecord& p, Znode* n) {
   if (p.has_data_null()) n->data_null = p.data_null();
 }
 
-void ZnodeCache::Put(absl::string_view path, Znode node) {
+void ZnodeCache::Put(Shard& shard, absl::string_view path, Znode node) {
   const size_t bytes = EntryBytes(path, node);
-  auto it = entries_.find(path);
-  if (it != entries_.end() && bytes <= max_bytes_ / 16) {
+  const size_t largest = shard_max_bytes_ / 4;
+  auto it = shard.entries.find(path);
+  if (it != shard.entries.end() && bytes <= largest) {
     Entry& e = it->second;  // in place: no node to free and allocate
     e.node = std::move(node);
-    bytes_ = bytes_ - e.bytes + bytes;
+    shard.bytes = shard.bytes - e.bytes + bytes;
     e.bytes = bytes;
-    if (bytes_ > max_bytes_) EvictUntilFits(0);
+    if (shard.bytes > shard_max_bytes_) EvictUntilFits(shard, 0);
     return;
   }
-  if (it != entries_.end()) {
-    bytes_ -= it->second.bytes;
-    entries_.erase(it);
+  if (it != shard.entries.end()) {
+    shard.bytes -= it->second.bytes;
+    shard.entries.erase(it);
   }
-  if (bytes > max_bytes_ / 16) return;
-  if (bytes_ + bytes > max_bytes_) EvictUntilFits(bytes);
-  Entry& e = entries_[path];
+  if (bytes > largest) return;
+  if (shard.bytes + bytes > shard_max_bytes_) EvictUntilFits(shard, bytes);
+  Entry& e = shard.entries[path];
   e.node = std::move(node);
   e.bytes = bytes;
-  bytes_ += bytes;
-}
-
-void ZnodeCache::Erase(absl::string_view path) {
-  auto it = entries_.find(path);
-  if (it == entries_.end()) return;
-  bytes_ -= it->second.bytes;
-  entries_.erase(it);
+  shard.bytes += bytes;
 }
 
 void ZnodeCache::Clear() {
-  absl::MutexLock lock(&mu_);
-  epoch_.fetch_add(1, std::memory_order_release);
-  entries_.clear();
-  bytes_ = 0;
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    shard.entries.clear();
+    shard.bytes = 0;
+  }
 }
 
-void ZnodeCache::EvictUntilFits(size_t extra_bytes) {
-  const size_t target = max_bytes_ - max_bytes_ / 8;
-  EvictSecondChance(entries_, &bytes_,
+void ZnodeCache::EvictUntilFits(Shard& shard, size_t extra_bytes) {
+  const size_t target = shard_max_bytes_ - shard_max_bytes_ / 8;
+  EvictSecondChance(shard.entries, &shard.bytes,
                     extra_bytes >= target ? 0 : target - extra_bytes);
 }
 
 ZnodeCache::Stats ZnodeCache::stats() const {
-  absl::ReaderMutexLock lock(&mu_);
-  return Stats{hits_.load(std::memory_order_relaxed),
-               misses_.load(std::memory_order_relaxed), entries_.size(),
-               bytes_};
+  Stats out{hits_.load(std::memory_order_relaxed),
+            misses_.load(std::memory_order_relaxed), 0, 0};
+  for (const Shard& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard.mu);
+    out.entries += shard.entries.size();
+    out.bytes += shard.bytes;
+  }
+  return out;
 }
 
 }  // namespace rockeeper::engine

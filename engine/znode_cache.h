@@ -17,7 +17,12 @@
 //   * A reader that missed takes epoch() before its DB read and Fill()s
 //     with it; Fill drops the znode if any ApplyChanges() ran in between.
 //
-// Thread safety: all methods are thread-safe.
+// Thread safety: all methods are thread-safe. The entries are spread over
+// kShards shards by path hash, each with its own mutex and an equal share of
+// the byte bound, so that readers on several threads (one per wire event
+// loop) do not queue on one lock. ApplyChanges bumps the epoch once, before
+// it edits any shard, so a Fill of a read that began before the batch is
+// dropped or, if it came first, is then brought up to date by the batch.
 #ifndef ROCKEEPER_ENGINE_ZNODE_CACHE_H_
 #define ROCKEEPER_ENGINE_ZNODE_CACHE_H_
 
@@ -49,10 +54,13 @@ struct ZnodeChange {
 
 class ZnodeCache {
  public:
+  static constexpr size_t kShards = 16;
   // `max_bytes`: bound on the memory of cached znodes (estimated: path,
-  // data and a fixed overhead each); 0 disables the cache. A znode larger
-  // than max_bytes / 16 is never cached.
-  explicit ZnodeCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // data and a fixed overhead each), max_bytes / kShards per shard; 0
+  // disables the cache. A znode larger than max_bytes / 64 (a quarter of a
+  // shard) is never cached.
+  explicit ZnodeCache(size_t max_bytes)
+      : max_bytes_(max_bytes), shard_max_bytes_(max_bytes / kShards) {}
   ZnodeCache(const ZnodeCache&) = delete;
   ZnodeCache& operator=(const ZnodeCache&) = delete;
 
@@ -82,23 +90,28 @@ class ZnodeCache {
     // Set by Lookup, cleared by eviction's first pass (second chance).
     mutable std::atomic<bool> referenced{true};
   };
+  struct Shard {
+    mutable absl::Mutex mu;
+    // node_hash_map: entries hold an atomic and never move.
+    absl::node_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+    size_t bytes ABSL_GUARDED_BY(mu) = 0;
+  };
   static size_t EntryBytes(absl::string_view path, const Znode& node);
   static void MergePatch(const record::v1::ZnodeRecord& patch, Znode* node);
-  void Put(absl::string_view path, Znode node)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Erase(absl::string_view path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Evicts until `extra_bytes` more fit, and then some (to 7/8 of the
-  // bound), so that evictions come in batches.
-  void EvictUntilFits(size_t extra_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Shard& ShardOf(absl::string_view path) const;
+  void Put(Shard& shard, absl::string_view path, Znode node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Evicts until `extra_bytes` more fit in the shard, and then some (to 7/8
+  // of its bound), so that evictions come in batches.
+  void EvictUntilFits(Shard& shard, size_t extra_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
   const size_t max_bytes_;
+  const size_t shard_max_bytes_;
   std::atomic<uint64_t> epoch_{0};
   mutable std::atomic<uint64_t> hits_{0};
   mutable std::atomic<uint64_t> misses_{0};
-  mutable absl::Mutex mu_;
-  // node_hash_map: entries hold an atomic and never move.
-  absl::node_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable Shard shards_[kShards];
 };
 
 }  // namespace rockeeper::engine

@@ -87,6 +87,7 @@ TEST(ZnodeCacheTest, PutPatchAndEraseFollowTheBatchInOrder) {
 }
 
 TEST(ZnodeCacheTest, StaysWithinItsBoundAndSkipsHugeNodes) {
+  // 16 shards of 4 KiB each.
   constexpr size_t kMax = 64 << 10;
   ZnodeCache cache(kMax);
   for (int i = 0; i < 5000; ++i) {
@@ -98,6 +99,10 @@ TEST(ZnodeCacheTest, StaysWithinItsBoundAndSkipsHugeNodes) {
   cache.Fill("/huge", cache.epoch(), NodeWith(std::string(kMax / 8, 'h'), 0));
   Znode got;
   EXPECT_FALSE(cache.Lookup("/huge", &got));
+  // Up to a quarter of a shard (kMax / 64 with its overhead) is cached.
+  cache.Fill("/big", cache.epoch(),
+             NodeWith(std::string(kMax / 64 - 512, 'b'), 0));
+  EXPECT_TRUE(cache.Lookup("/big", &got));
   cache.Clear();
   EXPECT_EQ(cache.stats().entries, 0u);
   EXPECT_EQ(cache.stats().bytes, 0u);
