@@ -85,13 +85,15 @@ struct StateDbOptions {
   size_t children_cache_bytes = 32u << 20;
   // Bound on the memory of cached znodes by path (engine/znode_cache.h),
   // kept current by the writes: Prep's reads of the nodes it checks, and
-  // gets. 0 disables the cache. Default: 64 MiB.
-  size_t znode_cache_bytes = 64u << 20;
+  // gets. 0 disables the cache. Default: 128 MiB.
+  size_t znode_cache_bytes = 128u << 20;
   // RocksDB row cache: whole znode records found in SST files, so a repeated
   // get skips the index, filter and data block lookups. It does not cache
   // memtable hits (those are cheap) and needs no invalidation (SST files are
-  // immutable). 0 disables it. Default: 64 MiB.
-  size_t row_cache_bytes = 64u << 20;
+  // immutable). Redundant behind the znode cache, and on reads it misses
+  // (a tree larger than the caches) a cost: a lookup, a copy and an
+  // insert per get. 0 disables it. Default: 0.
+  size_t row_cache_bytes = 0;
   // Open without the ability to write (tools, snapshots). Default: false.
   bool read_only = false;
 };

@@ -135,14 +135,15 @@ struct ServerConfig {
   // (the key is in MiB). Range: >= 0; 0 disables the cache.
   int64_t children_cache_size_bytes = int64_t{32} << 20;
   // Key: rowCacheSizeMb (rockeeper). RocksDB row cache of the state DB:
-  // znode records of repeated gets. Default: 64 MiB. Unit: bytes (the key
-  // is in MiB). Range: >= 0; 0 disables the cache.
-  int64_t row_cache_size_bytes = int64_t{64} << 20;
+  // znode records of repeated gets, behind the znode cache. Default: 0
+  // (off). Unit: bytes (the key is in MiB). Range: >= 0; 0 disables the
+  // cache.
+  int64_t row_cache_size_bytes = 0;
   // Key: znodeCacheSizeMb (rockeeper). Whole znodes cached by path, kept
   // current by the writes (engine/znode_cache.h): the reads a write's
-  // checks make, and gets. Default: 64 MiB. Unit: bytes (the key is in
+  // checks make, and gets. Default: 128 MiB. Unit: bytes (the key is in
   // MiB). Range: >= 0; 0 disables the cache.
-  int64_t znode_cache_size_bytes = int64_t{64} << 20;
+  int64_t znode_cache_size_bytes = int64_t{128} << 20;
 
   // --- Network ---
 

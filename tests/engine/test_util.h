@@ -42,11 +42,17 @@ class TempDir {
 // StateDb + Prep, committing each request at once (a quorum of one).
 class EngineHarness {
  public:
+  // The caches' sizes as StateDbOptions's, except the row cache: given
+  // here, off by default (as StateDbOptions's).
   explicit EngineHarness(std::string dir, PrepOptions options = {},
-                         size_t children_cache_bytes = 32u << 20)
+                         size_t children_cache_bytes = 32u << 20,
+                         size_t row_cache_bytes = 0,
+                         size_t znode_cache_bytes = 128u << 20)
       : dir_(std::move(dir)),
         options_(options),
-        children_cache_bytes_(children_cache_bytes) {
+        children_cache_bytes_(children_cache_bytes),
+        row_cache_bytes_(row_cache_bytes),
+        znode_cache_bytes_(znode_cache_bytes) {
     Reopen();
   }
 
@@ -58,6 +64,8 @@ class EngineHarness {
     o.block_cache_bytes = 8 << 20;
     o.write_buffer_bytes = 4 << 20;
     o.children_cache_bytes = children_cache_bytes_;
+    o.row_cache_bytes = row_cache_bytes_;
+    o.znode_cache_bytes = znode_cache_bytes_;
     auto db = StateDb::Open(o);
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
@@ -102,6 +110,8 @@ class EngineHarness {
   std::string dir_;
   PrepOptions options_;
   size_t children_cache_bytes_;
+  size_t row_cache_bytes_;
+  size_t znode_cache_bytes_;
   std::unique_ptr<StateDb> db_;
   std::unique_ptr<Prep> prep_;
   int64_t next_zxid_ = 1;
