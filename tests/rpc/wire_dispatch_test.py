@@ -123,6 +123,18 @@ class WireDispatchTest(unittest.TestCase):
         self.addCleanup(zk.stop)
         return zk
 
+    def raw_sessions(self, port, count):
+        """`count` raw sockets, each with a new session (connect answered);
+        closed at cleanup."""
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(connect_request())
+            recv_frame(s)
+            socks.append(s)
+        return socks
+
     def test_resumed_session_is_not_held_by_events_already_written(self):
         # Replies carry the session's event seq and wait for those events;
         # events a previous connection of the session wrote must not hold a
@@ -248,13 +260,7 @@ class WireDispatchTest(unittest.TestCase):
         # connections of every loop.
         before = wire_thread_cpu_ticks(self.proc.pid)
         self.assertEqual(len(before), 3, f"rk-wire threads: {before}")
-        socks = []
-        self.addCleanup(lambda: [s.close() for s in socks])
-        for _ in range(3):
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-            s.sendall(connect_request())
-            recv_frame(s)
-            socks.append(s)
+        socks = self.raw_sessions(self.port, 3)
 
         def all_threads_worked():
             now = wire_thread_cpu_ticks(self.proc.pid)
@@ -290,13 +296,7 @@ class WireDispatchTest(unittest.TestCase):
             f"globalOutstandingLimit=4\nadmin.serverPort={admin_port}\n"
             "admin.serverAddress=127.0.0.1\n")
         self.addCleanup(server.stop)
-        socks = []
-        self.addCleanup(lambda: [s.close() for s in socks])
-        for _ in range(20):
-            s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-            s.sendall(connect_request())
-            recv_frame(s)
-            socks.append(s)
+        socks = self.raw_sessions(server.port, 20)
         acl = struct.pack(">ii", 1, 31) + jute_string("world") + jute_string("anyone")
         per_conn = 50
         for c, s in enumerate(socks):
