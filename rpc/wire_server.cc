@@ -210,7 +210,8 @@ struct WireLoop {
   // them only while open, under its mutex).
   int epoll_fd = -1;
   int wake_fd = -1;
-  std::thread::id loop_thread;
+  // Set by the loop's thread as it starts; read by QueuePump on any thread.
+  std::atomic<std::thread::id> loop_thread{};
   std::thread thread;
   // Connections that stopped reading while the service was saturated
   // (this loop's thread only); resumed once it is not.
@@ -237,7 +238,10 @@ struct WireLoop {
       wake = pumps.empty();
       pumps.push_back(std::move(conn));
     }
-    if (wake && std::this_thread::get_id() != loop_thread) Wake();
+    if (wake && std::this_thread::get_id() !=
+                    loop_thread.load(std::memory_order_relaxed)) {
+      Wake();
+    }
   }
 };
 
@@ -1584,7 +1588,7 @@ void WireServer::Impl::AcceptAll() {
 }
 
 void WireServer::Impl::Loop(WireLoop& loop) {
-  loop.loop_thread = std::this_thread::get_id();
+  loop.loop_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
   epoll_event events[128];
   while (!stopping_) {
     // Paused connections are retried every millisecond.
