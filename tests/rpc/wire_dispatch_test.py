@@ -24,7 +24,8 @@ from kazoo.protocol.states import KazooState
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testlib"))
 from rktest import (StandaloneServer, check_pipelined_read_sees_earlier_writes_only,  # noqa: E402
-                    check_pipelined_reads_miss_later_related_writes, free_port, poll)
+                    check_pipelined_reads_miss_later_related_writes, four_letter_word,
+                    free_port, poll)
 
 ARGS = None
 
@@ -88,17 +89,6 @@ def wire_thread_cpu_ticks(pid):
             continue
         ticks[tid] = int(fields[11]) + int(fields[12])  # utime, stime
     return ticks
-
-
-def four_letter_word(port, word):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(word.encode())
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out.decode()
-            out += chunk
 
 
 class WireDispatchTest(unittest.TestCase):

@@ -72,6 +72,19 @@ def poll(predicate, seconds=15, interval=0.05):
         time.sleep(interval)
 
 
+def four_letter_word(port, word, timeout=10):
+    """Sends a four-letter word to 127.0.0.1:`port` and returns the whole
+    answer (the server closes the connection after it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
 class StandaloneServer:
     """A standalone rockeeper process on 127.0.0.1 with its own temporary
     data dir and free client and gRPC ports. `extra_config` lines are
