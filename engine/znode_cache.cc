@@ -1,5 +1,7 @@
 #include "engine/znode_cache.h"
 
+#include <cstring>
+#include <new>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -7,15 +9,94 @@
 
 namespace rockeeper::engine {
 
+namespace {
+
+// The merge operator's rule (engine/znode_merge.cc): the fields present in
+// the patch win. All but the data, which only a Znode can take.
+template <typename Node>
+void MergeFixedFields(const record::v1::ZnodeRecord& p, Node* n) {
+  if (p.has_czxid()) n->czxid = p.czxid();
+  if (p.has_mzxid()) n->mzxid = p.mzxid();
+  if (p.has_pzxid()) n->pzxid = p.pzxid();
+  if (p.has_ctime_ms()) n->ctime_ms = p.ctime_ms();
+  if (p.has_mtime_ms()) n->mtime_ms = p.mtime_ms();
+  if (p.has_version()) n->version = p.version();
+  if (p.has_cversion()) n->cversion = p.cversion();
+  if (p.has_aversion()) n->aversion = p.aversion();
+  if (p.has_ephemeral_owner()) n->ephemeral_owner = p.ephemeral_owner();
+  if (p.has_num_children()) n->num_children = p.num_children();
+  if (p.has_acl_id()) n->acl_id = p.acl_id();
+  if (p.has_data_null()) n->data_null = p.data_null();
+}
+
+// A slot of the flat set (a pointer) and its control byte, at the set's
+// highest load (7/8), rounded up.
+constexpr size_t kSlotBytes = 10;
+}  // namespace
+
+size_t ZnodeCache::Entry::charge() const {
+  return sizeof(Entry) + path_size + data_size + kSlotBytes;
+}
+
+void ZnodeCache::Entry::SetFixedFields(const Znode& n) {
+  data_null = n.data_null;
+  version = n.version;
+  cversion = n.cversion;
+  aversion = n.aversion;
+  num_children = n.num_children;
+  czxid = n.czxid;
+  mzxid = n.mzxid;
+  pzxid = n.pzxid;
+  ctime_ms = n.ctime_ms;
+  mtime_ms = n.mtime_ms;
+  ephemeral_owner = n.ephemeral_owner;
+  acl_id = n.acl_id;
+}
+
+void ZnodeCache::Entry::CopyTo(Znode* n) const {
+  n->data_null = data_null;
+  n->version = version;
+  n->cversion = cversion;
+  n->aversion = aversion;
+  n->num_children = num_children;
+  n->czxid = czxid;
+  n->mzxid = mzxid;
+  n->pzxid = pzxid;
+  n->ctime_ms = ctime_ms;
+  n->mtime_ms = mtime_ms;
+  n->ephemeral_owner = ephemeral_owner;
+  n->acl_id = acl_id;
+  const absl::string_view d = data();
+  n->data.assign(d.data(), d.size());
+}
+
+void ZnodeCache::FreeEntry::operator()(Entry* e) const {
+  e->~Entry();
+  ::operator delete(static_cast<void*>(e));
+}
+
+ZnodeCache::EntryPtr ZnodeCache::MakeEntry(absl::string_view path,
+                                           const Znode& node) {
+  void* mem = ::operator new(sizeof(Entry) + path.size() + node.data.size());
+  EntryPtr e(::new (mem) Entry);
+  e->path_size = static_cast<uint32_t>(path.size());
+  e->data_size = static_cast<uint32_t>(node.data.size());
+  e->SetFixedFields(node);
+  std::memcpy(e->bytes(), path.data(), path.size());
+  std::memcpy(e->bytes() + path.size(), node.data.data(), node.data.size());
+  return e;
+}
+
+size_t ZnodeCache::EntryHash::operator()(absl::string_view path) const {
+  return absl::Hash<absl::string_view>{}(path);
+}
+
 size_t ZnodeCache::EntryBytes(absl::string_view path, const Znode& node) {
-  // Map node, key and Znode objects; then the heap buffers of the strings.
-  return 64 + sizeof(std::string) + sizeof(Entry) +
-         (path.size() > 15 ? path.size() + 1 : 0) +
-         (node.data.size() > 15 ? node.data.size() + 1 : 0);
+  return sizeof(Entry) + path.size() + node.data.size() + kSlotBytes;
 }
 
 ZnodeCache::Shard& ZnodeCache::ShardOf(absl::string_view path) const {
-  // The high bits: the maps inside the shards use the low ones.
+  // The high bits: the sets inside the shards use the low ones.
   const size_t h = absl::Hash<absl::string_view>{}(path);
   return shards_[(h >> 56) % kShards];
 }
@@ -30,8 +111,8 @@ bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
     return false;
   }
   hits_.fetch_add(1, std::memory_order_relaxed);
-  it->second.referenced.store(true, std::memory_order_relaxed);
-  *node = it->second.node;
+  (*it)->referenced.store(true, std::memory_order_relaxed);
+  (*it)->CopyTo(node);
   return true;
 }
 
@@ -55,69 +136,43 @@ void ZnodeCache::ApplyChanges(absl::Span<ZnodeChange> changes) {
     absl::MutexLock lock(&shard.mu);
     switch (c.kind) {
       case ZnodeChange::Kind::kPut:
-        Put(shard, c.path, std::move(c.node));
+        Put(shard, c.path, c.node);
         break;
       case ZnodeChange::Kind::kErase: {
         auto it = shard.entries.find(c.path);
-        if (it == shard.entries.end()) break;
-        shard.bytes -= it->second.bytes;
-        shard.entries.erase(it);
+        if (it != shard.entries.end()) Erase(shard, it);
         break;
       }
       case ZnodeChange::Kind::kPatch: {
         auto it = shard.entries.find(c.path);
         if (it == shard.entries.end()) break;
-        Entry& e = it->second;
-        MergePatch(c.patch, &e.node);
-        const size_t bytes = EntryBytes(c.path, e.node);
-        shard.bytes = shard.bytes - e.bytes + bytes;
-        e.bytes = bytes;
-        if (shard.bytes > shard_max_bytes_) EvictUntilFits(shard, 0);
+        if (!c.patch.has_data()) {  // the sizes stay: in place
+          MergeFixedFields(c.patch, it->get());
+          break;
+        }
+        Znode node;
+        (*it)->CopyTo(&node);
+        MergeFixedFields(c.patch, &node);
+        node.data = c.patch.data();
+        Put(shard, c.path, node);
         break;
       }
     }
   }
 }
 
-void ZnodeCache::MergePatch(const record::v1::ZnodeRecord& p, Znode* n) {
-  // The merge operator's rule (engine/znode_merge.cc): the fields present in
-  // the patch win.
-  if (p.has_czxid()) n->czxid = p.czxid();
-  if (p.has_mzxid()) n->mzxid = p.mzxid();
-  if (p.has_pzxid()) n->pzxid = p.pzxid();
-  if (p.has_ctime_ms()) n->ctime_ms = p.ctime_ms();
-  if (p.has_mtime_ms()) n->mtime_ms = p.mtime_ms();
-  if (p.has_version()) n->version = p.version();
-  if (p.has_cversion()) n->cversion = p.cversion();
-  if (p.has_aversion()) n->aversion = p.aversion();
-  if (p.has_ephemeral_owner()) n->ephemeral_owner = p.ephemeral_owner();
-  if (p.has_num_children()) n->num_children = p.num_children();
-  if (p.has_acl_id()) n->acl_id = p.acl_id();
-  if (p.has_data()) n->data = p.data();
-  if (p.has_data_null()) n->data_null = p.data_null();
+void ZnodeCache::Erase(Shard& shard, EntrySet::iterator it) {
+  shard.bytes -= (*it)->charge();
+  shard.entries.erase(it);
 }
 
-void ZnodeCache::Put(Shard& shard, absl::string_view path, Znode node) {
-  const size_t bytes = EntryBytes(path, node);
-  const size_t largest = shard_max_bytes_ / 4;
+void ZnodeCache::Put(Shard& shard, absl::string_view path, const Znode& node) {
   auto it = shard.entries.find(path);
-  if (it != shard.entries.end() && bytes <= largest) {
-    Entry& e = it->second;  // in place: no node to free and allocate
-    e.node = std::move(node);
-    shard.bytes = shard.bytes - e.bytes + bytes;
-    e.bytes = bytes;
-    if (shard.bytes > shard_max_bytes_) EvictUntilFits(shard, 0);
-    return;
-  }
-  if (it != shard.entries.end()) {
-    shard.bytes -= it->second.bytes;
-    shard.entries.erase(it);
-  }
-  if (bytes > largest) return;
+  if (it != shard.entries.end()) Erase(shard, it);
+  const size_t bytes = EntryBytes(path, node);
+  if (bytes > shard_max_bytes_ / 4) return;
   if (shard.bytes + bytes > shard_max_bytes_) EvictUntilFits(shard, bytes);
-  Entry& e = shard.entries[path];
-  e.node = std::move(node);
-  e.bytes = bytes;
+  shard.entries.insert(MakeEntry(path, node));
   shard.bytes += bytes;
 }
 
@@ -132,8 +187,19 @@ void ZnodeCache::Clear() {
 
 void ZnodeCache::EvictUntilFits(Shard& shard, size_t extra_bytes) {
   const size_t target = shard_max_bytes_ - shard_max_bytes_ / 8;
-  EvictSecondChance(shard.entries, &shard.bytes,
-                    extra_bytes >= target ? 0 : target - extra_bytes);
+  const size_t goal = extra_bytes >= target ? 0 : target - extra_bytes;
+  for (int pass = 0; pass < 2 && shard.bytes > goal; ++pass) {
+    for (auto it = shard.entries.begin();
+         it != shard.entries.end() && shard.bytes > goal;) {
+      if (pass == 0 &&
+          (*it)->referenced.exchange(false, std::memory_order_relaxed)) {
+        ++it;
+        continue;
+      }
+      shard.bytes -= (*it)->charge();
+      shard.entries.erase(it++);
+    }
+  }
 }
 
 ZnodeCache::Stats ZnodeCache::stats() const {

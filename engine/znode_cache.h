@@ -29,10 +29,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
@@ -55,8 +56,8 @@ struct ZnodeChange {
 class ZnodeCache {
  public:
   static constexpr size_t kShards = 16;
-  // `max_bytes`: bound on the memory of cached znodes (estimated: path,
-  // data and a fixed overhead each), max_bytes / kShards per shard; 0
+  // `max_bytes`: bound on the memory of cached znodes (each: its one
+  // allocation and a slot of the set), max_bytes / kShards per shard; 0
   // disables the cache. A znode larger than max_bytes / 64 (a quarter of a
   // shard) is never cached.
   explicit ZnodeCache(size_t max_bytes)
@@ -74,8 +75,7 @@ class ZnodeCache {
   // `epoch_before_read`) unless an ApplyChanges() ran since.
   void Fill(absl::string_view path, uint64_t epoch_before_read,
             const Znode& node);
-  // Applies the znode writes of a batch that is now in the DB. kPut nodes
-  // are moved from.
+  // Applies the znode writes of a batch that is now in the DB.
   void ApplyChanges(absl::Span<ZnodeChange> changes);
   // Drops everything (after a failed write whose state is unknown).
   void Clear();
@@ -84,25 +84,74 @@ class ZnodeCache {
   Stats stats() const;
 
  private:
+  // One cached znode in one allocation: this header, then the path's
+  // bytes, then the data's. About 200 bytes for a 20-byte path and 100
+  // bytes of data, where a map node holding a Znode and two std::strings
+  // took about 310: the same bound holds ~1.5x the znodes.
   struct Entry {
-    Znode node;
-    size_t bytes = 0;
     // Set by Lookup, cleared by eviction's first pass (second chance).
     mutable std::atomic<bool> referenced{true};
+    bool data_null = false;
+    uint32_t path_size = 0;
+    uint32_t data_size = 0;
+    int32_t version = 0;
+    int32_t cversion = 0;
+    int32_t aversion = 0;
+    int32_t num_children = 0;
+    int64_t czxid = 0;
+    int64_t mzxid = 0;
+    int64_t pzxid = 0;
+    int64_t ctime_ms = 0;
+    int64_t mtime_ms = 0;
+    int64_t ephemeral_owner = 0;
+    int64_t acl_id = 0;
+
+    const char* bytes() const {
+      return reinterpret_cast<const char*>(this + 1);
+    }
+    char* bytes() { return reinterpret_cast<char*>(this + 1); }
+    absl::string_view path() const { return {bytes(), path_size}; }
+    absl::string_view data() const { return {bytes() + path_size, data_size}; }
+    // The allocation's size, plus the set's slot.
+    size_t charge() const;
+    void SetFixedFields(const Znode& node);
+    void CopyTo(Znode* node) const;
   };
+  struct FreeEntry {
+    void operator()(Entry* e) const;
+  };
+  using EntryPtr = std::unique_ptr<Entry, FreeEntry>;
+  static EntryPtr MakeEntry(absl::string_view path, const Znode& node);
+  // Entries are found by their path (a string_view) without building one.
+  struct EntryHash {
+    using is_transparent = void;
+    size_t operator()(absl::string_view path) const;
+    size_t operator()(const EntryPtr& e) const { return (*this)(e->path()); }
+  };
+  struct EntryEq {
+    using is_transparent = void;
+    static absl::string_view PathOf(absl::string_view p) { return p; }
+    static absl::string_view PathOf(const EntryPtr& e) { return e->path(); }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return PathOf(a) == PathOf(b);
+    }
+  };
+  using EntrySet = absl::flat_hash_set<EntryPtr, EntryHash, EntryEq>;
   struct Shard {
     mutable absl::Mutex mu;
-    // node_hash_map: entries hold an atomic and never move.
-    absl::node_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+    EntrySet entries ABSL_GUARDED_BY(mu);
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
   };
   static size_t EntryBytes(absl::string_view path, const Znode& node);
-  static void MergePatch(const record::v1::ZnodeRecord& patch, Znode* node);
   Shard& ShardOf(absl::string_view path) const;
-  void Put(Shard& shard, absl::string_view path, Znode node)
+  void Put(Shard& shard, absl::string_view path, const Znode& node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void Erase(Shard& shard, EntrySet::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Evicts until `extra_bytes` more fit in the shard, and then some (to 7/8
-  // of its bound), so that evictions come in batches.
+  // of its bound), so that evictions come in batches. Second chance: the
+  // first pass skips (and un-marks) entries read since the last eviction.
   void EvictUntilFits(Shard& shard, size_t extra_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
