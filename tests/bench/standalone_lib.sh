@@ -1,7 +1,7 @@
 # Shared by the standalone benchmark scripts (thread_cpu.sh, one_run.sh):
 # a temp dir, a zoo.cfg on free 127.0.0.1 ports, start/stop of the server
 # by PID, and cleanup on exit. Source it after setting SERVER; it defines
-# DIR, PORT, PID, start and stop. Extra zoo.cfg lines: EXTRA_CONFIG.
+# DIR, PORT, ADMIN_PORT, PID, start and stop. Extra zoo.cfg lines: EXTRA_CONFIG.
 DIR=$(mktemp -d /tmp/rk-bench.XXXXXX)
 PID=
 cleanup() {
@@ -14,12 +14,13 @@ free_port() {
   /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
 }
 PORT=$(free_port)
+ADMIN_PORT=$(free_port)
 cat >"$DIR/zoo.cfg" <<EOC
 dataDir=$DIR/data
 clientPort=$PORT
 clientPortAddress=127.0.0.1
 grpcPort=$(free_port)
-admin.serverPort=$(free_port)
+admin.serverPort=$ADMIN_PORT
 ${EXTRA_CONFIG:-}
 EOC
 
