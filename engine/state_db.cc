@@ -739,10 +739,10 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   node.data_null = c.data_null();
   batch->Put(znodes_, ZnodeKey(c.path()),
              ZnodeToRecord(node).SerializeAsString());
-  // A new node is not cached here: most are written once and read by
-  // nobody, and caching them cost the apply thread 10% of its time (a
-  // create never has a stale entry to replace: absent nodes are not
-  // cached). A later read fills it.
+  if (znode_cache_->enabled()) {
+    znode_changes_.push_back(
+        {c.path(), ZnodeChange::Kind::kPut, std::move(node), {}});
+  }
 
   const absl::string_view parent = ParentPath(c.path());
   children_changes_.push_back(

@@ -175,5 +175,25 @@ TEST(StateDbZnodeCacheTest, RacingFillsNeverLeaveAStaleZnode) {
   EXPECT_GT(h.db().znode_cache_stats().hits, 0u);
 }
 
+// A created node is cached by the apply, with the stat the DB holds: the
+// first read of it is a hit.
+TEST(StateDbZnodeCacheTest, ACreatedNodeIsCachedByTheApply) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("db"));
+  h.Run(Create("/fresh", "payload"));
+  const CacheStats before = h.db().znode_cache_stats();
+  absl::StatusOr<Znode> got = h.db().GetZnode("/fresh");
+  ASSERT_TRUE(got.ok()) << got.status();
+  const CacheStats after = h.db().znode_cache_stats();
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.misses, before.misses);
+  std::unique_ptr<StateDb> plain = OpenPlainDb(dir.Sub("plain"));
+  for (const Txn& txn : h.txns()) {
+    ASSERT_TRUE(plain->Apply({txn}, nullptr).ok());
+  }
+  EXPECT_EQ(ReadZnode(h.db(), "/fresh"), ReadZnode(*plain, "/fresh"));
+  EXPECT_EQ(got->data, "payload");
+}
+
 }  // namespace
 }  // namespace rockeeper::engine
