@@ -613,6 +613,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
   int64_t last = last_applied_zxid();
   children_changes_.clear();
   znode_changes_.clear();
+  batch_znodes_.clear();
   {
     absl::MutexLock lock(&acl_mu_);
     acl_ids_in_batch_.clear();
@@ -622,6 +623,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
     RollBackAcls();
     children_changes_.clear();
     znode_changes_.clear();
+    batch_znodes_.clear();
     if (triggers != nullptr) triggers->resize(triggers_before);
     return s;
   };
@@ -739,6 +741,7 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   node.data_null = c.data_null();
   batch->Put(znodes_, ZnodeKey(c.path()),
              ZnodeToRecord(node).SerializeAsString());
+  ForgetBatchZnode(c.path());
   if (znode_cache_->enabled()) {
     znode_changes_.push_back(
         {c.path(), ZnodeChange::Kind::kPut, std::move(node), {}});
@@ -768,6 +771,7 @@ void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
                           rocksdb::WriteBatch* batch,
                           std::vector<WatchTrigger>* triggers) {
   batch->Delete(znodes_, ZnodeKey(d.path()));
+  ForgetBatchZnode(d.path());
   if (znode_cache_->enabled()) {
     znode_changes_.push_back({d.path(), ZnodeChange::Kind::kErase, {}, {}});
   }
@@ -802,6 +806,7 @@ void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
   rec.set_mtime_ms(txn.header().time_ms());
   if (s.has_rest()) {
     batch->Put(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
+    ForgetBatchZnode(s.path());
     if (znode_cache_->enabled()) {
       znode_changes_.push_back(
           {s.path(), ZnodeChange::Kind::kPut, ZnodeFromRecord(rec), {}});
@@ -817,10 +822,33 @@ void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
 
 void StateDb::NoteZnodePatch(absl::string_view path, const ZnodeRecord& patch,
                              rocksdb::WriteBatch* batch) {
-  batch->Merge(znodes_, ZnodeKey(path), patch.SerializeAsString());
-  if (znode_cache_->enabled()) {
-    znode_changes_.push_back({path, ZnodeChange::Kind::kPatch, {}, patch});
+  // A znode with more data than this is patched by a merge operand even if
+  // known: the Put would copy all of its data for each child created.
+  constexpr size_t kMaxPutDataBytes = 1024;
+  if (!znode_cache_->enabled()) {
+    batch->Merge(znodes_, ZnodeKey(path), patch.SerializeAsString());
+    return;
   }
+  auto [it, first] = batch_znodes_.try_emplace(path);
+  if (first) {
+    Znode cached;
+    if (znode_cache_->Peek(path, &cached)) it->second = std::move(cached);
+  }
+  std::optional<Znode>& known = it->second;
+  if (known.has_value()) MergePatch(patch, &*known);
+  if (known.has_value() && known->data.size() <= kMaxPutDataBytes) {
+    batch->Put(znodes_, ZnodeKey(path),
+               ZnodeToRecord(*known).SerializeAsString());
+  } else {
+    known.reset();  // the DB's record is base + operands from here on
+    batch->Merge(znodes_, ZnodeKey(path), patch.SerializeAsString());
+  }
+  znode_changes_.push_back({path, ZnodeChange::Kind::kPatch, {}, patch});
+}
+
+void StateDb::ForgetBatchZnode(absl::string_view path) {
+  if (!znode_cache_->enabled()) return;
+  batch_znodes_.insert_or_assign(path, std::nullopt);
 }
 
 void StateDb::ApplySetAcl(const record::v1::SetAclTxn& s,

@@ -196,11 +196,15 @@ class StateDb {
                     rocksdb::WriteBatch* batch,
                     std::vector<WatchTrigger>* triggers);
   void ApplySetAcl(const record::v1::SetAclTxn& s, rocksdb::WriteBatch* batch);
-  // Merges `patch` (a serialized ZnodeRecord) into `path`'s record, and
-  // notes it for the znode cache.
+  // Writes `patch` into `path`'s record and notes it for the znode cache:
+  // a Put of the whole patched znode when the batch knows it (see
+  // batch_znodes_), else a Merge.
   void NoteZnodePatch(absl::string_view path,
                       const record::v1::ZnodeRecord& patch,
                       rocksdb::WriteBatch* batch);
+  // The batch wrote `path` other than by NoteZnodePatch: its later patches
+  // in the batch merge.
+  void ForgetBatchZnode(absl::string_view path);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -217,6 +221,15 @@ class StateDb {
   std::unique_ptr<ZnodeCache> znode_cache_;
   // The znode writes of the batch being applied, for znode_cache_.
   std::vector<ZnodeChange> znode_changes_;
+  // Apply thread only. The znodes the batch being applied patched, by path
+  // (views into its txns): the whole znode as of the batch's writes so far,
+  // or nullopt where that is unknown. Known = taken from the znode cache at
+  // the first patch (the cache equals the DB between batches) and patched
+  // since. A patch of a known znode is written as a Put of the whole record
+  // instead of a merge operand: a hot parent (every create and delete
+  // patches its parent) then has no merge stack for RocksDB to count and
+  // collapse in the apply thread (`max_successive_merges`).
+  absl::flat_hash_map<absl::string_view, std::optional<Znode>> batch_znodes_;
 
   std::atomic<int64_t> last_applied_zxid_{0};
   std::atomic<int64_t> znode_count_{0};

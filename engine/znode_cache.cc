@@ -11,24 +11,6 @@ namespace rockeeper::engine {
 
 namespace {
 
-// The merge operator's rule (engine/znode_merge.cc): the fields present in
-// the patch win. All but the data, which only a Znode can take.
-template <typename Node>
-void MergeFixedFields(const record::v1::ZnodeRecord& p, Node* n) {
-  if (p.has_czxid()) n->czxid = p.czxid();
-  if (p.has_mzxid()) n->mzxid = p.mzxid();
-  if (p.has_pzxid()) n->pzxid = p.pzxid();
-  if (p.has_ctime_ms()) n->ctime_ms = p.ctime_ms();
-  if (p.has_mtime_ms()) n->mtime_ms = p.mtime_ms();
-  if (p.has_version()) n->version = p.version();
-  if (p.has_cversion()) n->cversion = p.cversion();
-  if (p.has_aversion()) n->aversion = p.aversion();
-  if (p.has_ephemeral_owner()) n->ephemeral_owner = p.ephemeral_owner();
-  if (p.has_num_children()) n->num_children = p.num_children();
-  if (p.has_acl_id()) n->acl_id = p.acl_id();
-  if (p.has_data_null()) n->data_null = p.data_null();
-}
-
 // A slot of the flat set (a pointer) and its control byte, at the set's
 // highest load (7/8), rounded up.
 constexpr size_t kSlotBytes = 10;
@@ -116,6 +98,16 @@ bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
   return true;
 }
 
+bool ZnodeCache::Peek(absl::string_view path, Znode* node) const {
+  if (max_bytes_ == 0) return false;
+  Shard& shard = ShardOf(path);
+  absl::ReaderMutexLock lock(&shard.mu);
+  auto it = shard.entries.find(path);
+  if (it == shard.entries.end()) return false;
+  (*it)->CopyTo(node);
+  return true;
+}
+
 void ZnodeCache::Fill(absl::string_view path, uint64_t epoch_before_read,
                       const Znode& node) {
   if (max_bytes_ == 0) return;
@@ -147,13 +139,12 @@ void ZnodeCache::ApplyChanges(absl::Span<ZnodeChange> changes) {
         auto it = shard.entries.find(c.path);
         if (it == shard.entries.end()) break;
         if (!c.patch.has_data()) {  // the sizes stay: in place
-          MergeFixedFields(c.patch, it->get());
+          MergePatchStat(c.patch, it->get());
           break;
         }
         Znode node;
         (*it)->CopyTo(&node);
-        MergeFixedFields(c.patch, &node);
-        node.data = c.patch.data();
+        MergePatch(c.patch, &node);
         Put(shard, c.path, node);
         break;
       }
