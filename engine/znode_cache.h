@@ -88,7 +88,7 @@ class ZnodeCache {
 
  private:
   // One cached znode in one allocation: this header, then the path's
-  // bytes, then the data's. About 200 bytes for a 20-byte path and 100
+  // bytes, then the data's. About 210 bytes for a 20-byte path and 100
   // bytes of data, where a map node holding a Znode and two std::strings
   // took about 310: the same bound holds ~1.5x the znodes.
   struct Entry {
