@@ -14,6 +14,24 @@ namespace {
 // A slot of the flat set (a pointer) and its control byte, at the set's
 // highest load (7/8), rounded up.
 constexpr size_t kSlotBytes = 10;
+
+// Entry and Znode name their stat fields alike.
+template <typename From, typename To>
+void CopyStatFields(const From& f, To* t) {
+  t->data_null = f.data_null;
+  t->version = f.version;
+  t->cversion = f.cversion;
+  t->aversion = f.aversion;
+  t->num_children = f.num_children;
+  t->czxid = f.czxid;
+  t->mzxid = f.mzxid;
+  t->pzxid = f.pzxid;
+  t->ctime_ms = f.ctime_ms;
+  t->mtime_ms = f.mtime_ms;
+  t->ephemeral_owner = f.ephemeral_owner;
+  t->acl_id = f.acl_id;
+}
+
 }  // namespace
 
 size_t ZnodeCache::Entry::charge() const {
@@ -21,33 +39,11 @@ size_t ZnodeCache::Entry::charge() const {
 }
 
 void ZnodeCache::Entry::SetFixedFields(const Znode& n) {
-  data_null = n.data_null;
-  version = n.version;
-  cversion = n.cversion;
-  aversion = n.aversion;
-  num_children = n.num_children;
-  czxid = n.czxid;
-  mzxid = n.mzxid;
-  pzxid = n.pzxid;
-  ctime_ms = n.ctime_ms;
-  mtime_ms = n.mtime_ms;
-  ephemeral_owner = n.ephemeral_owner;
-  acl_id = n.acl_id;
+  CopyStatFields(n, this);
 }
 
 void ZnodeCache::Entry::CopyTo(Znode* n) const {
-  n->data_null = data_null;
-  n->version = version;
-  n->cversion = cversion;
-  n->aversion = aversion;
-  n->num_children = num_children;
-  n->czxid = czxid;
-  n->mzxid = mzxid;
-  n->pzxid = pzxid;
-  n->ctime_ms = ctime_ms;
-  n->mtime_ms = mtime_ms;
-  n->ephemeral_owner = ephemeral_owner;
-  n->acl_id = acl_id;
+  CopyStatFields(*this, n);
   const absl::string_view d = data();
   n->data.assign(d.data(), d.size());
 }
