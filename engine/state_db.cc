@@ -832,7 +832,9 @@ void StateDb::NoteZnodePatch(absl::string_view path, const ZnodeRecord& patch,
   auto [it, first] = batch_znodes_.try_emplace(path);
   if (first) {
     Znode cached;
-    if (znode_cache_->Peek(path, &cached)) it->second = std::move(cached);
+    if (znode_cache_->Peek(path, kMaxPutDataBytes, &cached)) {
+      it->second = std::move(cached);
+    }
   }
   std::optional<Znode>& known = it->second;
   if (known.has_value()) MergePatch(patch, &*known);

@@ -94,12 +94,15 @@ bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
   return true;
 }
 
-bool ZnodeCache::Peek(absl::string_view path, Znode* node) const {
+bool ZnodeCache::Peek(absl::string_view path, size_t max_data_bytes,
+                      Znode* node) const {
   if (max_bytes_ == 0) return false;
   Shard& shard = ShardOf(path);
   absl::ReaderMutexLock lock(&shard.mu);
   auto it = shard.entries.find(path);
-  if (it == shard.entries.end()) return false;
+  if (it == shard.entries.end() || (*it)->data_size > max_data_bytes) {
+    return false;
+  }
   (*it)->CopyTo(node);
   return true;
 }

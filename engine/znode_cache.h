@@ -69,9 +69,10 @@ class ZnodeCache {
   // Copies the cached znode of `path` to *node and returns true, or returns
   // false on a miss.
   bool Lookup(absl::string_view path, Znode* node) const;
-  // As Lookup, for the apply thread: counts no hit or miss and leaves the
-  // entry's eviction mark alone.
-  bool Peek(absl::string_view path, Znode* node) const;
+  // As Lookup, for the apply thread: counts no hit or miss, leaves the
+  // entry's eviction mark alone, and returns false (copying nothing) for a
+  // znode with more than `max_data_bytes` of data.
+  bool Peek(absl::string_view path, size_t max_data_bytes, Znode* node) const;
   // The value to pass to Fill(); read it before the DB read starts.
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // Caches `node` (read from the DB after epoch() returned
