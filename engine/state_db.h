@@ -94,9 +94,24 @@ struct StateDbOptions {
   // (a tree larger than the caches) a cost: a lookup, a copy and an
   // insert per get. 0 disables it. Default: 0.
   size_t row_cache_bytes = 0;
+  // SST files RocksDB keeps open, each holding a file descriptor; -1 keeps
+  // every one open. 0 derives it from RLIMIT_NOFILE when the DB opens: -1
+  // if the soft limit is at least kAllSstFilesOpenFdLimit, else half the
+  // soft limit (at least 64), so a large tree (100M znodes are ~1500 files
+  // of 8 MiB) under a low limit (systemd's default soft limit is 1024)
+  // reopens tables from RocksDB's table cache instead of failing with
+  // EMFILE. Default: 0.
+  int max_open_files = 0;
   // Open without the ability to write (tools, snapshots). Default: false.
   bool read_only = false;
 };
+
+// The RLIMIT_NOFILE soft limit from which StateDbOptions::max_open_files 0
+// keeps every SST file open.
+inline constexpr uint64_t kAllSstFilesOpenFdLimit = 65536;
+// StateDbOptions::max_open_files as RocksDB takes it (-1: no bound), for
+// the current soft RLIMIT_NOFILE.
+int MaxOpenSstFiles(int configured);
 
 class StateDb {
  public:

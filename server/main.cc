@@ -274,7 +274,21 @@ rpc::ServerSnapshot Snapshot(const ServerConfig& cfg,
   return s;
 }
 
+// The state DB keeps its SST files open (engine::StateDbOptions::
+// max_open_files), so take the hard limit on descriptors, as daemons do.
+void RaiseFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  const rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    Log("INFO", absl::StrCat("open files limit raised from ", before, " to ",
+                             rl.rlim_cur));
+  }
+}
+
 int Serve(const ServerConfig& cfg) {
+  RaiseFdLimit();
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

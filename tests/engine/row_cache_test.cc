@@ -3,6 +3,8 @@
 // DB without the cache returns. The row cache keys records by SST file, and
 // znodes carry merge operands (child counts, cversion, pzxid), so a get may
 // combine a memtable merge with a cached SST record: the case to check.
+#include <sys/resource.h>
+
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -100,6 +102,40 @@ TEST(StateDbRowCacheTest, GetsMatchADbWithoutTheCacheAcrossFlushes) {
   h.Reopen();
   for (const std::string& p : paths) {
     EXPECT_EQ(Describe(h.db(), p), Describe(*plain, p)) << p;
+  }
+}
+
+// Not the row cache, but the same plain DB: the bound on open SST files
+// follows the soft RLIMIT_NOFILE, and a DB opened under a low limit works.
+TEST(StateDbOpenFilesTest, BoundFollowsTheSoftFdLimit) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 1024) {
+    GTEST_SKIP() << "hard limit on open files " << saved.rlim_max;
+  }
+  EXPECT_EQ(MaxOpenSstFiles(300), 300);
+  EXPECT_EQ(MaxOpenSstFiles(-1), -1);
+  rlimit low = saved;
+  low.rlim_cur = 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  const int at_1024 = MaxOpenSstFiles(0);
+  low.rlim_cur = 100;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  const int at_100 = MaxOpenSstFiles(0);
+  TempDir dir;
+  std::unique_ptr<StateDb> db = OpenPlainDb(dir.path());
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(db->GetZnode("/").ok());
+  db.reset();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(at_1024, 512);
+  EXPECT_EQ(at_100, 64);
+  if (saved.rlim_max == RLIM_INFINITY ||
+      saved.rlim_max >= kAllSstFilesOpenFdLimit) {
+    low.rlim_cur = kAllSstFilesOpenFdLimit;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    EXPECT_EQ(MaxOpenSstFiles(0), -1);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
   }
 }
 

@@ -44,8 +44,9 @@ def generate_stubs(proto_dir, out_dir):
 class Server:
     """One rockeeper process with its own data dir and ports."""
 
-    def __init__(self, root, extra=""):
+    def __init__(self, root, extra="", preexec_fn=None):
         self.dir = root
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.client_port = free_port()
         self.cfg = os.path.join(root, "zoo.cfg")
@@ -61,7 +62,8 @@ class Server:
 
     def start(self):
         self.proc = subprocess.Popen([ARGS.bin, "--config", self.cfg],
-                                     stdout=self.log, stderr=self.log)
+                                     stdout=self.log, stderr=self.log,
+                                     preexec_fn=self.preexec_fn)
         # Wait for the port with plain TCP connects first: a gRPC channel
         # that fails its first connect backs off for seconds.
         deadline = time.time() + 30
@@ -525,6 +527,32 @@ class LimitsTest(unittest.TestCase):
             self.assertEqual(a.Close(pb.CloseRequest()).header.err, OK)
             c = Session(server.stub)
             self.assertNotEqual(c.id, b.id)
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_open_files_soft_limit_is_raised_to_the_hard_limit(self):
+        # The state DB keeps its SST files open; a server started under
+        # systemd's default soft limit (1024) takes the hard limit.
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard <= 256:
+            self.skipTest(f"hard limit on open files is {hard}")
+
+        def low_soft_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+        root = tempfile.mkdtemp(prefix="rk-fds-")
+        server = Server(root, preexec_fn=low_soft_limit)
+        try:
+            server.start()
+            with open(f"/proc/{server.proc.pid}/limits") as f:
+                line = next(l for l in f if l.startswith("Max open files"))
+            soft, hard_seen = line.split()[3:5]
+            self.assertEqual(soft, hard_seen, line)
+            self.assertNotEqual(soft, "256", line)
+            s = Session(server.stub)
+            self.assertEqual(s.Create(pb.CreateRequest(path="/fds", data=b"x")).header.err, OK)
         finally:
             server.stop()
             shutil.rmtree(root, ignore_errors=True)
