@@ -27,7 +27,9 @@ bool ChildrenCache::Lookup(absl::string_view parent,
     return false;
   }
   hits_.fetch_add(1, std::memory_order_relaxed);
-  it->second.referenced.store(true, std::memory_order_relaxed);
+  if (!it->second.referenced.load(std::memory_order_relaxed)) {
+    it->second.referenced.store(true, std::memory_order_relaxed);
+  }
   names->insert(names->end(), it->second.names.begin(), it->second.names.end());
   return true;
 }

@@ -85,11 +85,15 @@ bool ZnodeCache::Lookup(absl::string_view path, Znode* node) const {
   absl::ReaderMutexLock lock(&shard.mu);
   auto it = shard.entries.find(path);
   if (it == shard.entries.end()) {
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    shard.misses.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  hits_.fetch_add(1, std::memory_order_relaxed);
-  (*it)->referenced.store(true, std::memory_order_relaxed);
+  shard.hits.fetch_add(1, std::memory_order_relaxed);
+  // Only when it changes: a hot entry (a parent every create reads) stays
+  // a clean line the readers share.
+  if (!(*it)->referenced.load(std::memory_order_relaxed)) {
+    (*it)->referenced.store(true, std::memory_order_relaxed);
+  }
   (*it)->CopyTo(node);
   return true;
 }
@@ -193,9 +197,10 @@ void ZnodeCache::EvictUntilFits(Shard& shard, size_t extra_bytes) {
 }
 
 ZnodeCache::Stats ZnodeCache::stats() const {
-  Stats out{hits_.load(std::memory_order_relaxed),
-            misses_.load(std::memory_order_relaxed), 0, 0};
+  Stats out{0, 0, 0, 0};
   for (const Shard& shard : shards_) {
+    out.hits += shard.hits.load(std::memory_order_relaxed);
+    out.misses += shard.misses.load(std::memory_order_relaxed);
     absl::ReaderMutexLock lock(&shard.mu);
     out.entries += shard.entries.size();
     out.bytes += shard.bytes;

@@ -142,10 +142,16 @@ class ZnodeCache {
     }
   };
   using EntrySet = absl::flat_hash_set<EntryPtr, EntryHash, EntryEq>;
-  struct Shard {
+  // One cache line (or more) per shard: the reader lock writes `mu`, and
+  // shards sharing a line would bounce it between threads reading
+  // different shards. The hit and miss counters live here for the same
+  // reason (one pair for the whole cache was a line every lookup wrote).
+  struct alignas(64) Shard {
     mutable absl::Mutex mu;
     EntrySet entries ABSL_GUARDED_BY(mu);
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
+    mutable std::atomic<uint64_t> hits{0};
+    mutable std::atomic<uint64_t> misses{0};
   };
   static size_t EntryBytes(absl::string_view path, const Znode& node);
   Shard& ShardOf(absl::string_view path) const;
@@ -161,9 +167,8 @@ class ZnodeCache {
 
   const size_t max_bytes_;
   const size_t shard_max_bytes_;
-  std::atomic<uint64_t> epoch_{0};
-  mutable std::atomic<uint64_t> hits_{0};
-  mutable std::atomic<uint64_t> misses_{0};
+  // Written once per applied batch, read by every Fill.
+  alignas(64) std::atomic<uint64_t> epoch_{0};
   mutable Shard shards_[kShards];
 };
 
