@@ -670,6 +670,7 @@ absl::Status StateDb::Apply(absl::Span<const Txn> txns,
       NoteZnodePatch(q.path(), patch, &batch);
     }
   }
+  for (auto& [path, bz] : batch_znodes_) WriteBatchZnode(path, bz, &batch);
   batch.Put(meta_, kMetaLastAppliedZxid, EncodeI64(last));
   int64_t count = znode_count_.load();
   for (const Txn& txn : txns) count += ZnodeCountDelta(txn);
@@ -765,9 +766,9 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
   node.acl_id = InternAcl(AclVector(c.acl().begin(), c.acl().end()), batch);
   node.data = c.data();
   node.data_null = c.data_null();
+  ForgetBatchZnode(c.path(), batch);
   batch->Put(znodes_, ZnodeKey(c.path()),
              ZnodeToRecord(node).SerializeAsString());
-  ForgetBatchZnode(c.path());
   if (znode_cache_->enabled()) {
     znode_changes_.push_back(
         {c.path(), ZnodeChange::Kind::kPut, std::move(node), {}});
@@ -796,8 +797,8 @@ void StateDb::ApplyCreate(const record::v1::CreateTxn& c, const Txn& txn,
 void StateDb::ApplyDelete(const record::v1::DeleteTxn& d, int64_t zxid,
                           rocksdb::WriteBatch* batch,
                           std::vector<WatchTrigger>* triggers) {
+  ForgetBatchZnode(d.path(), batch);
   batch->Delete(znodes_, ZnodeKey(d.path()));
-  ForgetBatchZnode(d.path());
   if (znode_cache_->enabled()) {
     znode_changes_.push_back({d.path(), ZnodeChange::Kind::kErase, {}, {}});
   }
@@ -831,8 +832,8 @@ void StateDb::ApplySetData(const record::v1::SetDataTxn& s, const Txn& txn,
   rec.set_mzxid(txn.header().zxid());
   rec.set_mtime_ms(txn.header().time_ms());
   if (s.has_rest()) {
+    ForgetBatchZnode(s.path(), batch);
     batch->Put(znodes_, ZnodeKey(s.path()), rec.SerializeAsString());
-    ForgetBatchZnode(s.path());
     if (znode_cache_->enabled()) {
       znode_changes_.push_back(
           {s.path(), ZnodeChange::Kind::kPut, ZnodeFromRecord(rec), {}});
@@ -856,27 +857,44 @@ void StateDb::NoteZnodePatch(absl::string_view path, const ZnodeRecord& patch,
     return;
   }
   auto [it, first] = batch_znodes_.try_emplace(path);
+  BatchZnode& bz = it->second;
   if (first) {
     Znode cached;
     if (znode_cache_->Peek(path, kMaxPutDataBytes, &cached)) {
-      it->second = std::move(cached);
+      bz.node = std::move(cached);
     }
   }
-  std::optional<Znode>& known = it->second;
-  if (known.has_value()) MergePatch(patch, &*known);
-  if (known.has_value() && known->data.size() <= kMaxPutDataBytes) {
-    batch->Put(znodes_, ZnodeKey(path),
-               ZnodeToRecord(*known).SerializeAsString());
-  } else {
-    known.reset();  // the DB's record is base + operands from here on
+  if (!bz.node.has_value()) {
     batch->Merge(znodes_, ZnodeKey(path), patch.SerializeAsString());
+  } else {
+    MergePatch(patch, &*bz.node);
+    if (bz.node->data.size() <= kMaxPutDataBytes) {
+      bz.unwritten = true;  // one Put at the end of the batch
+    } else {
+      // Merge operands from here on; the DB's record gets this state now.
+      batch->Put(znodes_, ZnodeKey(path),
+                 ZnodeToRecord(*bz.node).SerializeAsString());
+      bz.node.reset();
+      bz.unwritten = false;
+    }
   }
   znode_changes_.push_back({path, ZnodeChange::Kind::kPatch, {}, patch});
 }
 
-void StateDb::ForgetBatchZnode(absl::string_view path) {
+void StateDb::WriteBatchZnode(absl::string_view path, BatchZnode& bz,
+                              rocksdb::WriteBatch* batch) {
+  if (!bz.unwritten) return;
+  batch->Put(znodes_, ZnodeKey(path),
+             ZnodeToRecord(*bz.node).SerializeAsString());
+  bz.unwritten = false;
+}
+
+void StateDb::ForgetBatchZnode(absl::string_view path,
+                               rocksdb::WriteBatch* batch) {
   if (!znode_cache_->enabled()) return;
-  batch_znodes_.insert_or_assign(path, std::nullopt);
+  auto [it, first] = batch_znodes_.try_emplace(path);
+  if (!first) WriteBatchZnode(path, it->second, batch);
+  it->second.node.reset();
 }
 
 void StateDb::ApplySetAcl(const record::v1::SetAclTxn& s,

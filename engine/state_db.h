@@ -211,15 +211,27 @@ class StateDb {
                     rocksdb::WriteBatch* batch,
                     std::vector<WatchTrigger>* triggers);
   void ApplySetAcl(const record::v1::SetAclTxn& s, rocksdb::WriteBatch* batch);
+  // A znode the batch being applied patched (see batch_znodes_).
+  struct BatchZnode {
+    // The whole znode as of the batch's writes so far, or nullopt where
+    // that is unknown.
+    std::optional<Znode> node;
+    // `node` holds patches not yet in the WriteBatch: one Put of it goes in
+    // before any other write of the path and at the end of the batch.
+    bool unwritten = false;
+  };
   // Writes `patch` into `path`'s record and notes it for the znode cache:
-  // a Put of the whole patched znode when the batch knows it (see
-  // batch_znodes_), else a Merge.
+  // into the whole znode when the batch knows it (written as one Put per
+  // batch, see batch_znodes_), else as a Merge.
   void NoteZnodePatch(absl::string_view path,
                       const record::v1::ZnodeRecord& patch,
                       rocksdb::WriteBatch* batch);
-  // The batch wrote `path` other than by NoteZnodePatch: its later patches
-  // in the batch merge.
-  void ForgetBatchZnode(absl::string_view path);
+  // Puts `bz.node` into `batch` if it has patches not written yet.
+  void WriteBatchZnode(absl::string_view path, BatchZnode& bz,
+                       rocksdb::WriteBatch* batch);
+  // The batch is about to write `path` other than by NoteZnodePatch: writes
+  // its pending patches first, and its later patches in the batch merge.
+  void ForgetBatchZnode(absl::string_view path, rocksdb::WriteBatch* batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -240,11 +252,12 @@ class StateDb {
   // (views into its txns): the whole znode as of the batch's writes so far,
   // or nullopt where that is unknown. Known = taken from the znode cache at
   // the first patch (the cache equals the DB between batches) and patched
-  // since. A patch of a known znode is written as a Put of the whole record
-  // instead of a merge operand: a hot parent (every create and delete
-  // patches its parent) then has no merge stack for RocksDB to count and
-  // collapse in the apply thread (`max_successive_merges`).
-  absl::flat_hash_map<absl::string_view, std::optional<Znode>> batch_znodes_;
+  // since. The patches of a known znode are written as one Put of the whole
+  // record per batch instead of merge operands: a hot parent (every create
+  // and delete patches its parent) then has no merge stack for RocksDB to
+  // count and collapse in the apply thread (`max_successive_merges`), and
+  // one memtable entry per batch instead of one per child created.
+  absl::flat_hash_map<absl::string_view, BatchZnode> batch_znodes_;
 
   std::atomic<int64_t> last_applied_zxid_{0};
   std::atomic<int64_t> znode_count_{0};

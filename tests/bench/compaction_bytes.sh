@@ -1,10 +1,12 @@
 #!/bin/bash
 # Loads KEYS znodes into a fresh standalone rockeeper, runs OPS operations of
 # WORKLOAD, and prints the throughput and what RocksDB's compactions did
-# over the whole run (load included), summed from the state DB's LOG
-# ("compaction_finished" events): count, output MiB, CPU-side time, input
-# records. Compaction output is a steadier figure than ops/s for comparing
-# RocksDB shapes, since it barely depends on the machine's speed.
+# over the whole run (load included), summed from the state DB's LOG: the
+# memtable entries and bytes flushed ("flush_started" events), and the
+# compactions' count, output MiB, time and input records
+# ("compaction_finished"). These are steadier figures than ops/s for
+# comparing write paths and RocksDB shapes: they barely depend on the
+# machine's speed.
 #
 # usage: tests/bench/compaction_bytes.sh SERVER_BINARY WORKLOAD KEYS OPS
 #   env: BUILD (default build, for rkbench), EXTRA_CONFIG (zoo.cfg lines)
@@ -27,8 +29,12 @@ stop
 find "$DIR/data" -name LOG -path '*state*' -print0 | xargs -0 cat |
   /usr/bin/python3 -c '
 import json, sys
-n = out = micros = records = 0
+n = out = micros = records = flushed = flushed_bytes = 0
 for line in sys.stdin:
+    if "\"flush_started\"" in line:
+        e = json.loads(line[line.index("{"):])
+        flushed += e["num_entries"]
+        flushed_bytes += e["total_data_size"]
     if "\"compaction_finished\"" not in line:
         continue
     e = json.loads(line[line.index("{"):])
@@ -36,5 +42,6 @@ for line in sys.stdin:
     out += e["total_output_size"]
     micros += e["compaction_time_micros"]
     records += e.get("num_input_records", 0)
-print(f"compactions={n} output_mib={out / 2**20:.0f} "
+print(f"flushed_entries={flushed} flushed_mib={flushed_bytes / 2**20:.0f} "
+      f"compactions={n} output_mib={out / 2**20:.0f} "
       f"compaction_s={micros / 1e6:.1f} input_records={records}")'

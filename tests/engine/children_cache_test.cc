@@ -273,6 +273,69 @@ TEST(StateDbChildrenCacheTest, BatchedAppliesWriteWhatMergesWould) {
   ExpectSameTree(*batched, *plain, "after the reopen");
 }
 
+// One batch that patches known znodes and then writes them otherwise:
+// deletes a patched parent, sets a patched parent's data (small, then more
+// than Apply keeps whole), creates again what it deleted. The patches of a
+// known znode wait in the batch for one Put; every other write of the path
+// must land after them, as one-txn applies to a DB without caches do.
+TEST(StateDbChildrenCacheTest, PendingPatchPutsPrecedeOtherWritesOfThePath) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("source"));
+  h.Run(Create("/q"));
+  h.Run(Create("/q/r"));
+  h.Run(Create("/q/r/s"));
+  h.Run(Create("/w"));
+  const size_t setup = h.txns().size();
+  h.Run(Create("/q/r/t"));                   // patches /q/r
+  h.Run(DeleteRequest{"/q/r/t"});            // and again
+  h.Run(DeleteRequest{"/q/r/s"});            // and again
+  h.Run(DeleteRequest{"/q/r"});              // patched, then deleted
+  h.Run(Create("/q/r", "again"));            // patches /q
+  h.Run(Create("/q/r/u"));                   // patches the new /q/r
+  h.Run(SetDataRequest{"/q", "small", -1});  // patched, then set
+  h.Run(Create("/q/v"));                     // patches /q again
+  h.Run(SetDataRequest{"/q", std::string(1500, 'b'), -1});  // too big to keep
+  h.Run(Create("/q/x"));  // a merge from here on
+  h.Run(Create("/w/y"));  // patches /w
+  h.Run(SetDataRequest{"/w", "set", -1});
+  std::unique_ptr<StateDb> batched = OpenDb(dir.Sub("batched"), 1 << 20);
+  std::unique_ptr<StateDb> plain = OpenDb(dir.Sub("plain"), 0);
+  ASSERT_NE(batched, nullptr);
+  ASSERT_NE(plain, nullptr);
+  const std::vector<Txn>& txns = h.txns();
+  for (size_t j = 0; j < txns.size(); ++j) {
+    ASSERT_TRUE(plain->Apply({txns[j]}, nullptr).ok());
+    if (j < setup) {
+      ASSERT_TRUE(batched->Apply({txns[j]}, nullptr).ok());
+    }
+  }
+  ASSERT_TRUE(
+      batched
+          ->Apply(absl::MakeConstSpan(&txns[setup], txns.size() - setup),
+                  nullptr)
+          .ok());
+  auto expect_same = [&](const std::string& where) {
+    for (const char* p : {"/", "/q", "/q/r", "/q/r/s", "/q/r/t", "/q/r/u",
+                          "/q/v", "/q/x", "/w", "/w/y"}) {
+      EXPECT_EQ(ReadZnode(*batched, p), ReadZnode(*plain, p)) << p << where;
+    }
+    for (const char* p : {"/", "/q", "/q/r", "/w"}) {
+      EXPECT_EQ(List(*batched, p), List(*plain, p)) << p << where;
+    }
+  };
+  expect_same(" after the batch");
+  // The script did what it says.
+  EXPECT_FALSE(plain->GetZnode("/q/r/s").ok());
+  auto again = plain->GetZnode("/q/r");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->data, "again");
+  EXPECT_EQ(List(*plain, "/q"), (Names{"r", "v", "x"}));
+  batched.reset();
+  batched = OpenDb(dir.Sub("batched"), 0);
+  ASSERT_NE(batched, nullptr);
+  expect_same(" after the reopen");
+}
+
 // Readers that do not hold the visibility mutex (like Prep) list while the
 // apply thread creates and deletes children. The cache holds only about
 // four of the eight lists, so lists are evicted and filled again all the
