@@ -521,6 +521,7 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
   for (; sent < r.messages.size() && !r.messages[sent].after_persist; ++sent) {
     send_(std::move(r.messages[sent]));
   }
+  if (sent > 0 && options_.flush_sends) options_.flush_sends();
   absl::Status s;
   if (r.install_snapshot) {
     s = InstallSnapshot(*r.install_snapshot);
@@ -576,6 +577,9 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
   }
   for (size_t i = sent; i < r.messages.size(); ++i) {
     send_(std::move(r.messages[i]));
+  }
+  if (r.messages.size() > sent && options_.flush_sends) {
+    options_.flush_sends();
   }
   if (r.commit_zxid > 0) {
     commit_target_ = std::max(commit_target_, r.commit_zxid);

@@ -106,6 +106,11 @@ struct QuorumReplicaOptions {
   // quick and thread-safe. Default: none.
   std::function<void(const engine::SnapshotInfo& snapshot, int64_t took_ms)>
       on_snapshot;
+  // Called on the driver thread after each group of messages it passed to
+  // the SendFn (those before its fdatasync, those after): the SendFn may
+  // hold messages back until then, so that one group goes out as one write
+  // per peer. Null: the SendFn sends each message at once.
+  std::function<void()> flush_sends;
   // Copies server `from`'s snapshot at `zxid` into the new directory
   // `target_dir` (SNAP sync); the transport provides it. Null: SNAP is not
   // possible and a learner told to install one starts over.

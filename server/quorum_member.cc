@@ -68,12 +68,16 @@ absl::StatusOr<std::unique_ptr<QuorumMember>> QuorumMember::Start(
     if (t == nullptr) return absl::UnavailableError("transport stopped");
     return t->FetchSnapshot(from, zxid, target);
   };
+  options.flush_sends = [raw] {
+    zab::PeerTransport* t = raw->transport_ptr_.load();
+    if (t != nullptr) t->Flush();
+  };
   absl::StatusOr<std::unique_ptr<replication::QuorumReplica>> replica =
       replication::QuorumReplica::Open(options, [raw](zab::Message msg) {
         // Before the transport is up (or after Stop) the message is
-        // lost; the core repeats what matters.
+        // lost; the core repeats what matters. Sent at flush_sends.
         zab::PeerTransport* t = raw->transport_ptr_.load();
-        if (t != nullptr) t->Send(std::move(msg));
+        if (t != nullptr) t->Send(std::move(msg), /*flush=*/false);
       });
   if (!replica.ok()) return replica.status();
   m->replica_ = *std::move(replica);

@@ -145,4 +145,30 @@ absl::StatusOr<std::vector<std::string_view>> SplitBatch(
   return out;
 }
 
+void FillFrameHeader(std::string* frame) {
+  const uint32_t n = static_cast<uint32_t>(frame->size() - kFrameHeaderBytes);
+  for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
+    (*frame)[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  }
+}
+
+absl::Status NextFrame(std::string_view bytes, std::string_view* batch,
+                       size_t* frame_bytes) {
+  *frame_bytes = 0;
+  if (bytes.size() < kFrameHeaderBytes) return absl::OkStatus();
+  uint32_t n = 0;
+  for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
+    n |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  }
+  if (n == 0 || n > kMaxFrameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw peer stream: frame of ", n, " bytes (1 to ",
+                     kMaxFrameBytes, " allowed)"));
+  }
+  if (bytes.size() - kFrameHeaderBytes < n) return absl::OkStatus();
+  *batch = bytes.substr(kFrameHeaderBytes, n);
+  *frame_bytes = kFrameHeaderBytes + n;
+  return absl::OkStatus();
+}
+
 }  // namespace rockeeper::zab

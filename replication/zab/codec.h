@@ -43,6 +43,32 @@ void AppendToBatch(std::string_view encoded_message, std::string* batch);
 absl::StatusOr<std::vector<std::string_view>> SplitBatch(
     std::string_view bytes);
 
+// Raw peer streams (replication/zab/peer_transport.h), the quorum port's
+// plain-TCP protocol beside gRPC:
+//
+//   sender   -> receiver: kRawStreamHello (8 bytes), then frames
+//   receiver -> sender:   kRawStreamHello once, as "I speak this protocol";
+//                         nothing else, ever
+//   frame:    fixed32 little-endian length N, 1 <= N <= kMaxFrameBytes,
+//             then N bytes: one batch as above (AppendToBatch framing)
+//
+// The hello's first byte is not 'P', the first byte of the HTTP/2 client
+// preface, so one port can tell raw streams from gRPC connections.
+inline constexpr char kRawStreamHello[] = "RKZAB01\n";
+inline constexpr size_t kRawStreamHelloBytes = 8;
+inline constexpr size_t kFrameHeaderBytes = 4;
+// A batch around one message of kMaxMessageBytes (tag + varint) still fits.
+inline constexpr size_t kMaxFrameBytes = kMaxMessageBytes + 16;
+// Makes `batch` (a batch built from offset kFrameHeaderBytes on, the first
+// kFrameHeaderBytes bytes reserved) a frame by writing its header.
+void FillFrameHeader(std::string* frame);
+// Looks at the start of `bytes` (what a raw stream has delivered and not yet
+// consumed). A complete frame: its batch in `batch`, and the bytes it takes
+// in `frame_bytes`. Incomplete: `frame_bytes` = 0. InvalidArgument for a
+// length of 0 or above kMaxFrameBytes.
+absl::Status NextFrame(std::string_view bytes, std::string_view* batch,
+                       size_t* frame_bytes);
+
 }  // namespace rockeeper::zab
 
 #endif  // ROCKEEPER_REPLICATION_ZAB_CODEC_H_

@@ -2,13 +2,21 @@
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +67,100 @@ std::string HostPort(const std::string& host, int port) {
   const bool v6 = host.find(':') != std::string::npos && host[0] != '[';
   return v6 ? absl::StrCat("[", host, "]:", port)
             : absl::StrCat(host, ":", port);
+}
+
+// Raw streams (codec.h). An accepted connection that sends nothing is
+// closed after this long; so is one whose hello is incomplete.
+constexpr int kSniffTimeoutMs = 10'000;
+// Incoming connections served at once (raw streams, connections waiting
+// for their first byte); more are closed at once.
+constexpr size_t kMaxIncomingConns = 256;
+// How much a raw stream reader asks the kernel for at a time.
+constexpr size_t kRawReadBytes = 64 << 10;
+// Flush writes inline only up to this many queued bytes per peer: a large
+// backlog goes to the sender thread.
+constexpr size_t kInlineFlushBytes = 256 << 10;
+// TCP keepalive of raw streams: as kKeepaliveMs / kKeepaliveTimeoutMs.
+constexpr int kKeepaliveIdleS = kKeepaliveMs / 1000;
+constexpr int kKeepaliveIntervalS = 2;
+constexpr int kKeepaliveProbes = 3;
+
+// The addresses `host`:`port` resolves to (TCP). Empty if none.
+std::vector<std::pair<sockaddr_storage, socklen_t>> Resolve(
+    const std::string& host, int port, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  addrinfo* res = nullptr;
+  std::vector<std::pair<sockaddr_storage, socklen_t>> out;
+  const std::string service = std::to_string(port);
+  if (getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0) {
+    return out;
+  }
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    out.emplace_back(ss, a->ai_addrlen);
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+void SetSocketOptions(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &kKeepaliveIdleS,
+             sizeof(kKeepaliveIdleS));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &kKeepaliveIntervalS,
+             sizeof(kKeepaliveIntervalS));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &kKeepaliveProbes,
+             sizeof(kKeepaliveProbes));
+}
+
+void SetBlocking(int fd, bool blocking) {
+  const int flags = fcntl(fd, F_GETFL, 0);
+  fcntl(fd, F_SETFL, blocking ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK));
+}
+
+// Writes all of `bytes` (blocking). False on any error (the peer is gone,
+// or Stop shut the socket down).
+bool SendAll(int fd, std::string_view bytes, bool more) {
+  while (!bytes.empty()) {
+    const ssize_t n = send(fd, bytes.data(), bytes.size(),
+                           MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+enum class RecvEnd { kComplete, kTimeout, kClosed };
+// Reads exactly `n` bytes into `out` within `timeout_ms`, in poll slices of
+// kWaitSlice. kClosed: EOF or an error (e.g. Stop shut the socket down).
+RecvEnd RecvExactly(int fd, size_t n, int timeout_ms, std::string* out) {
+  out->clear();
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
+  char buf[16];
+  while (out->size() < n) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return RecvEnd::kTimeout;
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1,
+                       static_cast<int>(absl::ToInt64Milliseconds(
+                           std::min(kWaitSlice, left))));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return RecvEnd::kClosed;
+    if (r == 0) continue;
+    const ssize_t got =
+        recv(fd, buf, std::min(sizeof(buf), n - out->size()), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return RecvEnd::kClosed;
+    out->append(buf, static_cast<size_t>(got));
+  }
+  return RecvEnd::kComplete;
 }
 
 constexpr size_t kSnapshotChunkBytes = 1 << 20;
@@ -218,7 +320,8 @@ class PeerTransport::Impl {
         services_{Service(this, kQuorum), Service(this, kElection)} {}
 
   absl::Status Start();
-  void Send(Message m);
+  void Send(Message m, bool flush);
+  void Flush();
   absl::Status FetchSnapshot(int64_t from, int64_t zxid,
                              const std::string& target_dir,
                              absl::Duration timeout) {
@@ -348,6 +451,18 @@ class PeerTransport::Impl {
     int64_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
     bool stop ABSL_GUARDED_BY(mu) = false;
     grpc::ClientContext* call ABSL_GUARDED_BY(mu) = nullptr;  // open stream
+    int fd ABSL_GUARDED_BY(mu) = -1;  // the raw stream's socket, if any
+    // The raw stream is past its hello (StreamRaw runs).
+    bool raw_ready ABSL_GUARDED_BY(mu) = false;
+    // Someone writes to the raw socket outside mu: the link's thread. Flush
+    // writes inline (under mu) only while nobody does.
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    // The unwritten tail of a frame Flush began, with the number of
+    // messages in it: written by the link's thread before anything else.
+    std::string partial ABSL_GUARDED_BY(mu);
+    int64_t partial_messages ABSL_GUARDED_BY(mu) = 0;
+    // Messages queued since the last Flush without a wake-up of the thread.
+    bool unflushed ABSL_GUARDED_BY(mu) = false;
     // The peer answered StreamBatch with UNIMPLEMENTED (an older server):
     // use Stream, one message per gRPC message. Only the link's thread.
     bool legacy = false;
@@ -361,7 +476,34 @@ class PeerTransport::Impl {
                       std::optional<int64_t>& stream_from);
   grpc::Status Reject(std::string why);
 
+  // Incoming connections on the quorum port (raw streams or gRPC).
+  struct Conn {
+    int fd = -1;  // guarded by mu_; -1 once closed or handed to gRPC
+    std::thread thread;
+    bool done = false;  // guarded by mu_
+  };
+  absl::Status ListenQuorum(const PeerAddress& my);
+  void AcceptLoop();
+  // Tells a raw stream from a gRPC connection by its first byte and serves
+  // it, or hands it to servers_[kQuorum].
+  void ServeConn(Conn* conn);
+  void ServeRaw(int fd);
+  // Closes conn->fd unless Stop took it; marks the connection done.
+  void EndConn(Conn* conn);
+
   void RunLink(Link& link);
+  enum class RawConnect { kConnected, kFailed, kNotRaw };
+  // Dials link.peer's quorum port and says the raw hello; kNotRaw if the
+  // peer answered with anything but the hello (an older, gRPC-only server).
+  RawConnect ConnectRaw(Link& link, int* fd_out);
+  void StreamRaw(Link& link, int fd);
+  // As TakeQueued for a raw stream: `head` gets the partial frame Flush
+  // left, `out` the messages to frame after it; marks the link writing.
+  bool TakeRaw(Link& link, std::string& head, int64_t& head_messages,
+               std::vector<std::string>& out, bool& more);
+  // Writes what is queued for `link` now, from the calling thread, if its
+  // raw stream is idle; else wakes the link's thread.
+  void FlushLink(Link& link);
   bool Connect(Link& link);
   void StreamTo(Link& link);
   // Moves what `link` should send next into `out` (a batch's worth, or one
@@ -384,6 +526,14 @@ class PeerTransport::Impl {
   absl::Mutex mu_;
   std::list<std::unique_ptr<Reader>> readers_ ABSL_GUARDED_BY(mu_);
   int live_readers_ ABSL_GUARDED_BY(mu_) = 0;
+  std::list<std::unique_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);
+
+  std::vector<int> listen_fds_;  // the quorum port; fixed after Start
+  std::thread acceptor_;
+  std::atomic<int64_t> raw_streams_in_{0};
+  std::atomic<int64_t> open_raw_streams_{0};
+  std::atomic<int64_t> flushed_inline_{0};
+  std::atomic<int64_t> partial_flushes_{0};
 
   std::array<std::atomic<int64_t>, 2> sent_{};
   std::array<std::atomic<int64_t>, 2> received_{};
@@ -418,7 +568,11 @@ absl::Status PeerTransport::Impl::Start() {
         HostPort(my.host, kind == kQuorum ? my.quorum_port : my.election_port);
     grpc::ServerBuilder builder;
     int bound = 0;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &bound);
+    // The quorum port is ours (ListenQuorum): gRPC gets the connections
+    // that are not raw streams.
+    if (kind == kElection) {
+      builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &bound);
+    }
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(kMaxMessageBytes + kBatchSlackBytes));
     // Two servers must never share a port: a restarted server would split
@@ -430,11 +584,16 @@ absl::Status PeerTransport::Impl::Start() {
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     builder.RegisterService(&services_[kind]);
     servers_[kind] = builder.BuildAndStart();
-    if (servers_[kind] == nullptr || bound == 0) {
+    if (servers_[kind] == nullptr || (kind == kElection && bound == 0)) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", kKindName[kind], " port ", addr));
     }
   }
+  if (absl::Status s = ListenQuorum(my); !s.ok()) return s;
+  acceptor_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rk-peer-accept");
+    AcceptLoop();
+  });
   for (const auto& [id, a] : options_.peers) {
     if (id == options_.my_id) continue;
     for (Kind kind : {kQuorum, kElection}) {
@@ -472,7 +631,7 @@ absl::Status PeerTransport::Impl::Start() {
   return absl::OkStatus();
 }
 
-void PeerTransport::Impl::Send(Message m) {
+void PeerTransport::Impl::Send(Message m, bool flush) {
   auto it = links_.find(m.to);
   if (it == links_.end() || stopping_) {
     ++dropped_;
@@ -489,6 +648,48 @@ void PeerTransport::Impl::Send(Message m) {
   }
   link.queued_bytes += size;
   link.queue.push_back(std::move(bytes));
+  if (flush) {
+    link.cv.Signal();
+  } else {
+    link.unflushed = true;
+  }
+}
+
+void PeerTransport::Impl::Flush() {
+  for (auto& [id, pair] : links_) {
+    for (auto& link : pair) FlushLink(*link);
+  }
+}
+
+void PeerTransport::Impl::FlushLink(Link& link) {
+  absl::MutexLock lock(&link.mu);
+  if (!link.unflushed) return;
+  link.unflushed = false;
+  if (!link.raw_ready || link.writing || !link.partial.empty() || link.stop ||
+      link.queued_bytes > static_cast<int64_t>(kInlineFlushBytes)) {
+    link.cv.Signal();
+    return;
+  }
+  // Saves the wake-up of the link's thread on the path of every proposal
+  // and ack: one nonblocking write of everything queued, as one frame.
+  std::string frame(kFrameHeaderBytes, '\0');
+  const int64_t count = static_cast<int64_t>(link.queue.size());
+  for (const std::string& m : link.queue) AppendToBatch(m, &frame);
+  FillFrameHeader(&frame);
+  link.queue.clear();
+  link.queued_bytes = 0;
+  const ssize_t n =
+      send(link.fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n == static_cast<ssize_t>(frame.size())) {
+    sent_[link.kind] += count;
+    flushed_inline_ += count;
+    return;
+  }
+  ++partial_flushes_;
+  // The rest (all of it after an error: the thread's write then fails and
+  // counts the messages dropped) goes first when the thread writes next.
+  link.partial = frame.substr(n > 0 ? static_cast<size_t>(n) : 0);
+  link.partial_messages = count;
   link.cv.Signal();
 }
 
@@ -500,6 +701,7 @@ void PeerTransport::Impl::Stop() {
         absl::MutexLock lock(&link->mu);
         link->stop = true;
         if (link->call != nullptr) link->call->TryCancel();
+        if (link->fd >= 0) shutdown(link->fd, SHUT_RDWR);
         link->cv.Signal();
       }
     }
@@ -508,6 +710,20 @@ void PeerTransport::Impl::Stop() {
         if (link->thread.joinable()) link->thread.join();
       }
     }
+    // Incoming raw streams and connections still being told apart: their
+    // threads see EOF at once. gRPC is shut down after them, as they may
+    // hand it a connection until they end.
+    if (acceptor_.joinable()) acceptor_.join();
+    for (int fd : listen_fds_) close(fd);
+    std::list<std::unique_ptr<Conn>> conns;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& conn : conns_) {
+        if (conn->fd >= 0) shutdown(conn->fd, SHUT_RDWR);
+      }
+      conns.swap(conns_);
+    }
+    for (auto& conn : conns) conn->thread.join();
     // Cancels the incoming streams at once; their readers then finish.
     for (auto& server : servers_) {
       if (server != nullptr) server->Shutdown(absl::ToChronoTime(absl::Now()));
@@ -535,6 +751,10 @@ PeerTransportStats PeerTransport::Impl::Stats() const {
   s.rejected_streams = rejected_streams_;
   s.disconnects = disconnects_;
   s.open_streams = open_streams_;
+  s.raw_streams_in = raw_streams_in_;
+  s.open_raw_streams = open_raw_streams_;
+  s.flushed_inline = flushed_inline_;
+  s.partial_flushes = partial_flushes_;
   return s;
 }
 
@@ -587,6 +807,327 @@ grpc::Status PeerTransport::Impl::Accept(Kind kind, std::string_view bytes,
   return grpc::Status::OK;
 }
 
+absl::Status PeerTransport::Impl::ListenQuorum(const PeerAddress& my) {
+  const std::string addr = HostPort(my.host, my.quorum_port);
+  for (const auto& [ss, len] : Resolve(my.host, my.quorum_port, true)) {
+    const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    // SO_REUSEADDR only: a restarted server must not wait out TIME_WAIT,
+    // and two live servers must never share the port.
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) {
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+      const int err = errno;
+      close(fd);
+      // An address family this host lacks (e.g. "localhost" also naming
+      // ::1 without IPv6) is skipped, as gRPC does; a taken port is not.
+      if (err == EADDRNOTAVAIL || err == EAFNOSUPPORT) continue;
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on quorum port ", addr, ": ", std::strerror(err)));
+    }
+    listen_fds_.push_back(fd);
+  }
+  if (listen_fds_.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on quorum port ", addr, ": no address"));
+  }
+  return absl::OkStatus();
+}
+
+void PeerTransport::Impl::AcceptLoop() {
+  std::vector<pollfd> polls;
+  for (int fd : listen_fds_) polls.push_back(pollfd{fd, POLLIN, 0});
+  while (!stopping_) {
+    const int r = poll(polls.data(), polls.size(),
+                       static_cast<int>(absl::ToInt64Milliseconds(kWaitSlice)));
+    if (r <= 0) continue;
+    for (const pollfd& p : polls) {
+      if ((p.revents & POLLIN) == 0) continue;
+      const int fd = accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      absl::MutexLock lock(&mu_);
+      for (auto it = conns_.begin(); it != conns_.end();) {
+        if ((*it)->done) {
+          (*it)->thread.join();  // it has left EndConn: no lock needed
+          it = conns_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (stopping_ || conns_.size() >= kMaxIncomingConns) {
+        close(fd);
+        continue;
+      }
+      auto conn = std::make_unique<Conn>();
+      conn->fd = fd;
+      Conn* c = conn.get();
+      conns_.push_back(std::move(conn));
+      c->thread = std::thread([this, c] {
+        pthread_setname_np(pthread_self(), "rk-peer-in");
+        ServeConn(c);
+      });
+    }
+  }
+}
+
+void PeerTransport::Impl::EndConn(Conn* conn) {
+  absl::MutexLock lock(&mu_);
+  if (conn->fd >= 0) close(conn->fd);
+  conn->fd = -1;
+  conn->done = true;
+}
+
+void PeerTransport::Impl::ServeConn(Conn* conn) {
+  int fd;
+  {
+    absl::MutexLock lock(&mu_);
+    fd = conn->fd;
+  }
+  // The first byte tells a raw stream from gRPC (HTTP/2 begins with 'P').
+  std::string first;
+  pollfd p{fd, POLLIN, 0};
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(kSniffTimeoutMs);
+  while (!stopping_ && absl::Now() < deadline) {
+    const int r =
+        poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(kWaitSlice)));
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 1) first.assign(1, c);
+    break;
+  }
+  if (first.empty() || stopping_) {
+    EndConn(conn);
+    return;
+  }
+  if (first[0] != kRawStreamHello[0]) {
+    bool hand_over = false;
+    {
+      absl::MutexLock lock(&mu_);
+      // Stop may have shut the socket down meanwhile; then it is closed.
+      if (!stopping_) {
+        conn->fd = -1;
+        hand_over = true;
+      }
+    }
+    if (hand_over) {
+      SetBlocking(fd, false);
+      grpc::AddInsecureChannelFromFd(servers_[kQuorum].get(), fd);
+    }
+    EndConn(conn);
+    return;
+  }
+  ServeRaw(fd);
+  EndConn(conn);
+}
+
+void PeerTransport::Impl::ServeRaw(int fd) {
+  std::string hello;
+  if (RecvExactly(fd, kRawStreamHelloBytes, kSniffTimeoutMs, &hello) !=
+          RecvEnd::kComplete ||
+      hello != std::string_view(kRawStreamHello, kRawStreamHelloBytes)) {
+    Reject("raw peer stream: bad hello");
+    return;
+  }
+  SetSocketOptions(fd);
+  if (!SendAll(fd, hello, false)) return;
+  ++raw_streams_in_;
+  std::optional<int64_t> from;
+  std::string data;  // received, from `start` on not yet consumed
+  size_t start = 0;
+  for (;;) {
+    if (start > 0 && start >= data.size() / 2) {
+      data.erase(0, start);
+      start = 0;
+    }
+    const size_t old_size = data.size();
+    data.resize(old_size + kRawReadBytes);
+    const ssize_t n = recv(fd, data.data() + old_size, kRawReadBytes, 0);
+    if (n < 0 && errno == EINTR) {
+      data.resize(old_size);
+      continue;
+    }
+    if (n <= 0) return;  // the sender went away, or Stop
+    data.resize(old_size + static_cast<size_t>(n));
+    for (;;) {
+      std::string_view batch;
+      size_t frame_bytes = 0;
+      absl::Status framing =
+          NextFrame(std::string_view(data).substr(start), &batch, &frame_bytes);
+      if (!framing.ok()) {
+        Reject(std::string(framing.message()));
+        return;
+      }
+      if (frame_bytes == 0) break;
+      absl::StatusOr<std::vector<std::string_view>> messages =
+          SplitBatch(batch);
+      if (!messages.ok()) {
+        Reject(std::string(messages.status().message()));
+        return;
+      }
+      for (std::string_view m : *messages) {
+        if (!Accept(kQuorum, m, from).ok()) return;
+      }
+      start += frame_bytes;
+    }
+  }
+}
+
+PeerTransport::Impl::RawConnect PeerTransport::Impl::ConnectRaw(Link& link,
+                                                                int* fd_out) {
+  const PeerAddress& a = options_.peers.at(link.peer);
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(options_.connect_timeout_ms);
+  int fd = -1;
+  for (const auto& [ss, len] : Resolve(a.host, a.quorum_port, false)) {
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) continue;
+    bool ok = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0;
+    if (!ok && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      while (!Stopped(link) && absl::Now() < deadline) {
+        const int64_t wait_ms =
+            std::max<int64_t>(0, absl::ToInt64Milliseconds(std::min(
+                                     kWaitSlice, deadline - absl::Now())));
+        const int r = poll(&p, 1, static_cast<int>(wait_ms));
+        if (r < 0 && errno != EINTR) break;
+        if (r <= 0) continue;
+        int err = 0;
+        socklen_t err_len = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
+        ok = err == 0;
+        break;
+      }
+    }
+    if (ok) break;
+    close(fd);
+    fd = -1;
+  }
+  if (fd < 0) return RawConnect::kFailed;
+  {
+    absl::MutexLock lock(&link.mu);
+    if (link.stop) {
+      close(fd);
+      return RawConnect::kFailed;
+    }
+    link.fd = fd;  // from here on Stop shuts it down
+  }
+  SetBlocking(fd, true);
+  SetSocketOptions(fd);
+  std::string answer;
+  RawConnect outcome = RawConnect::kFailed;
+  const std::string_view hello(kRawStreamHello, kRawStreamHelloBytes);
+  if (SendAll(fd, hello, false)) {
+    const int64_t left_ms =
+        std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    const RecvEnd end = RecvExactly(fd, kRawStreamHelloBytes,
+                                    static_cast<int>(left_ms), &answer);
+    const bool hello_so_far = answer == hello.substr(0, answer.size());
+    if (end == RecvEnd::kComplete && hello_so_far) {
+      outcome = RawConnect::kConnected;
+    } else if (!Stopped(link) && (!hello_so_far || end == RecvEnd::kClosed)) {
+      // Something else answered (an HTTP/2 server's SETTINGS), or the
+      // peer hung up on our hello: a gRPC-only server.
+      outcome = RawConnect::kNotRaw;
+    }
+  }
+  if (outcome != RawConnect::kConnected) {
+    {
+      absl::MutexLock lock(&link.mu);
+      link.fd = -1;
+    }
+    close(fd);
+    fd = -1;
+  }
+  *fd_out = fd;
+  return outcome;
+}
+
+bool PeerTransport::Impl::TakeRaw(Link& link, std::string& head,
+                                  int64_t& head_messages,
+                                  std::vector<std::string>& out, bool& more) {
+  absl::MutexLock lock(&link.mu);
+  if (!link.stop && link.queue.empty() && link.partial.empty()) {
+    link.cv.WaitWithTimeout(&link.mu, kIdleCheck);
+  }
+  if (link.stop) return false;
+  head.swap(link.partial);
+  link.partial.clear();
+  head_messages = link.partial_messages;
+  link.partial_messages = 0;
+  size_t bytes = 0;
+  while (!link.queue.empty() &&
+         (out.empty() || bytes + link.queue.front().size() <= kBatchBytes)) {
+    bytes += link.queue.front().size();
+    link.queued_bytes -= static_cast<int64_t>(link.queue.front().size());
+    out.push_back(std::move(link.queue.front()));
+    link.queue.pop_front();
+  }
+  more = !link.queue.empty();
+  link.unflushed = false;  // the thread is on it
+  link.writing = !head.empty() || !out.empty();
+  return true;
+}
+
+void PeerTransport::Impl::StreamRaw(Link& link, int fd) {
+  ++open_streams_;
+  ++open_raw_streams_;
+  {
+    absl::MutexLock lock(&link.mu);
+    link.raw_ready = true;
+  }
+  std::vector<std::string> taken;
+  std::string head;
+  std::string frame;
+  for (;;) {
+    taken.clear();
+    head.clear();
+    int64_t head_messages = 0;
+    bool more = false;
+    if (!TakeRaw(link, head, head_messages, taken, more)) break;
+    if (head.empty() && taken.empty()) {
+      // Idle. The receiver never writes after its hello: a readable
+      // socket means it hung up (or broke the protocol).
+      pollfd p{fd, POLLIN | POLLRDHUP, 0};
+      if (poll(&p, 1, 0) != 0) break;
+      continue;
+    }
+    frame.clear();
+    if (!taken.empty()) {
+      frame.assign(kFrameHeaderBytes, '\0');
+      for (const std::string& m : taken) AppendToBatch(m, &frame);
+      FillFrameHeader(&frame);
+    }
+    const bool ok =
+        SendAll(fd, head, more || !frame.empty()) && SendAll(fd, frame, more);
+    {
+      absl::MutexLock lock(&link.mu);
+      link.writing = false;
+    }
+    const int64_t count = head_messages + static_cast<int64_t>(taken.size());
+    if (!ok) {
+      dropped_ += count;
+      break;
+    }
+    sent_[link.kind] += count;
+  }
+  {
+    absl::MutexLock lock(&link.mu);
+    link.raw_ready = false;
+    link.writing = false;
+    link.fd = -1;
+  }
+  --open_raw_streams_;
+  --open_streams_;
+  close(fd);
+}
+
 bool PeerTransport::Impl::Stopped(Link& link) {
   absl::MutexLock lock(&link.mu);
   return link.stop;
@@ -594,17 +1135,32 @@ bool PeerTransport::Impl::Stopped(Link& link) {
 
 void PeerTransport::Impl::DropQueue(Link& link) {
   absl::MutexLock lock(&link.mu);
-  dropped_ += static_cast<int64_t>(link.queue.size());
+  dropped_ += static_cast<int64_t>(link.queue.size()) + link.partial_messages;
   link.queue.clear();
   link.queued_bytes = 0;
+  link.partial.clear();
+  link.partial_messages = 0;
+  link.unflushed = false;
 }
 
 void PeerTransport::Impl::RunLink(Link& link) {
   int64_t backoff_ms = options_.initial_backoff_ms;
   while (!Stopped(link)) {
     const absl::Time start = absl::Now();
-    const bool connected = Connect(link);
-    if (connected) StreamTo(link);
+    bool connected = false;
+    // Quorum links speak raw streams to a peer that knows them, gRPC to one
+    // that does not (an older server, during a rolling upgrade: asked anew
+    // at every connect, so an upgraded peer is noticed).
+    int fd = -1;
+    const RawConnect raw =
+        link.kind == kQuorum ? ConnectRaw(link, &fd) : RawConnect::kNotRaw;
+    if (raw == RawConnect::kConnected) {
+      connected = true;
+      StreamRaw(link, fd);
+    } else if (raw == RawConnect::kNotRaw) {
+      connected = Connect(link);
+      if (connected) StreamTo(link);
+    }
     if (Stopped(link)) break;
     // Whatever was queued for a peer we cannot reach is stale by the time
     // it comes back; the core re-sends what still matters.
@@ -744,7 +1300,10 @@ absl::StatusOr<std::unique_ptr<PeerTransport>> PeerTransport::Start(
   return std::make_unique<PeerTransport>(std::move(impl));
 }
 
-void PeerTransport::Send(Message m) { impl_->Send(std::move(m)); }
+void PeerTransport::Send(Message m, bool flush) {
+  impl_->Send(std::move(m), flush);
+}
+void PeerTransport::Flush() { impl_->Flush(); }
 void PeerTransport::Stop() { impl_->Stop(); }
 absl::Status PeerTransport::FetchSnapshot(int64_t from, int64_t zxid,
                                           const std::string& target_dir,

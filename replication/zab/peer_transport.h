@@ -1,15 +1,21 @@
 // PeerTransport: the network between the servers of an ensemble, the I/O
 // adapter that carries zab::Message values (replication/zab/messages.h)
-// between zab::Node cores as rockeeper.peer.v1.ZabMessage over gRPC
-// (proto/rockeeper/peer/v1/peer_service.proto).
+// between zab::Node cores: on the quorum port as raw streams (plain TCP,
+// framing in replication/zab/codec.h) or, with an older peer, as
+// rockeeper.peer.v1.ZabMessage over gRPC
+// (proto/rockeeper/peer/v1/peer_service.proto); votes always over gRPC.
 //
 // Shape: every server listens on its quorum port and on its election port.
-// For each peer it keeps two outgoing client streams, one to the peer's
-// election port (kVote messages) and one to its quorum port (all other
-// types), each fed by a FIFO queue and one sender thread. Messages from a
-// peer arrive on the peer's own outgoing streams. Peers are dialed only at
-// the addresses in the options (what a peer says about itself is never
-// used), so a server cannot be talked into connecting elsewhere.
+// The quorum port is the transport's own listener: a connection whose
+// first byte is that of the raw hello is a raw stream, any other is handed
+// to the gRPC server (Peer.Stream / StreamBatch of older peers, SNAP's
+// FetchSnapshot). For each peer a server keeps two outgoing streams, one to
+// the peer's election port (kVote messages, gRPC) and one to its quorum
+// port (all other types: a raw stream, or gRPC if the peer does not answer
+// the raw hello), each fed by a FIFO queue and one sender thread. Messages
+// from a peer arrive on the peer's own outgoing streams. Peers are dialed
+// only at the addresses in the options (what a peer says about itself is
+// never used), so a server cannot be talked into connecting elsewhere.
 //
 // Delivery: at most once, FIFO per (peer, port). Messages are dropped, never
 // blocked on, when the peer is unreachable (the queue is discarded at each
@@ -18,17 +24,20 @@
 // Streams are re-dialed with exponential backoff.
 //
 // Incoming streams are checked message by message: undecodable bytes
-// (zab::DecodeMessage), a `from` that is not a configured peer (or is us) or
-// differs from the stream's first message, `to` != my_id, or a message on
-// the wrong port (a vote on the quorum port, anything else on the election
-// port) end the stream with INVALID_ARGUMENT. There is no authentication:
-// like ZooKeeper without quorum SASL/TLS, anyone who can reach the ports can
-// speak for a configured peer, so keep them on a private network.
+// (zab::DecodeMessage, and for raw streams the hello and frame lengths), a
+// `from` that is not a configured peer (or is us) or differs from the
+// stream's first message, `to` != my_id, or a message on the wrong port (a
+// vote on the quorum port, anything else on the election port) end the
+// stream (gRPC: with INVALID_ARGUMENT) and count a rejected stream. There is
+// no authentication: like ZooKeeper without quorum SASL/TLS, anyone who can
+// reach the ports can speak for a configured peer, so keep them on a
+// private network.
 //
-// Thread safety: Send, Stats and Stop are thread-safe. Callbacks:
-// - ReceiveFn runs on gRPC's callback threads, concurrently for different
-//   incoming streams but in order for one stream. It should hand the message
-//   off quickly (it holds up that stream).
+// Thread safety: Send, Flush, Stats and Stop are thread-safe. Callbacks:
+// - ReceiveFn runs on gRPC's callback threads and on the raw streams' reader
+//   threads, concurrently for different incoming streams but in order for
+//   one stream. It should hand the message off quickly (it holds up that
+//   stream).
 // - DisconnectFn runs on the sender thread of the peer's quorum stream, once
 //   per broken stream or failed connect attempt (attempts are spaced by the
 //   backoff, so a down peer yields at most about one call per
@@ -86,6 +95,10 @@ struct PeerTransportStats {
   int64_t rejected_streams = 0;  // incoming streams ended INVALID_ARGUMENT
   int64_t disconnects = 0;       // broken streams + failed connects (any port)
   int64_t open_streams = 0;      // outgoing streams open now
+  int64_t open_raw_streams = 0;  // of which raw streams (quorum port)
+  int64_t raw_streams_in = 0;    // incoming raw streams accepted
+  int64_t flushed_inline = 0;    // messages Flush wrote from its caller
+  int64_t partial_flushes = 0;   // inline writes the socket took in part
 };
 
 class PeerTransport {
@@ -107,8 +120,15 @@ class PeerTransport {
 
   // Queues `m` for m.to; never blocks on the network. kVote goes to the
   // peer's election port, everything else to its quorum port. Messages to
-  // an unknown peer or to my_id, or after Stop, are dropped.
-  void Send(Message m);
+  // an unknown peer or to my_id, or after Stop, are dropped. With `flush`
+  // false the message waits for the next Flush (or Send with flush).
+  void Send(Message m, bool flush = true);
+  // Starts sending what Send queued without flush: for a peer whose raw
+  // stream is idle, written from the calling thread (one nonblocking write
+  // per peer, which saves the sender thread's wake-up on a proposal's or
+  // ack's path); otherwise by the sender thread. Never blocks on the
+  // network.
+  void Flush();
   // Closes all streams, stops listening and joins the transport's threads;
   // queued messages are dropped. Idempotent.
   void Stop();

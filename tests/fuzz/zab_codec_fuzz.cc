@@ -1,7 +1,8 @@
 // Fuzz target: decoding of server-to-server ZAB messages
-// (replication/zab/codec.h), alone and as batches. Invariants: no crash;
-// whatever decodes re-encodes to bytes that decode to the same message; a
-// batch that splits, framed again, splits into the same messages.
+// (replication/zab/codec.h), alone, as batches and as raw-stream frames.
+// Invariants: no crash; whatever decodes re-encodes to bytes that decode to
+// the same message; a batch that splits, framed again, splits into the same
+// messages; a frame never claims more bytes than it was given.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -28,11 +29,28 @@ void CheckMessage(std::string_view bytes) {
   auto m2 = DecodeMessage(again);
   if (!m2.ok() || !Same(*m, *m2)) std::abort();
 }
+
+void CheckFrames(std::string_view rest) {
+  for (;;) {
+    std::string_view batch;
+    size_t used = 0;
+    if (!rockeeper::zab::NextFrame(rest, &batch, &used).ok() || used == 0) {
+      return;
+    }
+    if (used > rest.size() || batch.size() + 4 != used) std::abort();
+    auto parts = rockeeper::zab::SplitBatch(batch);
+    if (parts.ok()) {
+      for (std::string_view part : *parts) CheckMessage(part);
+    }
+    rest.remove_prefix(used);
+  }
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   CheckMessage(bytes);
+  CheckFrames(bytes);
   auto parts = rockeeper::zab::SplitBatch(bytes);
   if (!parts.ok()) return 0;
   std::string framed;

@@ -6,6 +6,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -250,7 +251,60 @@ TEST_F(PeerTransportTest, EveryTypeBetweenAllPairsExactlyAndInOrder) {
     EXPECT_EQ(s.sent_election, 2 * (kVotes + 1));
     EXPECT_EQ(s.dropped, 0);
     EXPECT_EQ(s.rejected_streams, 0);
+    // Between servers of this version the quorum path is raw streams.
+    EXPECT_EQ(s.open_raw_streams, 2);
+    EXPECT_EQ(s.raw_streams_in, 2);
   }
+}
+
+// Deferred sends (Send without flush, then Flush) while the receiver stalls
+// now and then: Flush writes inline when the stream is idle, leaves a
+// partial frame to the sender thread when the socket is full, and hands a
+// backlog to the thread; every message still arrives once, in order.
+TEST_F(PeerTransportTest, FlushedSendsArriveOnceInOrderThroughStalls) {
+  Configure(2);
+  ASSERT_TRUE(StartOne(1).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  ASSERT_TRUE(WaitUntil([&] { return t_[1]->Stats().open_raw_streams == 1; }));
+  constexpr int kMessages = 6000;
+  std::vector<std::string> want;
+  int n = 0;
+  unsigned seed = 7;
+  while (n < kMessages) {
+    // Stall the receiver for a stretch: its socket fills and Flush's
+    // nonblocking writes are taken in part or not at all.
+    const bool stall = (n / 1000) % 2 == 1;
+    {
+      absl::MutexLock l(&sinks_[2]->mu);
+      sinks_[2]->hold = stall;
+    }
+    seed = seed * 1103515245 + 12345;
+    const int group = 1 + static_cast<int>((seed >> 16) % 40);
+    for (int i = 0; i < group && n < kMessages; ++i) {
+      Message m = Make(MsgType::kProposal, 1, 2, ++n);
+      m.entry.data.assign(1 + (seed >> 8) % 6000, static_cast<char>(n));
+      want.push_back(EncodeMessage(m));
+      t_[1]->Send(std::move(m), /*flush=*/false);
+    }
+    t_[1]->Flush();
+  }
+  {
+    absl::MutexLock l(&sinks_[2]->mu);
+    sinks_[2]->hold = false;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[2]->Count() >= kMessages; }))
+      << sinks_[2]->Count();
+  const std::vector<Message> got = sinks_[2]->Got();
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_EQ(EncodeMessage(got[i]), want[i]) << "message " << i;
+  }
+  const PeerTransportStats s = t_[1]->Stats();
+  EXPECT_EQ(s.sent_quorum, kMessages);
+  EXPECT_EQ(s.dropped, 0);
+  EXPECT_GT(s.flushed_inline, 0);
+  EXPECT_GT(s.partial_flushes, 0);
+  EXPECT_LT(s.flushed_inline, kMessages);  // the thread sent the rest
 }
 
 TEST_F(PeerTransportTest, VotesTravelOnTheElectionPortOnly) {
@@ -472,6 +526,128 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
   ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 8; }));
 }
 
+// A raw TCP connection to `port`: sends `chunks` (one send each), shuts
+// down its sending side, then reads until the server closes the connection
+// (bounded). Returns what the server sent; `closed` tells whether it closed
+// the connection within the bound.
+std::string RawTcp(int port, const std::vector<std::string>& chunks,
+                   bool* closed) {
+  *closed = false;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  std::string got;
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ADD_FAILURE() << "cannot connect to " << port;
+    if (fd >= 0) close(fd);
+    return got;
+  }
+  timeval tv{10, 0};  // a server that never closes fails the test
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  for (const std::string& bytes : chunks) {
+    if (send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(bytes.size())) {
+      ADD_FAILURE() << "short send";
+    }
+  }
+  shutdown(fd, SHUT_WR);
+  char buf[256];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    *closed = n == 0 || errno == ECONNRESET;
+    break;
+  }
+  close(fd);
+  return got;
+}
+
+std::string Frame(const std::string& batch) {
+  std::string f(kFrameHeaderBytes, '\0');
+  f += batch;
+  FillFrameHeader(&f);
+  return f;
+}
+
+TEST_F(PeerTransportTest, BadRawStreamsAreRejectedAndTheServerKeepsWorking) {
+  Configure(3);
+  ASSERT_TRUE(StartOne(1).ok());
+  ASSERT_TRUE(StartOne(2).ok());
+  const int quorum = peers_[1].quorum_port;
+  const std::string hello(kRawStreamHello, kRawStreamHelloBytes);
+  auto batch = [](const std::vector<std::string>& messages) {
+    std::string b;
+    for (const std::string& m : messages) AppendToBatch(m, &b);
+    return b;
+  };
+  auto enc = [](MsgType type, int64_t from, int64_t to) {
+    return EncodeMessage(Make(type, from, to, 1));
+  };
+  auto header = [](uint32_t n) {
+    std::string h(kFrameHeaderBytes + 1, 'x');  // a frame of n bytes
+    h.resize(kFrameHeaderBytes);
+    for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
+      h[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+    }
+    return h;
+  };
+  struct Case {
+    const char* name;
+    std::string bytes;  // everything after the hello
+    bool answered;      // the server echoes the hello first
+  };
+  const std::vector<Case> cases = {
+      {"bad hello", "RKZAB99\n", false},
+      {"empty frame", hello + header(0), true},
+      {"frame too long",
+       hello + header(static_cast<uint32_t>(kMaxFrameBytes + 1)), true},
+      {"bad batch tag", hello + Frame(std::string("\x12\x01x", 3)), true},
+      {"garbage message", hello + Frame(batch({"\xff\xff\xff garbage"})), true},
+      {"unknown from", hello + Frame(batch({enc(MsgType::kPing, 99, 1)})),
+       true},
+      {"wrong to", hello + Frame(batch({enc(MsgType::kPing, 2, 3)})), true},
+      {"vote on the quorum port",
+       hello + Frame(batch({enc(MsgType::kVote, 2, 1)})), true},
+      {"from changes",
+       hello + Frame(batch({enc(MsgType::kPing, 2, 1)})) +
+           Frame(batch({enc(MsgType::kPing, 3, 1)})),
+       true},
+  };
+  for (const Case& c : cases) {
+    bool closed = false;
+    const std::string got = RawTcp(quorum, {c.bytes}, &closed);
+    EXPECT_TRUE(closed) << c.name;
+    EXPECT_EQ(got, c.answered ? hello : "") << c.name;
+  }
+  EXPECT_EQ(t_[1]->Stats().rejected_streams,
+            static_cast<int64_t>(cases.size()));
+  ASSERT_EQ(sinks_[1]->Count(), 1u);  // the first ping of "from changes"
+  // A frame sent in pieces and a clean hang-up: accepted, no reject.
+  {
+    const std::string frame =
+        Frame(batch({enc(MsgType::kPing, 2, 1), enc(MsgType::kCommit, 2, 1)}));
+    bool closed = false;
+    const std::string got =
+        RawTcp(quorum, {hello, frame.substr(0, 3), frame.substr(3)}, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got, hello);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 3; }));
+  EXPECT_EQ(t_[1]->Stats().rejected_streams,
+            static_cast<int64_t>(cases.size()));
+  // The transports still talk, over raw streams.
+  ASSERT_TRUE(WaitUntil([&] { return t_[2]->Stats().open_raw_streams == 1; }));
+  t_[2]->Send(Make(MsgType::kCommit, 2, 1, 7));
+  ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 4; }));
+}
+
 // A server from before Peer.StreamBatch: only Peer.Stream, one ZabMessage
 // per gRPC message (the generated base answers StreamBatch UNIMPLEMENTED).
 class LegacyPeerServer final
@@ -568,6 +744,7 @@ TEST_F(PeerTransportTest, FallsBackToPlainStreamsForAnOlderPeer) {
   ASSERT_EQ(seqs.end() - it, 500);
   for (int64_t i = 0; i < 500; ++i) EXPECT_EQ(*(it + i), first + i);
   EXPECT_EQ(legacy.undecodable(), 0);
+  EXPECT_EQ(t_[2]->Stats().open_raw_streams, 0);  // it knows no raw streams
   t_[2]->Stop();
   server->Shutdown();
 }
