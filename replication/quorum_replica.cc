@@ -240,9 +240,29 @@ void QuorumReplica::PublishStatus() {
   last_proposed_published_ = last_proposed_;
 }
 
-void QuorumReplica::Loop() {
-  int64_t next_tick_ms = NowMs();
-  while (true) {
+void QuorumReplica::DeliverAndRun(std::vector<zab::Message> messages) {
+  if (!driver_mu_.TryLock()) {
+    // The driver (or another transport thread) is in a round: it takes
+    // these next.
+    absl::MutexLock lock(&mu_);
+    for (zab::Message& m : messages) inbox_.push_back(std::move(m));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (zab::Message& m : messages) inbox_.push_back(std::move(m));
+    inline_running_ = true;
+  }
+  RunRound();
+  {
+    absl::MutexLock lock(&mu_);
+    inline_running_ = false;  // what came meanwhile wakes the driver
+  }
+  driver_mu_.Unlock();
+}
+
+void QuorumReplica::RunRound() {
+  {
     std::vector<zab::Message> inbox;
     std::vector<int64_t> disconnects;
     std::deque<PendingSubmit> submits;
@@ -251,13 +271,7 @@ void QuorumReplica::Loop() {
     bool gate_opened = false;
     {
       absl::MutexLock lock(&mu_);
-      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !inbox_.empty() || !disconnects_.empty() ||
-               !submits_.empty() || gate_opened_ || preflush_done_;
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&work),
-                           absl::Milliseconds(options_.tick_interval_ms));
-      if (stop_) break;
+      if (stop_) return;  // the driver's shutdown takes over
       gate_opened = gate_opened_;
       gate_opened_ = false;
       preflushed = preflush_done_;
@@ -282,9 +296,9 @@ void QuorumReplica::Loop() {
     const int64_t now = NowMs();
     for (const zab::Message& m : inbox) node_->Step(m, now);
     for (int64_t peer : disconnects) node_->PeerDisconnected(peer, now);
-    if (now >= next_tick_ms) {
+    if (now >= next_tick_ms_) {
       node_->Tick(now);
-      next_tick_ms = now + options_.tick_interval_ms;
+      next_tick_ms_ = now + options_.tick_interval_ms;
     }
     const bool serving_leader =
         node_->role() == zab::Role::kLeading && node_->serving();
@@ -332,6 +346,31 @@ void QuorumReplica::Loop() {
     if (preflushed && snapshot_due_) TakeSnapshot();
     PublishStatus();
   }
+}
+
+void QuorumReplica::Loop() {
+  {
+    absl::MutexLock driver(&driver_mu_);
+    next_tick_ms_ = NowMs();
+  }
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      // While a transport thread runs a round inline it takes the work as
+      // well: waking this thread for it would only cost a context switch.
+      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || (!inline_running_ &&
+                         (!inbox_.empty() || !disconnects_.empty() ||
+                          !submits_.empty() || gate_opened_ || preflush_done_));
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&work),
+                           absl::Milliseconds(options_.tick_interval_ms));
+      if (stop_) break;
+    }
+    absl::MutexLock driver(&driver_mu_);
+    RunRound();
+  }
+  absl::MutexLock driver(&driver_mu_);
   FailPending(absl::UnavailableError("replica stopped"));
   std::deque<PendingSubmit> rest;
   {

@@ -3,6 +3,7 @@
 // files and state DB:
 //
 //   Deliver / PeerDisconnected / Submit --> [driver thread]
+//   DeliverAndRun --> [the calling thread, if no round runs; else queued]
 //     Node::Step / Tick / Propose --> Ready:
 //       truncate the log | append + one fdatasync | persist epochs
 //       --> send messages (PROPOSALs before our own fsync, ACKs after)
@@ -36,8 +37,9 @@
 // mutex, so readers never see a half-installed state), empties its log and
 // records the snapshot zxid as the log's base (file `logBase`).
 //
-// Thread safety: all public methods are thread-safe. The SendFn is called on
-// the driver thread.
+// Thread safety: all public methods are thread-safe. The SendFn (and
+// flush_sends, and every completion) is called by whoever runs a round: the
+// driver thread, or a thread in DeliverAndRun; rounds never overlap.
 #ifndef ROCKEEPER_REPLICATION_QUORUM_REPLICA_H_
 #define ROCKEEPER_REPLICATION_QUORUM_REPLICA_H_
 
@@ -131,6 +133,12 @@ class QuorumReplica : public Replica {
 
   // A message from a peer (any thread).
   void Deliver(zab::Message m);
+  // Messages from a peer, from a thread that may block (a raw peer stream's
+  // reader): if no round of the protocol loop runs now, runs one on the
+  // calling thread (Step, log append + fdatasync, sends, applies), which
+  // saves the driver thread's wake-up on the path of every proposal and
+  // ack; otherwise queues them as Deliver does.
+  void DeliverAndRun(std::vector<zab::Message> messages);
   // The transport lost its connection to `peer`.
   void PeerDisconnected(int64_t peer);
 
@@ -187,6 +195,9 @@ class QuorumReplica : public Replica {
 
   QuorumReplica() = default;
   void Loop();
+  // One round: takes the queued work, steps the core, handles its Readies.
+  // Requires driver_mu_.
+  void RunRound();
   void HandleSubmit(PendingSubmit& s, int64_t now_ms);
   void ForwardSubmit(PendingSubmit& s);
   void FailForwarded(const absl::Status& status);
@@ -274,7 +285,15 @@ class QuorumReplica : public Replica {
       ABSL_GUARDED_BY(mu_);
 
   mutable absl::Mutex visibility_mu_;
+  // Held by whoever runs a round (RunRound): the driver thread, or a
+  // transport thread in DeliverAndRun. The protocol state above is touched
+  // only under it. Taken before mu_.
+  absl::Mutex driver_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  int64_t next_tick_ms_ = 0;  // under driver_mu_
   mutable absl::Mutex mu_;
+  // A transport thread runs a round: the driver thread is not woken for
+  // work (the round takes it; what comes later wakes it when it ends).
+  bool inline_running_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<zab::Message> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);

@@ -86,7 +86,10 @@ absl::StatusOr<std::unique_ptr<QuorumMember>> QuorumMember::Start(
       zab::PeerTransport::Start(
           PeerTransportOptionsFrom(cfg),
           [r](zab::Message msg) { r->Deliver(std::move(msg)); },
-          [r](int64_t peer) { r->PeerDisconnected(peer); });
+          [r](int64_t peer) { r->PeerDisconnected(peer); },
+          [r](std::vector<zab::Message> msgs) {
+            r->DeliverAndRun(std::move(msgs));
+          });
   if (!transport.ok()) return transport.status();
   m->transport_ = *std::move(transport);
   m->transport_ptr_.store(m->transport_.get());

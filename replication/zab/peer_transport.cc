@@ -313,10 +313,11 @@ absl::Status ReceiveSnapshot(peer::v1::Peer::Stub& stub, int64_t zxid,
 class PeerTransport::Impl {
  public:
   Impl(PeerTransportOptions options, ReceiveFn on_receive,
-       DisconnectFn on_disconnect)
+       DisconnectFn on_disconnect, RawFrameFn on_raw_frame)
       : options_(std::move(options)),
         on_receive_(std::move(on_receive)),
         on_disconnect_(std::move(on_disconnect)),
+        on_raw_frame_(std::move(on_raw_frame)),
         services_{Service(this, kQuorum), Service(this, kElection)} {}
 
   absl::Status Start();
@@ -472,8 +473,10 @@ class PeerTransport::Impl {
       Kind kind, bool batched, grpc::ByteBuffer* response);
   void ReaderDone(Reader* reader);
   // Checks one encoded message of a stream and passes it to on_receive_.
+  // With `collect`, the message is appended there instead of passed on.
   grpc::Status Accept(Kind kind, std::string_view bytes,
-                      std::optional<int64_t>& stream_from);
+                      std::optional<int64_t>& stream_from,
+                      std::vector<Message>* collect = nullptr);
   grpc::Status Reject(std::string why);
 
   // Incoming connections on the quorum port (raw streams or gRPC).
@@ -516,6 +519,7 @@ class PeerTransport::Impl {
   const PeerTransportOptions options_;
   const ReceiveFn on_receive_;
   const DisconnectFn on_disconnect_;
+  const RawFrameFn on_raw_frame_;
   std::array<Service, 2> services_;
   std::array<std::unique_ptr<grpc::Server>, 2> servers_;  // after services_
   // Fixed after Start: peer -> its two links.
@@ -782,7 +786,8 @@ grpc::Status PeerTransport::Impl::Reject(std::string why) {
 }
 
 grpc::Status PeerTransport::Impl::Accept(Kind kind, std::string_view bytes,
-                                         std::optional<int64_t>& stream_from) {
+                                         std::optional<int64_t>& stream_from,
+                                         std::vector<Message>* collect) {
   if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping");
   absl::StatusOr<Message> m = DecodeMessage(bytes);
   if (!m.ok()) return Reject(std::string(m.status().message()));
@@ -803,7 +808,11 @@ grpc::Status PeerTransport::Impl::Accept(Kind kind, std::string_view bytes,
   }
   stream_from = m->from;
   ++received_[kind];
-  if (on_receive_) on_receive_(*std::move(m));
+  if (collect != nullptr) {
+    collect->push_back(*std::move(m));
+  } else if (on_receive_) {
+    on_receive_(*std::move(m));
+  }
   return grpc::Status::OK;
 }
 
@@ -939,27 +948,41 @@ void PeerTransport::Impl::ServeRaw(int fd) {
   if (!SendAll(fd, hello, false)) return;
   ++raw_streams_in_;
   std::optional<int64_t> from;
-  std::string data;  // received, from `start` on not yet consumed
+  // Received bytes: [start, end) not yet consumed. Grown (never shrunk) to
+  // hold a whole frame; no per-read zero fill.
+  std::unique_ptr<char[]> buf = std::make_unique<char[]>(kRawReadBytes);
+  size_t capacity = kRawReadBytes;
   size_t start = 0;
+  size_t end = 0;
+  std::vector<Message> frame_messages;
   for (;;) {
-    if (start > 0 && start >= data.size() / 2) {
-      data.erase(0, start);
+    if (capacity - end < kRawReadBytes / 4) {
+      // Move the unconsumed bytes to the front; grow if that is not enough.
+      const size_t pending = end - start;
+      size_t want = capacity;
+      while (want - pending < kRawReadBytes / 4) want *= 2;
+      if (want != capacity) {
+        std::unique_ptr<char[]> bigger =
+            std::make_unique_for_overwrite<char[]>(want);
+        std::memcpy(bigger.get(), buf.get() + start, pending);
+        buf = std::move(bigger);
+        capacity = want;
+      } else {
+        std::memmove(buf.get(), buf.get() + start, pending);
+      }
       start = 0;
+      end = pending;
     }
-    const size_t old_size = data.size();
-    data.resize(old_size + kRawReadBytes);
-    const ssize_t n = recv(fd, data.data() + old_size, kRawReadBytes, 0);
-    if (n < 0 && errno == EINTR) {
-      data.resize(old_size);
-      continue;
-    }
+    const ssize_t n = recv(fd, buf.get() + end, capacity - end, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // the sender went away, or Stop
-    data.resize(old_size + static_cast<size_t>(n));
+    end += static_cast<size_t>(n);
     for (;;) {
       std::string_view batch;
       size_t frame_bytes = 0;
       absl::Status framing =
-          NextFrame(std::string_view(data).substr(start), &batch, &frame_bytes);
+          NextFrame(std::string_view(buf.get() + start, end - start), &batch,
+                    &frame_bytes);
       if (!framing.ok()) {
         Reject(std::string(framing.message()));
         return;
@@ -971,9 +994,17 @@ void PeerTransport::Impl::ServeRaw(int fd) {
         Reject(std::string(messages.status().message()));
         return;
       }
+      frame_messages.clear();
+      grpc::Status status;
       for (std::string_view m : *messages) {
-        if (!Accept(kQuorum, m, from).ok()) return;
+        status =
+            Accept(kQuorum, m, from, on_raw_frame_ ? &frame_messages : nullptr);
+        if (!status.ok()) break;
       }
+      // What checked out is delivered even when a later message ends the
+      // stream, as on a gRPC stream.
+      if (!frame_messages.empty()) on_raw_frame_(std::move(frame_messages));
+      if (!status.ok()) return;
       start += frame_bytes;
     }
   }
@@ -1289,9 +1320,10 @@ PeerTransport::~PeerTransport() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<PeerTransport>> PeerTransport::Start(
     PeerTransportOptions options, ReceiveFn on_receive,
-    DisconnectFn on_disconnect) {
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(on_receive),
-                                     std::move(on_disconnect));
+    DisconnectFn on_disconnect, RawFrameFn on_raw_frame) {
+  auto impl =
+      std::make_unique<Impl>(std::move(options), std::move(on_receive),
+                             std::move(on_disconnect), std::move(on_raw_frame));
   absl::Status status = impl->Start();
   if (!status.ok()) {
     impl->Stop();

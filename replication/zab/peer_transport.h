@@ -54,6 +54,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -105,12 +106,17 @@ class PeerTransport {
  public:
   using ReceiveFn = std::function<void(Message)>;
   using DisconnectFn = std::function<void(int64_t peer)>;
+  // The messages of one frame of a raw stream, in order, on that stream's
+  // reader thread. It may block (it holds up only that stream): the ZAB
+  // driver runs its round there (QuorumReplica::DeliverAndRun).
+  using RawFrameFn = std::function<void(std::vector<Message>)>;
 
   // Validates the options, binds both listening ports (fails if either is
-  // taken) and starts dialing every peer.
+  // taken) and starts dialing every peer. Messages of raw streams go to
+  // `on_raw_frame` if given, else to `on_receive` one by one.
   static absl::StatusOr<std::unique_ptr<PeerTransport>> Start(
       PeerTransportOptions options, ReceiveFn on_receive,
-      DisconnectFn on_disconnect);
+      DisconnectFn on_disconnect, RawFrameFn on_raw_frame = nullptr);
 
   class Impl;
   explicit PeerTransport(std::unique_ptr<Impl> impl);  // use Start

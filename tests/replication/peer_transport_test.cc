@@ -526,6 +526,47 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
   ASSERT_TRUE(WaitUntil([&] { return sinks_[1]->Count() == 8; }));
 }
 
+// With a RawFrameFn, the messages of a raw stream arrive a frame at a time
+// (what one Flush wrote), not through the ReceiveFn.
+TEST_F(PeerTransportTest, RawFramesGoToTheFrameCallbackWhole) {
+  Configure(2);
+  ASSERT_TRUE(StartOne(1).ok());
+  absl::Mutex mu;
+  std::vector<std::vector<Message>> frames;
+  int single = 0;
+  PeerTransportOptions o;
+  o.my_id = 2;
+  o.peers = peers_;
+  auto t2 = PeerTransport::Start(
+      o,
+      [&](Message) {
+        absl::MutexLock l(&mu);
+        ++single;
+      },
+      nullptr,
+      [&](std::vector<Message> ms) {
+        absl::MutexLock l(&mu);
+        frames.push_back(std::move(ms));
+      });
+  ASSERT_TRUE(t2.ok()) << t2.status();
+  ASSERT_TRUE(WaitUntil([&] { return t_[1]->Stats().open_raw_streams == 1; }));
+  for (int n = 1; n <= 3; ++n) {
+    t_[1]->Send(Make(MsgType::kProposal, 1, 2, n), /*flush=*/false);
+  }
+  t_[1]->Flush();  // the stream is idle: one inline write, one frame
+  ASSERT_TRUE(WaitUntil([&] {
+    absl::MutexLock l(&mu);
+    return !frames.empty();
+  }));
+  (*t2)->Stop();
+  absl::MutexLock l(&mu);
+  ASSERT_EQ(frames.size(), 1u);
+  ASSERT_EQ(frames[0].size(), 3u);
+  for (int n = 1; n <= 3; ++n) EXPECT_EQ(frames[0][n - 1].seq, n);
+  EXPECT_EQ(single, 0);
+  EXPECT_EQ(t_[1]->Stats().flushed_inline, 3);
+}
+
 // A raw TCP connection to `port`: sends `chunks` (one send each), shuts
 // down its sending side, then reads until the server closes the connection
 // (bounded). Returns what the server sent; `closed` tells whether it closed

@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -32,16 +33,72 @@ namespace {
 using engine::testing::Create;
 using engine::testing::TempDir;
 
-// Routes messages between the replicas that are up.
+// Hands messages to one replica as a raw peer stream's reader thread does:
+// on a thread of its own, whatever has queued up as one DeliverAndRun call
+// (which runs a round on this thread when the replica's driver idles).
+class Courier {
+ public:
+  explicit Courier(QuorumReplica* to) : to_(to), thread_([this] { Run(); }) {}
+  ~Courier() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  void Push(zab::Message m) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(m));
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::vector<zab::Message> batch;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Courier* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+              return c->stop_ || !c->queue_.empty();
+            },
+            this));
+        if (stop_) return;
+        batch.swap(queue_);
+      }
+      to_->DeliverAndRun(std::move(batch));
+    }
+  }
+
+  QuorumReplica* const to_;
+  absl::Mutex mu_;
+  std::vector<zab::Message> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the rest is built
+};
+
+// Routes messages between the replicas that are up. Messages to odd ids go
+// through a Courier (DeliverAndRun, as from a raw peer stream), to even ids
+// through Deliver (as from a gRPC stream), so every ensemble mixes both.
 class Router {
  public:
   void Attach(int64_t id, QuorumReplica* r) {
     absl::MutexLock lock(&mu_);
     up_[id] = r;
+    if (id % 2 == 1) couriers_[id] = std::make_unique<Courier>(r);
   }
   void Detach(int64_t id) {
-    absl::MutexLock lock(&mu_);
-    up_.erase(id);
+    std::unique_ptr<Courier> courier;
+    {
+      absl::MutexLock lock(&mu_);
+      up_.erase(id);
+      auto it = couriers_.find(id);
+      if (it != couriers_.end()) {
+        courier = std::move(it->second);
+        couriers_.erase(it);
+      }
+    }
+    // Joined outside mu_: its round may be routing a message right now.
+    courier.reset();
   }
   // Messages to and from a frozen member are dropped (as SIGSTOP would
   // leave them unread), until Thaw.
@@ -56,6 +113,11 @@ class Router {
   void Route(zab::Message m) {
     absl::MutexLock lock(&mu_);
     if (frozen_.count(m.to) > 0 || frozen_.count(m.from) > 0) return;
+    auto courier = couriers_.find(m.to);
+    if (courier != couriers_.end()) {
+      courier->second->Push(std::move(m));
+      return;
+    }
     auto it = up_.find(m.to);
     if (it != up_.end()) it->second->Deliver(std::move(m));
   }
@@ -63,6 +125,7 @@ class Router {
  private:
   absl::Mutex mu_;
   std::map<int64_t, QuorumReplica*> up_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, std::unique_ptr<Courier>> couriers_ ABSL_GUARDED_BY(mu_);
   std::set<int64_t> frozen_ ABSL_GUARDED_BY(mu_);
 };
 
