@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/state_dir.h"
+#include "replication/defer_scope.h"
 
 namespace rockeeper::replication {
 namespace {
@@ -241,6 +242,8 @@ void QuorumReplica::PublishStatus() {
 }
 
 void QuorumReplica::DeliverAndRun(std::vector<zab::Message> messages) {
+  // Closes after driver_mu_ is released: a lone completion finishes here.
+  DeferScope scope;
   if (!driver_mu_.TryLock()) {
     // The driver (or another transport thread) is in a round: it takes
     // these next.
@@ -367,6 +370,7 @@ void QuorumReplica::Loop() {
                            absl::Milliseconds(options_.tick_interval_ms));
       if (stop_) break;
     }
+    DeferScope scope;  // closes after driver_mu_ is released
     absl::MutexLock driver(&driver_mu_);
     RunRound();
   }
@@ -862,6 +866,21 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
         by_zxid[t.zxid].push_back(std::move(t));
       }
     }
+    // A single request completed by this apply is "lone": its front end may
+    // finish it on this thread once the round is over (DeferScope), instead
+    // of waking a worker thread; more go to the workers as usual.
+    size_t completing = 0;
+    for (const engine::Txn& t : txns) {
+      if (t.header().origin_server() == options_.node.my_id &&
+          forwarded_.contains(t.header().origin_request_id())) {
+        ++completing;
+      }
+    }
+    for (auto c = completions_.begin();
+         c != completions_.end() && c->zxid <= zxid && completing < 2; ++c) {
+      ++completing;
+    }
+    const bool lone = completing == 1 && DeferScope::Active();
     // Requests this learner forwarded: answered by their txns.
     for (const engine::Txn& t : txns) {
       if (t.header().origin_server() != options_.node.my_id) continue;
@@ -870,6 +889,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       SubmitResult result{absl::OkStatus(), OutcomeOfTxn(t), {}};
       result.zxid = t.header().zxid();
       result.urgent = urgent(f->second.session_id);
+      result.lone = lone;
       auto tr = by_zxid.find(t.header().zxid());
       if (tr != by_zxid.end()) result.triggers = std::move(tr->second);
       Done done = std::move(f->second.done);
@@ -882,6 +902,7 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
       SubmitResult result{
           c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}};
       result.urgent = urgent(c.session_id);
+      result.lone = lone;
       if (c.outcome && c.outcome->txn) {
         auto t = by_zxid.find(c.zxid);
         if (t != by_zxid.end()) result.triggers = std::move(t->second);

@@ -43,7 +43,8 @@ struct SubmitResult {
   // Delivered on the thread that logged and applied a lone batch, inside a
   // DeferScope (defer_scope.h; see CommitNote): the front end may finish the
   // request in a closure it defers there instead of waking another thread.
-  // Standalone only.
+  // Standalone: the log thread's lone batch; ensemble: the only request an
+  // apply completes (the scope closes when the ZAB round has ended).
   bool lone = false;
 };
 
