@@ -669,6 +669,7 @@ void PeerTransport::Impl::FlushLink(Link& link) {
   absl::MutexLock lock(&link.mu);
   if (!link.unflushed) return;
   link.unflushed = false;
+  if (link.queue.empty()) return;  // the thread took it meanwhile
   if (!link.raw_ready || link.writing || !link.partial.empty() || link.stop ||
       link.queued_bytes > static_cast<int64_t>(kInlineFlushBytes)) {
     link.cv.Signal();

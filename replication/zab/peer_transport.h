@@ -127,7 +127,8 @@ class PeerTransport {
   // Queues `m` for m.to; never blocks on the network. kVote goes to the
   // peer's election port, everything else to its quorum port. Messages to
   // an unknown peer or to my_id, or after Stop, are dropped. With `flush`
-  // false the message waits for the next Flush (or Send with flush).
+  // false the message waits for the next Flush (or Send with flush; the
+  // sender thread also takes it on its own within about 100 ms).
   void Send(Message m, bool flush = true);
   // Starts sending what Send queued without flush: for a peer whose raw
   // stream is idle, written from the calling thread (one nonblocking write
