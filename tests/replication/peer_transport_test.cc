@@ -112,6 +112,18 @@ Message Make(MsgType type, int64_t from, int64_t to, int64_t n) {
   return m;
 }
 
+// One encoded message of `type` (Make's message number 1).
+std::string Enc(MsgType type, int64_t from, int64_t to) {
+  return EncodeMessage(Make(type, from, to, 1));
+}
+
+// A batch (ZabBatch framing) of encoded messages.
+std::string Batch(const std::vector<std::string>& messages) {
+  std::string b;
+  for (const std::string& m : messages) AppendToBatch(m, &b);
+  return b;
+}
+
 class PeerTransportTest : public ::testing::Test {
  protected:
   // Configures members 1..n on fresh ports.
@@ -440,9 +452,6 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
   ASSERT_TRUE(StartOne(2).ok());
   const int quorum = peers_[1].quorum_port;
   const int election = peers_[1].election_port;
-  auto enc = [](MsgType type, int64_t from, int64_t to) {
-    return EncodeMessage(Make(type, from, to, 1));
-  };
   struct Case {
     const char* name;
     int port;
@@ -457,14 +466,14 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
          p.set_to(1);
          return p.SerializeAsString();
        }()}},
-      {"unknown from", quorum, {enc(MsgType::kPing, 99, 1)}},
-      {"from self", quorum, {enc(MsgType::kPing, 1, 1)}},
-      {"wrong to", quorum, {enc(MsgType::kPing, 2, 3)}},
+      {"unknown from", quorum, {Enc(MsgType::kPing, 99, 1)}},
+      {"from self", quorum, {Enc(MsgType::kPing, 1, 1)}},
+      {"wrong to", quorum, {Enc(MsgType::kPing, 2, 3)}},
       {"from changes",
        quorum,
-       {enc(MsgType::kPing, 2, 1), enc(MsgType::kPing, 3, 1)}},
-      {"vote on quorum port", quorum, {enc(MsgType::kVote, 2, 1)}},
-      {"ping on election port", election, {enc(MsgType::kPing, 2, 1)}},
+       {Enc(MsgType::kPing, 2, 1), Enc(MsgType::kPing, 3, 1)}},
+      {"vote on quorum port", quorum, {Enc(MsgType::kVote, 2, 1)}},
+      {"ping on election port", election, {Enc(MsgType::kPing, 2, 1)}},
   };
   for (const Case& c : cases) {
     grpc::Status s = RawStream(c.port, c.frames);
@@ -472,22 +481,17 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
         << c.name << ": " << s.error_message();
   }
   // The same checks per message inside batches, and the batch framing.
-  auto batch = [](const std::vector<std::string>& messages) {
-    std::string b;
-    for (const std::string& m : messages) AppendToBatch(m, &b);
-    return b;
-  };
   const std::vector<Case> batch_cases = {
       {"bad tag", quorum, {std::string("\x12\x01x", 3)}},
       {"length past the end", quorum, {std::string("\x0a\x05xy", 4)}},
       {"truncated length", quorum, {std::string("\x0a\x80", 2)}},
-      {"garbage message", quorum, {batch({"\xff\xff\xff garbage"})}},
+      {"garbage message", quorum, {Batch({"\xff\xff\xff garbage"})}},
       {"from changes in a batch",
        quorum,
-       {batch({enc(MsgType::kPing, 2, 1), enc(MsgType::kPing, 3, 1)})}},
+       {Batch({Enc(MsgType::kPing, 2, 1), Enc(MsgType::kPing, 3, 1)})}},
       {"vote in a quorum batch",
        quorum,
-       {batch({enc(MsgType::kPing, 2, 1), enc(MsgType::kVote, 2, 1)})}},
+       {Batch({Enc(MsgType::kPing, 2, 1), Enc(MsgType::kVote, 2, 1)})}},
   };
   for (const Case& c : batch_cases) {
     grpc::Status s =
@@ -511,7 +515,7 @@ TEST_F(PeerTransportTest, BadStreamsAreRejectedAndTheServerKeepsWorking) {
     auto w = stub->Stream(&ctx, &summary);
     for (int n = 1; n <= 3; ++n) {
       peer::v1::ZabMessage p;
-      ASSERT_TRUE(p.ParseFromString(enc(MsgType::kPing, 2, 1)));
+      ASSERT_TRUE(p.ParseFromString(Enc(MsgType::kPing, 2, 1)));
       ASSERT_TRUE(w->Write(p));
     }
     ASSERT_TRUE(w->WritesDone());
@@ -623,14 +627,6 @@ TEST_F(PeerTransportTest, BadRawStreamsAreRejectedAndTheServerKeepsWorking) {
   ASSERT_TRUE(StartOne(2).ok());
   const int quorum = peers_[1].quorum_port;
   const std::string hello(kRawStreamHello, kRawStreamHelloBytes);
-  auto batch = [](const std::vector<std::string>& messages) {
-    std::string b;
-    for (const std::string& m : messages) AppendToBatch(m, &b);
-    return b;
-  };
-  auto enc = [](MsgType type, int64_t from, int64_t to) {
-    return EncodeMessage(Make(type, from, to, 1));
-  };
   auto header = [](uint32_t n) {
     std::string h(kFrameHeaderBytes + 1, 'x');  // a frame of n bytes
     h.resize(kFrameHeaderBytes);
@@ -650,15 +646,15 @@ TEST_F(PeerTransportTest, BadRawStreamsAreRejectedAndTheServerKeepsWorking) {
       {"frame too long",
        hello + header(static_cast<uint32_t>(kMaxFrameBytes + 1)), true},
       {"bad batch tag", hello + Frame(std::string("\x12\x01x", 3)), true},
-      {"garbage message", hello + Frame(batch({"\xff\xff\xff garbage"})), true},
-      {"unknown from", hello + Frame(batch({enc(MsgType::kPing, 99, 1)})),
+      {"garbage message", hello + Frame(Batch({"\xff\xff\xff garbage"})), true},
+      {"unknown from", hello + Frame(Batch({Enc(MsgType::kPing, 99, 1)})),
        true},
-      {"wrong to", hello + Frame(batch({enc(MsgType::kPing, 2, 3)})), true},
+      {"wrong to", hello + Frame(Batch({Enc(MsgType::kPing, 2, 3)})), true},
       {"vote on the quorum port",
-       hello + Frame(batch({enc(MsgType::kVote, 2, 1)})), true},
+       hello + Frame(Batch({Enc(MsgType::kVote, 2, 1)})), true},
       {"from changes",
-       hello + Frame(batch({enc(MsgType::kPing, 2, 1)})) +
-           Frame(batch({enc(MsgType::kPing, 3, 1)})),
+       hello + Frame(Batch({Enc(MsgType::kPing, 2, 1)})) +
+           Frame(Batch({Enc(MsgType::kPing, 3, 1)})),
        true},
   };
   for (const Case& c : cases) {
@@ -673,7 +669,7 @@ TEST_F(PeerTransportTest, BadRawStreamsAreRejectedAndTheServerKeepsWorking) {
   // A frame sent in pieces and a clean hang-up: accepted, no reject.
   {
     const std::string frame =
-        Frame(batch({enc(MsgType::kPing, 2, 1), enc(MsgType::kCommit, 2, 1)}));
+        Frame(Batch({Enc(MsgType::kPing, 2, 1), Enc(MsgType::kCommit, 2, 1)}));
     bool closed = false;
     const std::string got =
         RawTcp(quorum, {hello, frame.substr(0, 3), frame.substr(3)}, &closed);
