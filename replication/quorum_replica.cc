@@ -265,90 +265,88 @@ void QuorumReplica::DeliverAndRun(std::vector<zab::Message> messages) {
 }
 
 void QuorumReplica::RunRound() {
+  std::vector<zab::Message> inbox;
+  std::vector<int64_t> disconnects;
+  std::deque<PendingSubmit> submits;
+  bool preflushed = false;
+  std::vector<int64_t> touches;
+  bool gate_opened = false;
   {
-    std::vector<zab::Message> inbox;
-    std::vector<int64_t> disconnects;
-    std::deque<PendingSubmit> submits;
-    bool preflushed = false;
-    std::vector<int64_t> touches;
-    bool gate_opened = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;  // the driver's shutdown takes over
-      gate_opened = gate_opened_;
-      gate_opened_ = false;
-      preflushed = preflush_done_;
-      preflush_done_ = false;
-      inbox.swap(inbox_);
-      disconnects.swap(disconnects_);
-      submits.swap(submits_);
-      touches.swap(touches_to_relay_);
-    }
-    if (!touches.empty()) {
-      // 8 bytes big-endian per session id: the PING reply's body.
-      std::string body;
-      body.reserve(touches.size() * 8);
-      for (int64_t id : touches) {
-        for (int shift = 56; shift >= 0; shift -= 8) {
-          body.push_back(
-              static_cast<char>((static_cast<uint64_t>(id) >> shift) & 0xff));
-        }
-      }
-      node_->SetSessionTouches(std::move(body));
-    }
-    const int64_t now = NowMs();
-    for (const zab::Message& m : inbox) node_->Step(m, now);
-    for (int64_t peer : disconnects) node_->PeerDisconnected(peer, now);
-    if (now >= next_tick_ms_) {
-      node_->Tick(now);
-      next_tick_ms_ = now + options_.tick_interval_ms;
-    }
-    const bool serving_leader =
-        node_->role() == zab::Role::kLeading && node_->serving();
-    if (was_serving_leader_ && !serving_leader) {
-      // Our uncommitted proposals may be truncated by the next leader.
-      FailPending(absl::UnavailableError("lost leadership"));
-      prep_->Reset();
-    }
-    if (!was_serving_leader_ && serving_leader) {
-      prep_->Reset();
-      // Our history is committed now; Prep must see it applied first.
-      establish_zxid_ = node_->committed_zxid();
-    }
-    was_serving_leader_ = serving_leader;
-    const bool serving_learner = node_->role() != zab::Role::kLeading &&
-                                 node_->role() != zab::Role::kLooking &&
-                                 node_->serving();
-    if (!serving_learner && !forwarded_.empty()) {
-      FailForwarded(absl::UnavailableError("lost the leader"));
-    }
-    for (PendingSubmit& s : submits) held_.push_back(std::move(s));
-    if (gate_opened) DropOpenGates();
-    // Requests (and ones forwarded to us, which arrive in Readies), then
-    // the Readies they cause, a few rounds, so nothing waits for a tick.
-    for (int round = 0; round < 8; ++round) {
-      // Txns held at a gate that opened (or timed out).
-      absl::Status applied = ApplyCommitted();
-      if (!applied.ok()) {
-        Fail(applied);
-        break;
-      }
-      // A new leader applies its history before it preps anything on top.
-      const bool caught_up = cur_db().last_applied_zxid() >= establish_zxid_;
-      while (!held_.empty() && (!serving_leader || caught_up)) {
-        PendingSubmit s = std::move(held_.front());
-        held_.pop_front();
-        HandleSubmit(s, now);
-      }
-      for (int guard = 0; node_->HasReady() && guard < 64; ++guard) {
-        zab::Ready r = node_->TakeReady();
-        HandleReady(r);
-      }
-      if (held_.empty()) break;
-    }
-    if (preflushed && snapshot_due_) TakeSnapshot();
-    PublishStatus();
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;  // the driver's shutdown takes over
+    gate_opened = gate_opened_;
+    gate_opened_ = false;
+    preflushed = preflush_done_;
+    preflush_done_ = false;
+    inbox.swap(inbox_);
+    disconnects.swap(disconnects_);
+    submits.swap(submits_);
+    touches.swap(touches_to_relay_);
   }
+  if (!touches.empty()) {
+    // 8 bytes big-endian per session id: the PING reply's body.
+    std::string body;
+    body.reserve(touches.size() * 8);
+    for (int64_t id : touches) {
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        body.push_back(
+            static_cast<char>((static_cast<uint64_t>(id) >> shift) & 0xff));
+      }
+    }
+    node_->SetSessionTouches(std::move(body));
+  }
+  const int64_t now = NowMs();
+  for (const zab::Message& m : inbox) node_->Step(m, now);
+  for (int64_t peer : disconnects) node_->PeerDisconnected(peer, now);
+  if (now >= next_tick_ms_) {
+    node_->Tick(now);
+    next_tick_ms_ = now + options_.tick_interval_ms;
+  }
+  const bool serving_leader =
+      node_->role() == zab::Role::kLeading && node_->serving();
+  if (was_serving_leader_ && !serving_leader) {
+    // Our uncommitted proposals may be truncated by the next leader.
+    FailPending(absl::UnavailableError("lost leadership"));
+    prep_->Reset();
+  }
+  if (!was_serving_leader_ && serving_leader) {
+    prep_->Reset();
+    // Our history is committed now; Prep must see it applied first.
+    establish_zxid_ = node_->committed_zxid();
+  }
+  was_serving_leader_ = serving_leader;
+  const bool serving_learner = node_->role() != zab::Role::kLeading &&
+                               node_->role() != zab::Role::kLooking &&
+                               node_->serving();
+  if (!serving_learner && !forwarded_.empty()) {
+    FailForwarded(absl::UnavailableError("lost the leader"));
+  }
+  for (PendingSubmit& s : submits) held_.push_back(std::move(s));
+  if (gate_opened) DropOpenGates();
+  // Requests (and ones forwarded to us, which arrive in Readies), then
+  // the Readies they cause, a few rounds, so nothing waits for a tick.
+  for (int round = 0; round < 8; ++round) {
+    // Txns held at a gate that opened (or timed out).
+    absl::Status applied = ApplyCommitted();
+    if (!applied.ok()) {
+      Fail(applied);
+      break;
+    }
+    // A new leader applies its history before it preps anything on top.
+    const bool caught_up = cur_db().last_applied_zxid() >= establish_zxid_;
+    while (!held_.empty() && (!serving_leader || caught_up)) {
+      PendingSubmit s = std::move(held_.front());
+      held_.pop_front();
+      HandleSubmit(s, now);
+    }
+    for (int guard = 0; node_->HasReady() && guard < 64; ++guard) {
+      zab::Ready r = node_->TakeReady();
+      HandleReady(r);
+    }
+    if (held_.empty()) break;
+  }
+  if (preflushed && snapshot_due_) TakeSnapshot();
+  PublishStatus();
 }
 
 void QuorumReplica::Loop() {

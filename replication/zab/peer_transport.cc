@@ -491,7 +491,7 @@ class PeerTransport::Impl {
   // it, or hands it to servers_[kQuorum].
   void ServeConn(Conn* conn);
   void ServeRaw(int fd);
-  // Closes conn->fd unless Stop took it; marks the connection done.
+  // Closes conn->fd (unless it went to gRPC); marks the connection done.
   void EndConn(Conn* conn);
 
   void RunLink(Link& link);
