@@ -897,11 +897,15 @@ absl::Status QuorumReplica::ApplyUpTo(int64_t zxid) {
     while (!completions_.empty() && completions_.front().zxid <= zxid) {
       Completion c = std::move(completions_.front());
       completions_.pop_front();
+      const bool has_txn = c.outcome && c.outcome->txn.has_value();
+      // Moved, not copied: the completion owns the only reference.
       SubmitResult result{
-          c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}};
+          c.status,
+          c.outcome ? std::move(*c.outcome) : engine::PrepOutcome{},
+          {}};
       result.urgent = urgent(c.session_id);
       result.lone = lone;
-      if (c.outcome && c.outcome->txn) {
+      if (has_txn) {
         auto t = by_zxid.find(c.zxid);
         if (t != by_zxid.end()) result.triggers = std::move(t->second);
       }
@@ -926,8 +930,9 @@ void QuorumReplica::CompleteUpTo(int64_t applied) {
   while (!completions_.empty() && completions_.front().zxid <= applied) {
     Completion c = std::move(completions_.front());
     completions_.pop_front();
-    SubmitResult r{
-        c.status, c.outcome ? *c.outcome : engine::PrepOutcome{}, {}};
+    SubmitResult r{c.status,
+                   c.outcome ? std::move(*c.outcome) : engine::PrepOutcome{},
+                   {}};
     if (c.outcome) r.zxid = c.zxid;
     c.done(std::move(r));
   }
