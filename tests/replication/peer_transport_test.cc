@@ -269,54 +269,66 @@ TEST_F(PeerTransportTest, EveryTypeBetweenAllPairsExactlyAndInOrder) {
   }
 }
 
-// Deferred sends (Send without flush, then Flush) while the receiver stalls
-// now and then: Flush writes inline when the stream is idle, leaves a
-// partial frame to the sender thread when the socket is full, and hands a
-// backlog to the thread; every message still arrives once, in order.
-TEST_F(PeerTransportTest, FlushedSendsArriveOnceInOrderThroughStalls) {
+// Deferred sends (Send without flush, then Flush) in random groups, before,
+// during and after a stall of the receiver: Flush writes inline while the
+// stream is idle; once the stalled socket is full an inline write is taken
+// in part or not at all and the sender thread writes the rest; every
+// message still arrives once, in order.
+TEST_F(PeerTransportTest, FlushedSendsArriveOnceInOrderThroughAStall) {
   Configure(2);
   ASSERT_TRUE(StartOne(1).ok());
   ASSERT_TRUE(StartOne(2).ok());
   ASSERT_TRUE(WaitUntil([&] { return t_[1]->Stats().open_raw_streams == 1; }));
-  constexpr int kMessages = 6000;
   std::vector<std::string> want;
-  int n = 0;
   unsigned seed = 7;
-  while (n < kMessages) {
-    // Stall the receiver for a stretch: its socket fills and Flush's
-    // nonblocking writes are taken in part or not at all.
-    const bool stall = (n / 1000) % 2 == 1;
-    {
-      absl::MutexLock l(&sinks_[2]->mu);
-      sinks_[2]->hold = stall;
-    }
+  auto send_group = [&](size_t max_bytes) {
     seed = seed * 1103515245 + 12345;
-    const int group = 1 + static_cast<int>((seed >> 16) % 40);
-    for (int i = 0; i < group && n < kMessages; ++i) {
-      Message m = Make(MsgType::kProposal, 1, 2, ++n);
-      m.entry.data.assign(1 + (seed >> 8) % 6000, static_cast<char>(n));
+    const int group = 1 + static_cast<int>((seed >> 16) % 8);
+    for (int i = 0; i < group; ++i) {
+      const int64_t n = static_cast<int64_t>(want.size()) + 1;
+      Message m = Make(MsgType::kProposal, 1, 2, n);
+      m.entry.data.assign(1 + (seed >> 8) % max_bytes, static_cast<char>(n));
       want.push_back(EncodeMessage(m));
       t_[1]->Send(std::move(m), /*flush=*/false);
     }
     t_[1]->Flush();
+  };
+  while (want.size() < 2000) send_group(6000);
+  // Stalled: send until the socket is full (the kernel buffers up to tens
+  // of MiB; bounded well below the 64 MiB queue bound, nothing is dropped).
+  {
+    absl::MutexLock l(&sinks_[2]->mu);
+    sinks_[2]->hold = true;
   }
+  size_t stalled_bytes = 0;
+  while (t_[1]->Stats().partial_flushes == 0 && stalled_bytes < (48u << 20)) {
+    const size_t before = want.size();
+    send_group(24 << 10);  // a group stays under Flush's inline bound
+    for (size_t i = before; i < want.size(); ++i)
+      stalled_bytes += want[i].size();
+  }
+  EXPECT_GT(t_[1]->Stats().partial_flushes, 0) << stalled_bytes << " bytes";
+  for (int i = 0; i < 20; ++i) send_group(6000);  // queued behind the tail
   {
     absl::MutexLock l(&sinks_[2]->mu);
     sinks_[2]->hold = false;
   }
-  ASSERT_TRUE(WaitUntil([&] { return sinks_[2]->Count() >= kMessages; }))
-      << sinks_[2]->Count();
+  const size_t last_stalled = want.size();
+  while (want.size() < last_stalled + 2000) send_group(6000);
+  const size_t total = want.size();
+  ASSERT_TRUE(
+      WaitUntil([&] { return sinks_[2]->Count() >= total; }, absl::Seconds(60)))
+      << sinks_[2]->Count() << " of " << total;
   const std::vector<Message> got = sinks_[2]->Got();
-  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
-  for (int i = 0; i < kMessages; ++i) {
+  ASSERT_EQ(got.size(), total);
+  for (size_t i = 0; i < total; ++i) {
     ASSERT_EQ(EncodeMessage(got[i]), want[i]) << "message " << i;
   }
   const PeerTransportStats s = t_[1]->Stats();
-  EXPECT_EQ(s.sent_quorum, kMessages);
+  EXPECT_EQ(s.sent_quorum, static_cast<int64_t>(total));
   EXPECT_EQ(s.dropped, 0);
   EXPECT_GT(s.flushed_inline, 0);
-  EXPECT_GT(s.partial_flushes, 0);
-  EXPECT_LT(s.flushed_inline, kMessages);  // the thread sent the rest
+  EXPECT_LT(s.flushed_inline, static_cast<int64_t>(total));  // the thread's
 }
 
 TEST_F(PeerTransportTest, VotesTravelOnTheElectionPortOnly) {
