@@ -111,6 +111,10 @@ absl::StatusOr<std::unique_ptr<QuorumReplica>> QuorumReplica::Open(
     pthread_setname_np(pthread_self(), "rk-snapshot");
     raw->SnapshotLoop();
   });
+  r->appender_ = std::thread([raw = r.get()] {
+    pthread_setname_np(pthread_self(), "rk-zab-log");
+    raw->AppendLoop();
+  });
   return r;
 }
 
@@ -126,6 +130,75 @@ QuorumReplica::~QuorumReplica() {
     snapshot_stop_ = true;
   }
   if (flusher_.joinable()) flusher_.join();
+  {
+    absl::MutexLock lock(&append_mu_);
+    append_stop_ = true;
+  }
+  if (appender_.joinable()) appender_.join();
+}
+
+void QuorumReplica::AppendLoop() {
+  for (;;) {
+    const std::vector<engine::LogRecord>* job;
+    {
+      absl::MutexLock lock(&append_mu_);
+      append_mu_.Await(absl::Condition(
+          +[](QuorumReplica* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->append_mu_) {
+            return r->append_stop_ || r->append_job_ != nullptr;
+          },
+          this));
+      if (append_stop_) return;
+      job = append_job_;
+    }
+    const absl::Time t0 = absl::Now();
+    absl::Status s = log_->AppendBatch(*job);
+    if (s.ok() && options_.on_log_batch) {
+      options_.on_log_batch(job->size(),
+                            absl::ToInt64Microseconds(absl::Now() - t0));
+    }
+    absl::MutexLock lock(&append_mu_);
+    append_status_ = std::move(s);
+    append_job_ = nullptr;
+    append_done_ = true;
+  }
+}
+
+absl::Status QuorumReplica::AppendAndApplyBefore(
+    const std::vector<engine::LogRecord>& records) {
+  // The newest txn committed and logged before these records whose
+  // payloads, from the next one to apply on, are all in memory (the log is
+  // not read while it is appended to). ApplyUpTo wants an existing zxid.
+  const int64_t applied = cur_db().last_applied_zxid();
+  int64_t target = 0;
+  auto upper = unapplied_.upper_bound(
+      std::min(commit_target_, records.front().zxid - 1));
+  if (upper != unapplied_.begin()) target = std::prev(upper)->first;
+  const bool overlap = target > applied && unapplied_.contains(applied + 1);
+  if (!overlap) {
+    const absl::Time t0 = absl::Now();
+    absl::Status s = log_->AppendBatch(records);
+    if (s.ok() && options_.on_log_batch) {
+      options_.on_log_batch(records.size(),
+                            absl::ToInt64Microseconds(absl::Now() - t0));
+    }
+    return s;
+  }
+  {
+    absl::MutexLock lock(&append_mu_);
+    append_job_ = &records;
+    append_done_ = false;
+  }
+  // A round under load carries new entries and the commit of earlier ones:
+  // their applies (one WriteBatch, completions) overlap the fdatasync.
+  absl::Status applied_status = ApplyUpTo(target);
+  absl::Status s;
+  {
+    absl::MutexLock lock(&append_mu_);
+    append_mu_.Await(absl::Condition(&append_done_));
+    s = append_status_;
+  }
+  // Either error stops the replica (the caller Fails with it).
+  return applied_status.ok() ? s : applied_status;
 }
 
 void QuorumReplica::Deliver(zab::Message m) {
@@ -595,12 +668,9 @@ void QuorumReplica::HandleReady(zab::Ready& r) {
       records.push_back(engine::LogRecord{e.zxid, e.data});
     }
     if (!records.empty()) {
-      const absl::Time t0 = absl::Now();
-      s = log_->AppendBatch(records);
-      if (s.ok() && options_.on_log_batch) {
-        options_.on_log_batch(records.size(),
-                              absl::ToInt64Microseconds(absl::Now() - t0));
-      }
+      // This Ready's commit may let earlier entries apply during the sync.
+      commit_target_ = std::max(commit_target_, r.commit_zxid);
+      s = AppendAndApplyBefore(records);
     }
     for (zab::Entry& e : r.entries) unapplied_[e.zxid] = std::move(e.data);
   }

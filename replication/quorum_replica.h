@@ -205,6 +205,13 @@ class QuorumReplica : public Replica {
   absl::Status ApplyUpTo(int64_t zxid);
   // Applies the committed txns up to commit_target_ the gates let through.
   absl::Status ApplyCommitted();
+  // Appends `records` (one write + fdatasync) on the "rk-zab-log" thread
+  // while this thread applies what was committed and logged before them,
+  // if there is any; else appends them here. Returns the append's status
+  // (an apply error is handled as ApplyCommitted's).
+  absl::Status AppendAndApplyBefore(
+      const std::vector<engine::LogRecord>& records);
+  void AppendLoop();  // "rk-zab-log"
   void HoldForGate(std::map<int64_t, HeldGate>& gates, int64_t key,
                    std::shared_ptr<ApplyGate> gate, int64_t session_id);
   // How many of `txns` (consecutive, from the next to apply) may be applied
@@ -314,6 +321,14 @@ class QuorumReplica : public Replica {
   std::atomic<bool> serving_{false};
   std::thread driver_;
   std::thread flusher_;  // "rk-snapshot": SnapshotLoop
+  // AppendAndApplyBefore's hand-off to the "rk-zab-log" thread.
+  absl::Mutex append_mu_;
+  const std::vector<engine::LogRecord>* append_job_
+      ABSL_GUARDED_BY(append_mu_) = nullptr;
+  bool append_done_ ABSL_GUARDED_BY(append_mu_) = false;
+  absl::Status append_status_ ABSL_GUARDED_BY(append_mu_);
+  bool append_stop_ ABSL_GUARDED_BY(append_mu_) = false;
+  std::thread appender_;
 };
 
 }  // namespace rockeeper::replication
