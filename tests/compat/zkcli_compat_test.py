@@ -89,6 +89,11 @@ def normalise(text):
     # The Closed event at quit is printed only if the event thread gets to
     # it before the JVM exits: a race in zkCli, with either server.
     events = [e for e in events if "state:Closed" not in e]
+    # The event thread prints "\nWATCHER::" and "\nWatchedEvent ..." lines,
+    # which may land inside a line of the main thread's output (seen in CI:
+    # "[emptystr, eph" / ", eseq-..."): cut them out before splitting lines.
+    text = re.sub(r"\nWATCHER::\n", "", text)
+    text = re.sub(r"\nWatchedEvent [^\n]*\n", "", text)
     lines = []
     for line in text.split("\n"):
         # Blank lines and WATCHER:: come from the event thread too and may
