@@ -78,8 +78,11 @@ class ChildrenCache {
   struct Entry {
     std::vector<std::string> names;  // sorted
     size_t bytes = 0;
-    // Set by Lookup, cleared by eviction's first pass (second chance).
-    mutable std::atomic<bool> referenced{true};
+    // Set by Lookup, cleared by eviction's first pass (second chance). A
+    // fill starts unreferenced: a list read once (a scan) goes before one
+    // read again, and an eviction right after many fills cannot un-mark
+    // every entry and then take a hot one in its second pass.
+    mutable std::atomic<bool> referenced{false};
   };
   static size_t NameBytes(absl::string_view name);
   static size_t EntryBytes(absl::string_view parent,
