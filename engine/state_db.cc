@@ -76,6 +76,11 @@ rocksdb::ColumnFamilyOptions CfOptions(
   table.metadata_block_size = 4096;
   table.pin_top_level_index_and_filter = true;
   table.cache_index_and_filter_blocks_with_high_priority = true;
+  // A hash index in each data block: a point read finds its key's restart
+  // interval without a binary search over the block (a cache miss per
+  // step). Sets on 1M znodes: ~12% less server CPU (docs/engine.md).
+  table.data_block_index_type =
+      rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = o.write_buffer_bytes;
   // L1 of 64 MiB in files of 8 MiB (RocksDB's defaults: 256 MiB, 64 MiB).
