@@ -77,6 +77,7 @@ void CommitPipeline::ProposeNoop(CommitCallback done) {
 
 void CommitPipeline::Enqueue(Pending pending) {
   absl::Status refused;
+  bool claimed = false;
   {
     absl::MutexLock lock(&mu_);
     if (!health_.ok()) {
@@ -85,8 +86,18 @@ void CommitPipeline::Enqueue(Pending pending) {
       refused = absl::UnavailableError("commit pipeline stopped");
     } else {
       to_log_.push_back(std::move(pending));
-      return;
+      // Idle throughout: this thread logs it when its scope closes (the
+      // log thread's wait condition stays false meanwhile).
+      claimed = options_.log_on_proposing_thread && DeferScope::Active() &&
+                to_log_.size() == 1 && !log_claimed_ && !logging_ &&
+                !applying_ && to_apply_.empty() && !checkpoint_waiting_;
+      if (!claimed) return;
+      log_claimed_ = true;
     }
+  }
+  if (claimed) {
+    DeferScope::DeferLast([this] { LogOnProposingThread(); });
+    return;
   }
   pending.done(refused, {}, pending.noop ? nullptr : &pending.txn,
                CommitNote{});
@@ -114,7 +125,7 @@ void CommitPipeline::LogLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return !p->to_log_.empty() || p->stopping_;
+            return !p->log_claimed_ && (!p->to_log_.empty() || p->stopping_);
           },
           this));
       if (to_log_.empty()) {
@@ -125,50 +136,72 @@ void CommitPipeline::LogLoop() {
         batch.push_back(std::move(to_log_.front()));
         to_log_.pop_front();
       }
+      logging_ = true;
     }
-    absl::Status status = health();
-    if (status.ok()) {
-      payloads.clear();
-      records.clear();
-      for (const Pending& p : batch) {
-        if (!p.noop) payloads.push_back(p.txn.SerializeAsString());
-      }
-      size_t next = 0;
-      for (const Pending& p : batch) {
-        if (!p.noop)
-          records.push_back({p.txn.header().zxid(), payloads[next++]});
-      }
-      if (!records.empty()) {
-        const absl::Time t0 = absl::Now();
-        status = log_->AppendBatch(records);
-        if (status.ok() && options_.on_log_batch) {
-          options_.on_log_batch(records.size(),
-                                absl::ToInt64Microseconds(absl::Now() - t0));
-        }
-      }
-      if (!status.ok()) Poison(status);
-    }
-    if (!status.ok()) {
-      for (Pending& p : batch) {
-        p.done(status, {}, p.noop ? nullptr : &p.txn, CommitNote{});
-      }
-      continue;
-    }
-    if (TakeApplyInline(batch)) {
-      // What the callbacks defer runs when the scope closes: after the
-      // batch is applied and applying_ is clear.
-      DeferScope scope;
-      ApplyBatch(absl::MakeSpan(batch), /*lone=*/true);
-      absl::MutexLock lock(&mu_);
-      applying_ = false;
-      continue;
-    }
-    absl::MutexLock lock(&mu_);
-    for (Pending& p : batch) to_apply_.push_back(std::move(p));
+    LogBatch(batch, payloads, records);
   }
 }
 
-bool CommitPipeline::TakeApplyInline(const std::vector<Pending>& batch) {
+void CommitPipeline::LogOnProposingThread() {
+  std::vector<Pending> batch;
+  std::vector<std::string> payloads;
+  std::vector<engine::LogRecord> records;
+  {
+    absl::MutexLock lock(&mu_);
+    while (!to_log_.empty() && batch.size() < options_.max_batch_txns) {
+      batch.push_back(std::move(to_log_.front()));
+      to_log_.pop_front();
+    }
+    ++stats_.proposer_logs;
+  }
+  LogBatch(batch, payloads, records);
+}
+
+void CommitPipeline::LogBatch(std::vector<Pending>& batch,
+                              std::vector<std::string>& payloads,
+                              std::vector<engine::LogRecord>& records) {
+  absl::Status status = health();
+  if (status.ok()) {
+    payloads.clear();
+    records.clear();
+    for (const Pending& p : batch) {
+      if (!p.noop) payloads.push_back(p.txn.SerializeAsString());
+    }
+    size_t next = 0;
+    for (const Pending& p : batch) {
+      if (!p.noop) records.push_back({p.txn.header().zxid(), payloads[next++]});
+    }
+    if (!records.empty()) {
+      const absl::Time t0 = absl::Now();
+      status = log_->AppendBatch(records);
+      if (status.ok() && options_.on_log_batch) {
+        options_.on_log_batch(records.size(),
+                              absl::ToInt64Microseconds(absl::Now() - t0));
+      }
+    }
+    if (!status.ok()) Poison(status);
+  }
+  if (!status.ok()) {
+    // Before the log is released: later batches fail after this one.
+    for (Pending& p : batch) {
+      p.done(status, {}, p.noop ? nullptr : &p.txn, CommitNote{});
+    }
+    absl::MutexLock lock(&mu_);
+    ++stats_.log_batches;
+    ReleaseLog();
+    return;
+  }
+  if (TakeApplyInlineOrHandOff(batch)) {
+    // What the callbacks defer runs when the scope closes: after the
+    // batch is applied and applying_ is clear.
+    DeferScope scope;
+    ApplyBatch(absl::MakeSpan(batch), /*lone=*/true);
+    absl::MutexLock lock(&mu_);
+    applying_ = false;
+  }
+}
+
+bool CommitPipeline::TakeApplyInlineOrHandOff(std::vector<Pending>& batch) {
   // Only when nothing else waits: the log thread then has nothing to write
   // while it applies, and nothing applies before or beside this batch. A
   // closed gate may hold the applier for seconds, which the log must not.
@@ -179,8 +212,10 @@ bool CommitPipeline::TakeApplyInline(const std::vector<Pending>& batch) {
   }
   absl::MutexLock lock(&mu_);
   ++stats_.log_batches;
+  ReleaseLog();
   if (!small || gated || applying_ || checkpoint_waiting_ ||
       !to_apply_.empty() || !to_log_.empty()) {
+    for (Pending& p : batch) to_apply_.push_back(std::move(p));
     return false;
   }
   applying_ = true;

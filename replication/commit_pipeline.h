@@ -11,6 +11,14 @@
 // idle, the log thread applies it itself: a lone session's write then costs
 // no wake-up of a second thread (a cross-CPU wake is 30-50 µs on a VM).
 //
+// A txn proposed inside a DeferScope (replication/defer_scope.h: a wire
+// thread's epoll round, a batch of completions) while the whole pipeline is
+// idle is logged by the proposing thread instead, when its scope closes
+// (after the scope's other deferred work, such as replies): the txns
+// proposed meanwhile, by any thread, join that write, and a small batch is
+// then applied there too, so a lone write wakes no other thread at all. The
+// log thread leaves the queue alone until that thread is done.
+//
 // Snapshots (every snap_count txns) are taken by a third thread: it flushes
 // the memtables while applies go on, then holds applies off only for the
 // checkpoint itself (exact: between two batches, `applying_` held), and
@@ -27,7 +35,10 @@
 // log). Acknowledged (done with OK) txns are durable in the log.
 //
 // Thread safety: Propose may be called from any thread, but the caller must
-// serialize Prep::Prepare + Propose so that txns arrive in zxid order.
+// serialize Prep::Prepare + Propose so that txns arrive in zxid order. A
+// thread that proposes inside a DeferScope must not wait for the txn's
+// completion before that scope closes (it may be the one to log it): open a
+// scope of its own around the Propose, closed before the wait.
 #ifndef ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
 #define ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
 
@@ -89,6 +100,10 @@ struct CommitPipelineOptions {
   // is queued and the apply thread is idle (0 = always hand over to the
   // apply thread). Default: 16 txns.
   size_t max_inline_apply_txns = 16;
+  // Whether a txn proposed inside a DeferScope into an idle pipeline is
+  // logged by the proposing thread when its scope closes (see the file
+  // comment), instead of waking the log thread. Default: true.
+  bool log_on_proposing_thread = true;
   // Snapshots kept by the purge after each snapshot (minimum 3). Default: 3.
   int snap_retain_count = 3;
   // Called on the log thread after each group commit with the txns written
@@ -148,6 +163,9 @@ class CommitPipeline {
     uint64_t gate_waits = 0;      // closed gates the apply thread waited for
     uint64_t gate_timeouts = 0;   // of those, applied after gate_timeout
     uint64_t inline_applies = 0;  // batches the log thread applied itself
+    // Log batches written by a proposing thread (they count in log_batches,
+    // and in inline_applies when that thread applied them too).
+    uint64_t proposer_logs = 0;
   };
   Stats stats() const;
 
@@ -161,11 +179,26 @@ class CommitPipeline {
   };
   void Enqueue(Pending pending);
   void LogLoop();
-  void ApplyLoop();
-  // True if the log thread applies `batch` itself (see the file comment);
-  // then it holds applying_ and must clear it. Counts the log batch.
-  bool TakeApplyInline(const std::vector<Pending>& batch)
+  // On a proposing thread that claimed the log (log_claimed_): logs what is
+  // queued, as the log thread would, and releases the claim.
+  void LogOnProposingThread();
+  // Writes `batch` (taken from to_log_ by the thread holding the log) to the
+  // log, then applies it on this thread or hands it to the apply thread;
+  // releases the log in the same critical section as that hand-off, so that
+  // batches are applied in log order.
+  void LogBatch(std::vector<Pending>& batch, std::vector<std::string>& payloads,
+                std::vector<engine::LogRecord>& records)
       ABSL_LOCKS_EXCLUDED(mu_);
+  void ApplyLoop();
+  // True if this thread applies `batch` itself (see the file comment): it
+  // then holds applying_ and must clear it. Else `batch` is queued for the
+  // apply thread. Either way counts the log batch and releases the log.
+  bool TakeApplyInlineOrHandOff(std::vector<Pending>& batch)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void ReleaseLog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    logging_ = false;
+    log_claimed_ = false;
+  }
   // Applies `batch` in segments that end before each closed gate.
   void ApplyGated(std::vector<Pending>& batch);
   // `lone`: applied by the log thread (see CommitNote).
@@ -194,6 +227,11 @@ class CommitPipeline {
   bool log_done_ ABSL_GUARDED_BY(mu_) = false;
   // A batch is being applied (by either thread): the other must not start.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
+  // The log thread is writing a batch.
+  bool logging_ ABSL_GUARDED_BY(mu_) = false;
+  // A proposing thread will log what is queued (LogOnProposingThread): the
+  // log thread must not take it.
+  bool log_claimed_ ABSL_GUARDED_BY(mu_) = false;
   // A snapshot is due; the snapshot thread takes it.
   bool snapshot_due_ ABSL_GUARDED_BY(mu_) = false;
   // The snapshot thread waits for the batch being applied to end: no new

@@ -29,10 +29,15 @@ class DeferScope {
   static bool Active();
   // Runs `fn` when the thread's innermost scope closes. REQUIRES: Active().
   static void Defer(std::function<void()> fn);
+  // As Defer, but after every closure deferred with Defer (also those that
+  // the later ones defer): for slow work, such as a log write, that must not
+  // hold back the scope's quick replies. REQUIRES: Active().
+  static void DeferLast(std::function<void()> fn);
 
  private:
   DeferScope* const outer_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void()>> last_;
 };
 
 }  // namespace rockeeper::replication

@@ -257,16 +257,21 @@ replication::SubmitResult RockeeperService::SubmitAndWait(
   };
   auto waiter = std::make_shared<Waiter>();
   const absl::Time start = absl::Now();
-  replica_->Submit(ctx, request,
-                   [this, waiter, start](replication::SubmitResult r) {
-                     if (r.outcome.txn) {
-                       metrics_->RecordCommit(
-                           absl::ToInt64Microseconds(absl::Now() - start));
-                     }
-                     PublishTriggers(r.triggers);
-                     waiter->result = std::move(r);
-                     waiter->done.Notify();
-                   });
+  {
+    // Closed before the wait: whatever the submit deferred (a standalone
+    // pipeline may leave the log write to this thread) runs first.
+    DeferScope scope;
+    replica_->Submit(ctx, request,
+                     [this, waiter, start](replication::SubmitResult r) {
+                       if (r.outcome.txn) {
+                         metrics_->RecordCommit(
+                             absl::ToInt64Microseconds(absl::Now() - start));
+                       }
+                       PublishTriggers(r.triggers);
+                       waiter->result = std::move(r);
+                       waiter->done.Notify();
+                     });
+  }
   waiter->done.WaitForNotification();
   return std::move(waiter->result);
 }

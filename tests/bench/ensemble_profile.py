@@ -8,7 +8,10 @@ per second, txns per group, mean write + fdatasync, mean commit latency
 
   /usr/bin/python3 tests/bench/ensemble_profile.py --binary build/server/rockeeper \\
       [--workload create] [--client all|leader|follower] [--sessions 16] \\
-      [--outstanding 32] [--znodes 100000] [--duration 6]
+      [--outstanding 32] [--znodes 100000] [--duration 6] [--perf FILE]
+
+--perf FILE also records the leader with `perf record` (--perf-args, default
+-g -F 1000) over the window.
 
 --client leader / follower puts every session on that server (the latency
 of a write depends on it: a follower forwards it to the leader). Not part
@@ -76,6 +79,9 @@ def main():
     ap.add_argument("--znodes", type=int, default=100000)
     ap.add_argument("--duration", type=float, default=6)
     ap.add_argument("--value-size", type=int, default=100)
+    ap.add_argument("--perf", help="perf record the leader over the window into FILE")
+    ap.add_argument("--perf-args", default="-g -F 1000",
+                    help="perf record options (e.g. '--call-graph dwarf,16384 -F 500')")
     args = ap.parse_args()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
@@ -117,7 +123,13 @@ def main():
         window = max(1.0, args.duration / 2)
         time.sleep(max(0.5, (args.duration - window) / 2))
         ticks0, m0, t0 = thread_ticks(members), {s.name: metrics(admin[s.name]) for s in members}, time.monotonic()
-        time.sleep(window)
+        if args.perf:
+            subprocess.run(["perf", "record"] + args.perf_args.split() + ["-o", args.perf,
+                            "-p", str(leader.proc.pid), "--", "sleep", str(window)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+        else:
+            time.sleep(window)
         ticks1, m1, t1 = thread_ticks(members), {s.name: metrics(admin[s.name]) for s in members}, time.monotonic()
         out, _ = bench.communicate(timeout=args.duration + 120)
         if bench.returncode != 0:

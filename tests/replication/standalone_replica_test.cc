@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -239,6 +241,172 @@ TEST(StandaloneReplicaTest, ALoneWriteCompletesInADeferScopeOnTheLogThread) {
       EXPECT_TRUE(s.visibility_free);
     }
   }
+}
+
+// DeferLast closures run after every Defer closure, including those that
+// Defer closures add; what a last closure defers runs too, in order.
+TEST(DeferScopeTest, LastClosuresRunAfterTheOthers) {
+  std::vector<std::string> ran;
+  {
+    DeferScope scope;
+    DeferScope::Defer([&] {
+      ran.push_back("a");
+      DeferScope::Defer([&] { ran.push_back("c"); });
+    });
+    DeferScope::DeferLast([&] {
+      ran.push_back("last1");
+      DeferScope::Defer([&] { ran.push_back("d"); });
+      DeferScope::DeferLast([&] { ran.push_back("last2"); });
+    });
+    DeferScope::Defer([&] { ran.push_back("b"); });
+    EXPECT_TRUE(ran.empty());
+  }
+  EXPECT_EQ(ran,
+            (std::vector<std::string>{"a", "b", "c", "last1", "d", "last2"}));
+  EXPECT_FALSE(DeferScope::Active());
+}
+
+// A write proposed inside a DeferScope into an idle pipeline is logged and
+// applied by the proposing thread when the scope closes, and completes
+// there (lone): the log thread does not take it meanwhile. Switched off,
+// the log thread does it all.
+TEST(StandaloneReplicaTest, AWriteInADeferScopeIsLoggedByTheProposingThread) {
+  for (const bool on : {true, false}) {
+    TempDir dir;
+    auto options = Options(dir);
+    options.pipeline.log_on_proposing_thread = on;
+    auto r = Open(options);
+    ASSERT_NE(r, nullptr);
+    for (int i = 0; i < 5; ++i) {
+      std::atomic<bool> called{false};
+      std::thread::id callback_thread;
+      bool lone = false;
+      {
+        DeferScope scope;
+        r->Submit({}, Create(absl::StrCat("/n", i)), [&](SubmitResult res) {
+          EXPECT_TRUE(res.status.ok()) << res.status;
+          callback_thread = std::this_thread::get_id();
+          lone = res.lone;
+          called.store(true);
+        });
+        if (on) {
+          // Held for this thread: nothing can have logged it yet.
+          absl::SleepFor(absl::Milliseconds(20));
+          EXPECT_FALSE(called.load()) << i;
+          EXPECT_EQ(r->status().last_logged_zxid, i);
+        }
+      }
+      if (on) {
+        EXPECT_TRUE(called.load()) << "not completed when the scope closed";
+        EXPECT_EQ(callback_thread, std::this_thread::get_id());
+        EXPECT_TRUE(lone);
+      } else {
+        const absl::Time deadline = absl::Now() + absl::Seconds(60);
+        while (!called.load() && absl::Now() < deadline) {
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+        ASSERT_TRUE(called.load());
+        EXPECT_NE(callback_thread, std::this_thread::get_id());
+      }
+      EXPECT_TRUE(r->db().GetZnode(absl::StrCat("/n", i)).ok());
+    }
+    const auto stats = r->pipeline_stats();
+    EXPECT_EQ(stats.proposer_logs, on ? 5u : 0u);
+    EXPECT_EQ(stats.log_batches, 5u);
+    EXPECT_EQ(stats.inline_applies, 5u);
+  }
+}
+
+// Writes proposed by any thread while a proposing thread holds the log
+// join its batch: one log write, applied there, completions in order.
+TEST(StandaloneReplicaTest, WritesProposedMeanwhileJoinTheProposersBatch) {
+  TempDir dir;
+  auto r = Open(Options(dir));
+  ASSERT_NE(r, nullptr);
+  Completions c;
+  {
+    DeferScope scope;
+    for (int i = 0; i < 3; ++i) {
+      r->Submit({}, Create(absl::StrCat("/a", i)), c.Add(i));
+    }
+    std::thread other([&] {
+      for (int i = 3; i < 5; ++i) {
+        r->Submit({}, Create(absl::StrCat("/a", i)), c.Add(i));
+      }
+    });
+    other.join();
+    absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_EQ(r->status().last_logged_zxid, 0) << "the log thread took them";
+  }
+  ASSERT_TRUE(c.Wait(5));
+  auto res = c.results();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(res[i].first, i);
+    EXPECT_TRUE(res[i].second.lone) << i;
+  }
+  const auto stats = r->pipeline_stats();
+  EXPECT_EQ(stats.log_batches, 1u);
+  EXPECT_EQ(stats.proposer_logs, 1u);
+  EXPECT_EQ(stats.txns_applied, 5u);
+}
+
+// Threads proposing in and out of DeferScopes at once: every write
+// completes once, each thread's in its order, the log holds them all (a
+// reopen replays to the same state), and proposing threads logged some.
+TEST(StandaloneReplicaTest, ProposersAndTheLogThreadShareTheLogSafely) {
+  TempDir dir;
+  auto options = Options(dir);
+  options.pipeline.snap_count = 300;  // checkpoints meanwhile, too
+  auto r = Open(options);
+  ASSERT_NE(r, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 300;
+  Completions c;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      int i = 0;
+      while (i < kPerThread) {
+        const int n = std::min<int>(1 + rng() % 4, kPerThread - i);
+        const bool scoped = rng() % 4 != 0;
+        std::optional<DeferScope> scope;
+        if (scoped) scope.emplace();
+        for (int k = 0; k < n; ++k, ++i) {
+          r->Submit({}, Create(absl::StrCat("/t", t, "-", i)),
+                    c.Add(t * kPerThread + i));
+        }
+        scope.reset();
+        if (rng() % 8 == 0) absl::SleepFor(absl::Microseconds(rng() % 500));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(c.Wait(kThreads * kPerThread));
+  auto res = c.results();
+  ASSERT_EQ(res.size(), static_cast<size_t>(kThreads * kPerThread));
+  std::vector<int64_t> last(kThreads, -1);
+  std::vector<int64_t> zxids;
+  for (const auto& [tag, result] : res) {
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    ASSERT_EQ(result.outcome.err, ZkError::kOk);
+    const int64_t t = tag / kPerThread;
+    EXPECT_GT(tag, last[t]);
+    last[t] = tag;
+    zxids.push_back(result.zxid);
+  }
+  // Completions in zxid order, no gap.
+  for (size_t i = 0; i < zxids.size(); ++i) {
+    EXPECT_EQ(zxids[i], static_cast<int64_t>(i) + 1);
+  }
+  const auto stats = r->pipeline_stats();
+  EXPECT_GT(stats.proposer_logs, 0u);
+  EXPECT_EQ(stats.txns_applied, static_cast<uint64_t>(kThreads * kPerThread));
+  r.reset();
+  r = Open(options);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->db().last_applied_zxid(), kThreads * kPerThread);
+  EXPECT_EQ(*r->db().CountDescendants("/"), 3 + kThreads * kPerThread);
 }
 
 // A gated write alone in its log batch is not applied by the log thread:
