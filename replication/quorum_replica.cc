@@ -219,15 +219,36 @@ void QuorumReplica::Submit(const engine::RequestContext& ctx,
 void QuorumReplica::SubmitGated(const engine::RequestContext& ctx,
                                 const engine::WriteRequest& request,
                                 std::shared_ptr<ApplyGate> gate, Done done) {
+  bool claimed = false;
   {
     absl::MutexLock lock(&mu_);
     if (!stop_ && health_.ok()) {
       submits_.push_back(PendingSubmit{ctx, request, std::move(done),
                                        std::nullopt, std::move(gate)});
-      return;
+      // All quiet: this thread runs the round (the driver's wait condition
+      // stays false meanwhile).
+      claimed = DeferScope::Active() && submits_.size() == 1 &&
+                inbox_.empty() && !submit_claimed_ && !inline_running_ &&
+                !round_running_;
+      if (!claimed) return;
+      submit_claimed_ = true;
     }
   }
+  if (claimed) {
+    DeferScope::DeferLast([this] { RunClaimedRound(); });
+    return;
+  }
   done(SubmitResult{absl::UnavailableError("replica stopped"), {}, {}});
+}
+
+void QuorumReplica::RunClaimedRound() {
+  // What the round's completions defer lands in the scope being closed and
+  // runs after this returns, with driver_mu_ released.
+  absl::MutexLock driver(&driver_mu_);
+  RunRound();
+  claimed_rounds_.fetch_add(1, std::memory_order_relaxed);
+  absl::MutexLock lock(&mu_);
+  submit_claimed_ = false;  // what came meanwhile wakes the driver
 }
 
 int64_t QuorumReplica::last_proposed_zxid() const {
@@ -355,7 +376,15 @@ void QuorumReplica::RunRound() {
     disconnects.swap(disconnects_);
     submits.swap(submits_);
     touches.swap(touches_to_relay_);
+    round_running_ = true;
   }
+  struct RoundEnd {
+    QuorumReplica* r;
+    ~RoundEnd() {
+      absl::MutexLock lock(&r->mu_);
+      r->round_running_ = false;
+    }
+  } round_end{this};
   if (!touches.empty()) {
     // 8 bytes big-endian per session id: the PING reply's body.
     std::string body;
@@ -433,7 +462,7 @@ void QuorumReplica::Loop() {
       // While a transport thread runs a round inline it takes the work as
       // well: waking this thread for it would only cost a context switch.
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || (!inline_running_ &&
+        return stop_ || (!inline_running_ && !submit_claimed_ &&
                          (!inbox_.empty() || !disconnects_.empty() ||
                           !submits_.empty() || gate_opened_ || preflush_done_));
       };

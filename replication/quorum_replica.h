@@ -4,6 +4,8 @@
 //
 //   Deliver / PeerDisconnected / Submit --> [driver thread]
 //   DeliverAndRun --> [the calling thread, if no round runs; else queued]
+//   Submit inside a DeferScope, all quiet --> [the calling thread, when its
+//                                              scope closes]
 //     Node::Step / Tick / Propose --> Ready:
 //       truncate the log | append + one fdatasync | persist epochs
 //       --> send messages (PROPOSALs before our own fsync, ACKs after)
@@ -139,6 +141,12 @@ class QuorumReplica : public Replica {
   // saves the driver thread's wake-up on the path of every proposal and
   // ack; otherwise queues them as Deliver does.
   void DeliverAndRun(std::vector<zab::Message> messages);
+  // Submit / SubmitGated called inside a DeferScope (a wire thread's epoll
+  // round) while no round runs and nothing else is queued run that round on
+  // the calling thread when the scope closes, after its other deferred work
+  // (DeferScope::DeferLast), instead of waking the driver thread. A thread
+  // that submits inside a scope must not wait for the completion before
+  // the scope closes.
   // The transport lost its connection to `peer`.
   void PeerDisconnected(int64_t peer);
 
@@ -151,6 +159,8 @@ class QuorumReplica : public Replica {
   ApplyGateStats apply_gate_stats() const override {
     return {gate_waits_.load(), gate_timeouts_.load()};
   }
+  // Rounds run by a submitting thread as its DeferScope closed.
+  uint64_t claimed_rounds() const { return claimed_rounds_.load(); }
   const engine::StateDb& db() const override {
     return *db_ptr_.load(std::memory_order_acquire);
   }
@@ -198,6 +208,8 @@ class QuorumReplica : public Replica {
   // One round: takes the queued work, steps the core, handles its Readies.
   // Requires driver_mu_.
   void RunRound();
+  // The round a submitting thread claimed (see SubmitGated).
+  void RunClaimedRound() ABSL_LOCKS_EXCLUDED(driver_mu_, mu_);
   void HandleSubmit(PendingSubmit& s, int64_t now_ms);
   void ForwardSubmit(PendingSubmit& s);
   void FailForwarded(const absl::Status& status);
@@ -278,6 +290,7 @@ class QuorumReplica : public Replica {
   int64_t blocked_since_ms_ = 0;
   std::atomic<uint64_t> gate_waits_{0};
   std::atomic<uint64_t> gate_timeouts_{0};
+  std::atomic<uint64_t> claimed_rounds_{0};
   int64_t next_request_id_ = 0;
   int64_t last_proposed_ = 0;
   // For ReplicaStatus: when this server began to lead, its proposal sizes.
@@ -301,6 +314,11 @@ class QuorumReplica : public Replica {
   // A transport thread runs a round: the driver thread is not woken for
   // work (the round takes it; what comes later wakes it when it ends).
   bool inline_running_ ABSL_GUARDED_BY(mu_) = false;
+  // A submitting thread will run a round for its submit when its DeferScope
+  // closes (RunClaimedRound): the driver thread is not woken for it either.
+  bool submit_claimed_ ABSL_GUARDED_BY(mu_) = false;
+  // Some thread is inside RunRound.
+  bool round_running_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<zab::Message> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> disconnects_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingSubmit> submits_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "engine/snapshot.h"
 #include "gtest/gtest.h"
+#include "replication/defer_scope.h"
 #include "tests/engine/test_util.h"
 
 namespace rockeeper::replication {
@@ -308,6 +310,73 @@ TEST(QuorumReplicaTest, ElectsOneLeaderAndReplicatesEveryWrite) {
   EXPECT_FALSE(f2.outcome.txn.has_value());
   // (The refusal took a zxid too, as ZooKeeper's error txns do.)
   e.ExpectConverged(e.get(*leader)->last_proposed_zxid());
+}
+
+// A write submitted inside a DeferScope while the replica is quiet runs
+// its round on the submitting thread when the scope closes: on the leader
+// it is in the log (appended and synced) by the time the scope has closed.
+// On a follower the round forwards it. Threads submitting in and out of
+// scopes on every member at once: all complete, the members converge.
+TEST(QuorumReplicaTest, SubmitsInDeferScopesRunTheirRoundOnTheSubmitter) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_TRUE(e.Write(*leader, "/warm").status.ok());
+  QuorumReplica* l = e.get(*leader);
+  int logged_at_close = 0;
+  const uint64_t claimed_before = l->claimed_rounds();
+  for (int i = 0; i < 30; ++i) {
+    absl::Mutex mu;
+    bool done = false;
+    const uint64_t claimed = l->claimed_rounds();
+    int64_t zxid_after_close = 0;
+    {
+      DeferScope scope;
+      l->Submit({}, Create(absl::StrCat("/s", i), "v"), [&](SubmitResult r) {
+        EXPECT_TRUE(r.status.ok()) << r.status;
+        absl::MutexLock lock(&mu);
+        done = true;
+      });
+    }
+    if (l->claimed_rounds() > claimed) {
+      zxid_after_close = l->status().last_logged_zxid;
+      if (zxid_after_close >= l->last_proposed_zxid()) ++logged_at_close;
+    }
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30)));
+  }
+  const uint64_t claimed = l->claimed_rounds() - claimed_before;
+  EXPECT_GT(claimed, 0u) << "no submit ran its own round";
+  EXPECT_EQ(static_cast<uint64_t>(logged_at_close), claimed);
+
+  const int64_t follower = *leader == 1 ? 2 : 1;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      QuorumReplica* r = e.get(t % 3 + 1);
+      for (int i = 0; i < 40; ++i) {
+        std::optional<DeferScope> scope;
+        if ((i + t) % 3 != 0) scope.emplace();
+        r->Submit({}, Create(absl::StrCat("/m", t, "-", i), "v"),
+                  [&](SubmitResult res) {
+                    EXPECT_TRUE(res.status.ok()) << res.status;
+                    EXPECT_EQ(res.outcome.err, engine::ZkError::kOk);
+                    answered.fetch_add(1);
+                  });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (answered.load() < 240 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(answered.load(), 240);
+  SubmitResult f = e.Write(follower, "/last");
+  ASSERT_TRUE(f.status.ok()) << f.status;
+  e.ExpectConverged(l->last_proposed_zxid());
+  EXPECT_TRUE(e.get(follower)->db().GetZnode("/m5-39").ok());
 }
 
 TEST(QuorumReplicaTest, FailsOverAndTheOldLeaderCatchesUp) {
