@@ -48,9 +48,9 @@ awk -v h=$((HITS1 - HITS0)) -v m=$((MISSES1 - MISSES0)) \
 # write + fdatasync over the timed run.
 awk -v cs="$CSUM0" -v cs1="$CSUM1" -v cc="$CCOUNT0" -v cc1="$CCOUNT1" \
   -v fs="$FSUM0" -v fs1="$FSUM1" -v fc="$FCOUNT0" -v fc1="$FCOUNT1" \
-  'BEGIN { printf "commit_mean_us=%.0f fsync_mean_us=%.0f ",
-           cc1 > cc ? (cs1 - cs) / (cc1 - cc) * 1e6 : 0,
-           fc1 > fc ? (fs1 - fs) / (fc1 - fc) * 1e6 : 0 }'
+  'BEGIN { c = (cc1 > cc) ? (cs1 - cs) / (cc1 - cc) * 1e6 : 0
+           f = (fc1 > fc) ? (fs1 - fs) / (fc1 - fc) * 1e6 : 0
+           printf "commit_mean_us=%.0f fsync_mean_us=%.0f ", c, f }'
 # How long each snapshot held the applies off (standalone, setup included).
 echo "snapshot_pauses_ms=$(grep -o 'applies paused [0-9]*' "$DIR/log" |
   awk '{print $3}' | paste -sd, -)"
