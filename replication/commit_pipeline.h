@@ -38,7 +38,9 @@
 // serialize Prep::Prepare + Propose so that txns arrive in zxid order. A
 // thread that proposes inside a DeferScope must not wait for the txn's
 // completion before that scope closes (it may be the one to log it): open a
-// scope of its own around the Propose, closed before the wait.
+// scope of its own around the Propose, closed before the wait. The pipeline
+// must outlive the scopes of the threads that propose into it (a server
+// stops its front ends before its replica).
 #ifndef ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
 #define ROCKEEPER_REPLICATION_COMMIT_PIPELINE_H_
 

@@ -146,7 +146,7 @@ class QuorumReplica : public Replica {
   // the calling thread when the scope closes, after its other deferred work
   // (DeferScope::DeferLast), instead of waking the driver thread. A thread
   // that submits inside a scope must not wait for the completion before
-  // the scope closes.
+  // the scope closes, and the replica must outlive that scope.
   // The transport lost its connection to `peer`.
   void PeerDisconnected(int64_t peer);
 
