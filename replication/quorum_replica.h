@@ -141,15 +141,15 @@ class QuorumReplica : public Replica {
   // saves the driver thread's wake-up on the path of every proposal and
   // ack; otherwise queues them as Deliver does.
   void DeliverAndRun(std::vector<zab::Message> messages);
+  // The transport lost its connection to `peer`.
+  void PeerDisconnected(int64_t peer);
+
   // Submit / SubmitGated called inside a DeferScope (a wire thread's epoll
   // round) while no round runs and nothing else is queued run that round on
   // the calling thread when the scope closes, after its other deferred work
   // (DeferScope::DeferLast), instead of waking the driver thread. A thread
   // that submits inside a scope must not wait for the completion before
   // the scope closes, and the replica must outlive that scope.
-  // The transport lost its connection to `peer`.
-  void PeerDisconnected(int64_t peer);
-
   void Submit(const engine::RequestContext& ctx,
               const engine::WriteRequest& request, Done done) override;
   bool honours_apply_gates() const override { return true; }
