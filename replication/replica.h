@@ -96,7 +96,9 @@ class Replica {
 
   // Turns a write request into an applied txn. `done` runs once, on a
   // replica thread (or at once when the replica cannot take writes); keep it
-  // short. Completions follow submission order.
+  // short. Completions follow submission order. Called inside a DeferScope
+  // (replication/defer_scope.h), the work may be left to the calling thread
+  // for when that scope closes: do not wait for `done` inside the scope.
   virtual void Submit(const engine::RequestContext& ctx,
                       const engine::WriteRequest& request, Done done) = 0;
   // Whether SubmitGated honours its gate. Default: false (the front end then
