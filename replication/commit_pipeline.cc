@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -77,7 +78,7 @@ void CommitPipeline::ProposeNoop(CommitCallback done) {
 
 void CommitPipeline::Enqueue(Pending pending) {
   absl::Status refused;
-  bool claimed = false;
+  uint64_t claim = 0;
   {
     absl::MutexLock lock(&mu_);
     if (!health_.ok()) {
@@ -86,17 +87,25 @@ void CommitPipeline::Enqueue(Pending pending) {
       refused = absl::UnavailableError("commit pipeline stopped");
     } else {
       to_log_.push_back(std::move(pending));
+      if (log_claimed_ && claimer_ == std::this_thread::get_id()) {
+        ++claimed_txns_;  // joins the claimer's batch
+        return;
+      }
       // Idle throughout: this thread logs it when its scope closes (the
-      // log thread's wait condition stays false meanwhile).
-      claimed = options_.log_on_proposing_thread && DeferScope::Active() &&
-                to_log_.size() == 1 && !log_claimed_ && !logging_ &&
-                !applying_ && to_apply_.empty() && !checkpoint_waiting_;
-      if (!claimed) return;
+      // log thread's wait condition stays false unless others queue).
+      const bool idle = options_.log_on_proposing_thread &&
+                        DeferScope::Active() && to_log_.size() == 1 &&
+                        !log_claimed_ && !logging_ && !applying_ &&
+                        to_apply_.empty() && !checkpoint_waiting_;
+      if (!idle) return;
       log_claimed_ = true;
+      claimer_ = std::this_thread::get_id();
+      claimed_txns_ = 1;
+      claim = ++claim_number_;
     }
   }
-  if (claimed) {
-    DeferScope::DeferLast([this] { LogOnProposingThread(); });
+  if (claim != 0) {
+    DeferScope::DeferLast([this, claim] { LogOnProposingThread(claim); });
     return;
   }
   pending.done(refused, {}, pending.noop ? nullptr : &pending.txn,
@@ -125,33 +134,46 @@ void CommitPipeline::LogLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](CommitPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return !p->log_claimed_ && (!p->to_log_.empty() || p->stopping_);
+            return !p->logging_ &&
+                   (p->to_log_.size() > p->ClaimedTxns() || p->stopping_);
           },
           this));
       if (to_log_.empty()) {
         log_done_ = true;
         return;
       }
-      while (!to_log_.empty() && batch.size() < options_.max_batch_txns) {
-        batch.push_back(std::move(to_log_.front()));
-        to_log_.pop_front();
-      }
-      logging_ = true;
+      TakeLogBatch(&batch);
     }
     LogBatch(batch, payloads, records);
   }
 }
 
-void CommitPipeline::LogOnProposingThread() {
+void CommitPipeline::TakeLogBatch(std::vector<Pending>* batch) {
+  while (!to_log_.empty() && batch->size() < options_.max_batch_txns) {
+    batch->push_back(std::move(to_log_.front()));
+    to_log_.pop_front();
+  }
+  logging_ = true;
+  log_claimed_ = false;
+  claimed_txns_ = 0;
+}
+
+void CommitPipeline::LogOnProposingThread(uint64_t claim) {
   std::vector<Pending> batch;
   std::vector<std::string> payloads;
   std::vector<engine::LogRecord> records;
   {
     absl::MutexLock lock(&mu_);
-    while (!to_log_.empty() && batch.size() < options_.max_batch_txns) {
-      batch.push_back(std::move(to_log_.front()));
-      to_log_.pop_front();
+    // Taken by the log thread (woken by another thread's txn), or a later
+    // claim: nothing left for this one.
+    if (!log_claimed_ || claim_number_ != claim) return;
+    if (logging_) {
+      // The log thread is writing: it takes these next.
+      log_claimed_ = false;
+      claimed_txns_ = 0;
+      return;
     }
+    TakeLogBatch(&batch);
     ++stats_.proposer_logs;
   }
   LogBatch(batch, payloads, records);

@@ -181,9 +181,14 @@ class CommitPipeline {
   };
   void Enqueue(Pending pending);
   void LogLoop();
-  // On a proposing thread that claimed the log (log_claimed_): logs what is
-  // queued, as the log thread would, and releases the claim.
-  void LogOnProposingThread();
+  // On a proposing thread, for its claim number `claim`: logs what is
+  // queued, as the log thread would, unless the log thread took it (or
+  // is writing: then it takes it next).
+  void LogOnProposingThread(uint64_t claim);
+  // Takes up to max_batch_txns queued txns for the thread that will log
+  // them (sets logging_); drops any claim (its txns are in the batch).
+  void TakeLogBatch(std::vector<Pending>* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `batch` (taken from to_log_ by the thread holding the log) to the
   // log, then applies it on this thread or hands it to the apply thread;
   // releases the log in the same critical section as that hand-off, so that
@@ -197,9 +202,10 @@ class CommitPipeline {
   // apply thread. Either way counts the log batch and releases the log.
   bool TakeApplyInlineOrHandOff(std::vector<Pending>& batch)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void ReleaseLog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    logging_ = false;
-    log_claimed_ = false;
+  void ReleaseLog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { logging_ = false; }
+  // Queued txns that do not wake the log thread: the claimer's.
+  size_t ClaimedTxns() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return log_claimed_ ? claimed_txns_ : 0;
   }
   // Applies `batch` in segments that end before each closed gate.
   void ApplyGated(std::vector<Pending>& batch);
@@ -229,11 +235,16 @@ class CommitPipeline {
   bool log_done_ ABSL_GUARDED_BY(mu_) = false;
   // A batch is being applied (by either thread): the other must not start.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
-  // The log thread is writing a batch.
+  // A thread (the log thread or a proposing thread) is writing a batch.
   bool logging_ ABSL_GUARDED_BY(mu_) = false;
-  // A proposing thread will log what is queued (LogOnProposingThread): the
-  // log thread must not take it.
+  // A proposing thread (claimer_) will log what it queued when its scope
+  // closes (LogOnProposingThread): its txns do not wake the log thread.
+  // Another thread's txn does; the log thread then takes the whole queue
+  // and the claim with it.
   bool log_claimed_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id claimer_ ABSL_GUARDED_BY(mu_);
+  size_t claimed_txns_ ABSL_GUARDED_BY(mu_) = 0;  // queued by the claimer
+  uint64_t claim_number_ ABSL_GUARDED_BY(mu_) = 0;
   // A snapshot is due; the snapshot thread takes it.
   bool snapshot_due_ ABSL_GUARDED_BY(mu_) = false;
   // The snapshot thread waits for the batch being applied to end: no new

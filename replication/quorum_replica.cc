@@ -219,36 +219,47 @@ void QuorumReplica::Submit(const engine::RequestContext& ctx,
 void QuorumReplica::SubmitGated(const engine::RequestContext& ctx,
                                 const engine::WriteRequest& request,
                                 std::shared_ptr<ApplyGate> gate, Done done) {
-  bool claimed = false;
+  uint64_t claim = 0;
   {
     absl::MutexLock lock(&mu_);
     if (!stop_ && health_.ok()) {
       submits_.push_back(PendingSubmit{ctx, request, std::move(done),
                                        std::nullopt, std::move(gate)});
+      if (submit_claimed_ && claimer_ == std::this_thread::get_id()) {
+        ++claimed_submits_;  // joins the claimer's round
+        return;
+      }
       // All quiet: this thread runs the round (the driver's wait condition
-      // stays false meanwhile).
-      claimed = DeferScope::Active() && submits_.size() == 1 &&
-                inbox_.empty() && !submit_claimed_ && !inline_running_ &&
-                !round_running_;
-      if (!claimed) return;
+      // stays false unless other work comes).
+      const bool idle = DeferScope::Active() && submits_.size() == 1 &&
+                        inbox_.empty() && !submit_claimed_ &&
+                        !inline_running_ && !round_running_;
+      if (!idle) return;
       submit_claimed_ = true;
+      claimer_ = std::this_thread::get_id();
+      claimed_submits_ = 1;
+      claim = ++claim_number_;
     }
   }
-  if (claimed) {
-    DeferScope::DeferLast([this] { RunClaimedRound(); });
+  if (claim != 0) {
+    DeferScope::DeferLast([this, claim] { RunClaimedRound(claim); });
     return;
   }
   done(SubmitResult{absl::UnavailableError("replica stopped"), {}, {}});
 }
 
-void QuorumReplica::RunClaimedRound() {
+void QuorumReplica::RunClaimedRound(uint64_t claim) {
+  {
+    // A round that ran meanwhile (the driver, woken by other work, or a
+    // transport thread) took the submits, and the claim with them.
+    absl::MutexLock lock(&mu_);
+    if (!submit_claimed_ || claim_number_ != claim) return;
+  }
   // What the round's completions defer lands in the scope being closed and
   // runs after this returns, with driver_mu_ released.
   absl::MutexLock driver(&driver_mu_);
   RunRound();
   claimed_rounds_.fetch_add(1, std::memory_order_relaxed);
-  absl::MutexLock lock(&mu_);
-  submit_claimed_ = false;  // what came meanwhile wakes the driver
 }
 
 int64_t QuorumReplica::last_proposed_zxid() const {
@@ -377,6 +388,8 @@ void QuorumReplica::RunRound() {
     submits.swap(submits_);
     touches.swap(touches_to_relay_);
     round_running_ = true;
+    submit_claimed_ = false;  // the claimer's submits are in this round
+    claimed_submits_ = 0;
   }
   struct RoundEnd {
     QuorumReplica* r;
@@ -462,9 +475,10 @@ void QuorumReplica::Loop() {
       // While a transport thread runs a round inline it takes the work as
       // well: waking this thread for it would only cost a context switch.
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || (!inline_running_ && !submit_claimed_ &&
-                         (!inbox_.empty() || !disconnects_.empty() ||
-                          !submits_.empty() || gate_opened_ || preflush_done_));
+        return stop_ ||
+               (!inline_running_ && (!inbox_.empty() || !disconnects_.empty() ||
+                                     submits_.size() > ClaimedSubmits() ||
+                                     gate_opened_ || preflush_done_));
       };
       mu_.AwaitWithTimeout(absl::Condition(&work),
                            absl::Milliseconds(options_.tick_interval_ms));

@@ -209,7 +209,12 @@ class QuorumReplica : public Replica {
   // Requires driver_mu_.
   void RunRound();
   // The round a submitting thread claimed (see SubmitGated).
-  void RunClaimedRound() ABSL_LOCKS_EXCLUDED(driver_mu_, mu_);
+  // `claim`: its number (claim_number_ when it was made).
+  void RunClaimedRound(uint64_t claim) ABSL_LOCKS_EXCLUDED(driver_mu_, mu_);
+  // Queued submits that do not wake the driver: the claimer's.
+  size_t ClaimedSubmits() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return submit_claimed_ ? claimed_submits_ : 0;
+  }
   void HandleSubmit(PendingSubmit& s, int64_t now_ms);
   void ForwardSubmit(PendingSubmit& s);
   void FailForwarded(const absl::Status& status);
@@ -314,9 +319,13 @@ class QuorumReplica : public Replica {
   // A transport thread runs a round: the driver thread is not woken for
   // work (the round takes it; what comes later wakes it when it ends).
   bool inline_running_ ABSL_GUARDED_BY(mu_) = false;
-  // A submitting thread will run a round for its submit when its DeferScope
-  // closes (RunClaimedRound): the driver thread is not woken for it either.
+  // A submitting thread (claimer_) will run a round for its submits when
+  // its DeferScope closes (RunClaimedRound): they do not wake the driver.
+  // Other work does; the next round to start takes them, and the claim.
   bool submit_claimed_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id claimer_ ABSL_GUARDED_BY(mu_);
+  size_t claimed_submits_ ABSL_GUARDED_BY(mu_) = 0;  // queued by claimer_
+  uint64_t claim_number_ ABSL_GUARDED_BY(mu_) = 0;
   // Some thread is inside RunRound.
   bool round_running_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<zab::Message> inbox_ ABSL_GUARDED_BY(mu_);

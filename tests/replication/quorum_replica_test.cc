@@ -379,6 +379,39 @@ TEST(QuorumReplicaTest, SubmitsInDeferScopesRunTheirRoundOnTheSubmitter) {
   EXPECT_TRUE(e.get(follower)->db().GetZnode("/m5-39").ok());
 }
 
+// Another thread's write while a submit is claimed wakes the driver, whose
+// round takes both: a claim never holds other sessions' writes until the
+// claimer's scope closes.
+TEST(QuorumReplicaTest, AnotherThreadsSubmitIsNotHeldBehindAClaim) {
+  Ensemble e(3);
+  std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  QuorumReplica* l = e.get(*leader);
+  ASSERT_TRUE(e.Write(*leader, "/warm").status.ok());
+  std::atomic<int> answered{0};
+  auto count = [&](SubmitResult r) {
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    answered.fetch_add(1);
+  };
+  const uint64_t claimed_before = l->claimed_rounds();
+  for (int i = 0; i < 10; ++i) {
+    const int want = answered.load() + 2;
+    DeferScope scope;
+    l->Submit({}, Create(absl::StrCat("/c", i), "v"), count);
+    std::thread other(
+        [&] { l->Submit({}, Create(absl::StrCat("/o", i), "v"), count); });
+    other.join();
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (answered.load() < want && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_EQ(answered.load(), want) << "held until the scope closed";
+  }
+  // The rounds that answered them took the claims: none was left to run.
+  EXPECT_EQ(l->claimed_rounds(), claimed_before);
+  e.ExpectConverged(l->last_proposed_zxid());
+}
+
 TEST(QuorumReplicaTest, FailsOverAndTheOldLeaderCatchesUp) {
   Ensemble e(3);
   std::optional<int64_t> leader = e.WaitForLeader(absl::Seconds(20));
