@@ -433,6 +433,7 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
                                           const WriteRequest& request,
                                           int64_t zxid, int64_t time_ms) {
   absl::MutexLock lock(&mu_);
+  DropApplied();
   if (!quota_roots_loaded_) {
     if (absl::Status s = LoadQuotaRoots(); !s.ok()) return s;
   }
@@ -671,7 +672,21 @@ absl::StatusOr<ZkError> Prep::ChargeQuota(
 }
 
 void Prep::OnApplied(int64_t zxid) {
-  absl::MutexLock lock(&mu_);
+  int64_t seen = applied_zxid_.load(std::memory_order_relaxed);
+  // Release: a Prepare that sees the zxid sees the DB's applied state.
+  while (seen < zxid && !applied_zxid_.compare_exchange_weak(
+                            seen, zxid, std::memory_order_release,
+                            std::memory_order_relaxed)) {
+  }
+  // The apply thread does not queue behind a Prepare (its DB reads): the
+  // next Prepare drops the entries then.
+  if (!mu_.TryLock()) return;
+  DropApplied();
+  mu_.Unlock();
+}
+
+void Prep::DropApplied() {
+  const int64_t zxid = applied_zxid_.load(std::memory_order_acquire);
   while (!pending_order_.empty() && pending_order_.front().first <= zxid) {
     auto it = pending_.find(pending_order_.front().second);
     if (it != pending_.end() && it->second.first <= zxid) pending_.erase(it);
@@ -699,7 +714,11 @@ void Prep::Reset() {
 
 size_t Prep::pending_count() const {
   absl::MutexLock lock(&mu_);
-  return pending_.size() + pending_sessions_.size();
+  const int64_t applied = applied_zxid_.load(std::memory_order_relaxed);
+  size_t n = 0;
+  for (const auto& [path, entry] : pending_) n += entry.first > applied;
+  for (const auto& [id, entry] : pending_sessions_) n += entry.first > applied;
+  return n;
 }
 
 Stat StatOfCreated(const record::v1::CreateTxn& create,

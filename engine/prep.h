@@ -13,9 +13,14 @@
 //
 // Thread safety: all methods are thread-safe (one internal mutex); Prepare is
 // normally called by one thread in zxid order, OnApplied by the apply thread.
+// OnApplied never waits for a Prepare: when the mutex is busy it only
+// records the zxid, and the next Prepare drops the entries (an applied
+// entry still equals the DB's state until then: any later change of the
+// same path has an entry of its own).
 #ifndef ROCKEEPER_ENGINE_PREP_H_
 #define ROCKEEPER_ENGINE_PREP_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -67,6 +72,7 @@ class Prep {
 
   void OnApplied(int64_t zxid);
   void Reset();
+  // Overlay entries of txns not applied yet.
   size_t pending_count() const;
 
  private:
@@ -79,6 +85,9 @@ class Prep {
     bool acl_id_known = false;
   };
   class Scratch;
+
+  // Drops the entries of txns up to applied_zxid_.
+  void DropApplied() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::StatusOr<NodeView> Lookup(absl::string_view path) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -106,6 +115,8 @@ class Prep {
   const StateDb* db_;
   const PrepOptions options_;
   mutable absl::Mutex mu_;
+  // The newest zxid OnApplied reported.
+  std::atomic<int64_t> applied_zxid_{0};
   absl::flat_hash_map<std::string, std::pair<int64_t, NodeView>> pending_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, std::pair<int64_t, bool>> pending_sessions_
