@@ -10,8 +10,9 @@ per second, txns per group, mean write + fdatasync, mean commit latency
       [--workload create] [--client all|leader|follower] [--sessions 16] \\
       [--outstanding 32] [--znodes 100000] [--duration 6] [--perf FILE]
 
---perf FILE also records the leader with `perf record` (--perf-args, default
--g -F 1000) over the window.
+--perf FILE also records the leader (or, with --perf-node follower, a
+follower) with `perf record` (--perf-args, default -g -F 1000) over the
+window.
 
 --client leader / follower puts every session on that server (the latency
 of a write depends on it: a follower forwards it to the leader). Not part
@@ -80,6 +81,8 @@ def main():
     ap.add_argument("--duration", type=float, default=6)
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--perf", help="perf record the leader over the window into FILE")
+    ap.add_argument("--perf-node", choices=("leader", "follower"), default="leader",
+                    help="which server --perf records (default leader)")
     ap.add_argument("--perf-args", default="-g -F 1000",
                     help="perf record options (e.g. '--call-graph dwarf,16384 -F 500')")
     args = ap.parse_args()
@@ -124,8 +127,10 @@ def main():
         time.sleep(max(0.5, (args.duration - window) / 2))
         ticks0, m0, t0 = thread_ticks(members), {s.name: metrics(admin[s.name]) for s in members}, time.monotonic()
         if args.perf:
+            recorded = (leader if args.perf_node == "leader"
+                        else next(s for s in members if s is not leader))
             subprocess.run(["perf", "record"] + args.perf_args.split() + ["-o", args.perf,
-                            "-p", str(leader.proc.pid), "--", "sleep", str(window)],
+                            "-p", str(recorded.proc.pid), "--", "sleep", str(window)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=False)
         else:
