@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,14 @@ struct ChildrenChange {
   Kind kind;
 };
 
+// A child list in packed form: u32 BE count, then for each name, in order,
+// u32 BE length ++ the name's bytes. This is ZooKeeper's wire encoding of a
+// vector<ustring> (the body of a getChildren reply before its stat), so a
+// wire front end sends it as it is; built once per version of a list and
+// shared by the readers of that version.
+using PackedNames = std::shared_ptr<const std::string>;
+std::string PackNames(absl::Span<const std::string> names);
+
 class ChildrenCache {
  public:
   // `max_bytes`: bound on the memory of cached lists (estimated: names plus
@@ -60,6 +69,10 @@ class ChildrenCache {
   // Appends the cached names of `parent` to `names` and returns true, or
   // returns false on a miss.
   bool Lookup(absl::string_view parent, std::vector<std::string>* names);
+  // Sets *packed to the packed list of `parent` and returns true, or
+  // returns false on a miss. The first call after the list changed packs
+  // it and keeps the packed form (counted in max_bytes) for later calls.
+  bool LookupPacked(absl::string_view parent, PackedNames* packed);
   // The value to pass to Fill(); read it before the scan starts.
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // Caches `names` (sorted, from a scan that began after epoch() returned
@@ -77,7 +90,13 @@ class ChildrenCache {
  private:
   struct Entry {
     std::vector<std::string> names;  // sorted
-    size_t bytes = 0;
+    // `names` packed, once a LookupPacked asked for it; dropped by an edit.
+    PackedNames packed;
+    // Changes with every edit (unique over the cache's life, so a refilled
+    // entry never repeats one): a packed form made from another version
+    // is not kept.
+    uint64_t version = 0;
+    size_t bytes = 0;  // counts `packed` too
     // Set by Lookup, cleared by eviction's first pass (second chance). A
     // fill starts unreferenced: a list read once (a scan) goes before one
     // read again, and an eviction right after many fills cannot un-mark
@@ -87,6 +106,15 @@ class ChildrenCache {
   static size_t NameBytes(absl::string_view name);
   static size_t EntryBytes(absl::string_view parent,
                            absl::Span<const std::string> names);
+  static size_t PackedBytes(const std::string& packed);
+  // Keeps `packed` (built from version `packed_version` of the list) for
+  // `parent` unless the list changed or went since.
+  void StorePacked(absl::string_view parent, uint64_t packed_version,
+                   const PackedNames& packed);
+  static void DropPacked(Entry& e, size_t* total_bytes);
+  // The entry of `parent` or null, counting a hit or a miss and marking
+  // the entry referenced.
+  Entry* FindForRead(absl::string_view parent) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void EvictUntilFits(size_t extra_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_bytes_;
@@ -97,6 +125,7 @@ class ChildrenCache {
   // node_hash_map: entries hold an atomic and never move.
   absl::node_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace rockeeper::engine

@@ -535,6 +535,15 @@ absl::Status StateDb::ListChildren(absl::string_view path,
   return s;
 }
 
+absl::Status StateDb::ListChildrenPacked(absl::string_view path,
+                                         PackedNames* packed) const {
+  if (children_cache_->LookupPacked(path, packed)) return absl::OkStatus();
+  std::vector<std::string> names;
+  if (absl::Status s = ListChildren(path, &names); !s.ok()) return s;
+  *packed = std::make_shared<const std::string>(PackNames(names));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> StateDb::CountDescendants(
     absl::string_view path) const {
   int64_t total = 0;

@@ -129,6 +129,11 @@ class StateDb {
   // the children cache when it holds the list.
   absl::Status ListChildren(absl::string_view path,
                             std::vector<std::string>* names) const;
+  // The same names packed (PackNames in engine/children_cache.h): from the
+  // cache, shared with other readers of the same version of the list, when
+  // it holds the list.
+  absl::Status ListChildrenPacked(absl::string_view path,
+                                  PackedNames* packed) const;
   // Number of descendants at any depth (getAllChildrenNumber).
   absl::StatusOr<int64_t> CountDescendants(absl::string_view path) const;
   // Node count (the node itself plus all descendants) and total data bytes

@@ -1010,11 +1010,7 @@ void RockeeperService::GetChildren(const CallInfo& call,
           if (!st.ok()) return st;
           absl::ReaderMutexLock visible(&replica_->visibility_mutex());
           engine::Znode node;
-          ZkError err =
-              CheckRead(req.path(), engine::perms::kRead, c.ctx, &node);
-          if (req.watch() && err == ZkError::kOk) {
-            watches_.Add(c.ctx.session_id, req.path(), WatchKind::kChild);
-          }
+          ZkError err = CheckChildrenRead(req, c.ctx, &node);
           std::vector<std::string> names;
           if (err == ZkError::kOk &&
               !replica_->db().ListChildren(req.path(), &names).ok()) {
@@ -1030,6 +1026,44 @@ void RockeeperService::GetChildren(const CallInfo& call,
           return st;
         },
         ReadFootprint{ReadScope::kNode, req.path()});
+}
+
+void RockeeperService::GetChildrenPacked(const CallInfo& call,
+                                         const v1::GetChildrenRequest& req,
+                                         PackedChildrenResponse* resp,
+                                         Done done) {
+  Serve(
+      call, OpKind::kGetChildren, resp->mutable_header(), std::move(done),
+      [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
+        grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
+        if (!st.ok()) return st;
+        absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+        engine::Znode node;
+        ZkError err = CheckChildrenRead(req, c.ctx, &node);
+        if (err == ZkError::kOk &&
+            !replica_->db()
+                 .ListChildrenPacked(req.path(), &resp->children)
+                 .ok()) {
+          err = ZkError::kSystemError;
+        }
+        FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                   &resp->header);
+        if (err == ZkError::kOk) {
+          ToApiStat(engine::ClientStat(node), &resp->stat);
+        }
+        return st;
+      },
+      ReadFootprint{ReadScope::kNode, req.path()});
+}
+
+ZkError RockeeperService::CheckChildrenRead(const v1::GetChildrenRequest& req,
+                                            const engine::RequestContext& ctx,
+                                            engine::Znode* node) {
+  const ZkError err = CheckRead(req.path(), engine::perms::kRead, ctx, node);
+  if (req.watch() && err == ZkError::kOk) {
+    watches_.Add(ctx.session_id, req.path(), WatchKind::kChild);
+  }
+  return err;
 }
 
 void RockeeperService::GetAcl(const CallInfo& call,

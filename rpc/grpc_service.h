@@ -37,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "engine/children_cache.h"
 #include "replication/replica.h"
 #include "rockeeper/v1/rockeeper.grpc.pb.h"
 #include "rpc/event_hub.h"
@@ -144,6 +145,18 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
                v1::GetDataResponse* resp, Done done);
   void GetChildren(const CallInfo& call, const v1::GetChildrenRequest& req,
                    v1::GetChildrenResponse* resp, Done done);
+  // getChildren for the ZooKeeper wire front end: the names come packed as
+  // that protocol sends them (engine::PackedNames; from the children
+  // cache, shared, when it holds the list) instead of one string each.
+  struct PackedChildrenResponse {
+    v1::ResponseHeader header;
+    v1::Stat stat;
+    engine::PackedNames children;  // set when header.err() == 0
+    v1::ResponseHeader* mutable_header() { return &header; }
+  };
+  void GetChildrenPacked(const CallInfo& call,
+                         const v1::GetChildrenRequest& req,
+                         PackedChildrenResponse* resp, Done done);
   void GetAcl(const CallInfo& call, const v1::GetAclRequest& req,
               v1::GetAclResponse* resp, Done done);
   void MultiRead(const CallInfo& call, const v1::MultiReadRequest& req,
@@ -313,6 +326,10 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   engine::ZkError CheckRead(const std::string& path, int32_t perm,
                             const engine::RequestContext& ctx,
                             engine::Znode* node);
+  // CheckRead of a getChildren, which then sets its child watch.
+  engine::ZkError CheckChildrenRead(const v1::GetChildrenRequest& req,
+                                    const engine::RequestContext& ctx,
+                                    engine::Znode* node);
   void ExpiryLoop();
   // One pass of the container/TTL reaper; returns the number deleted.
   int ReapContainers();

@@ -62,6 +62,10 @@ class JuteWriter {
   void WriteNullBuffer() { WriteInt(-1); }
   void WriteString(absl::string_view v) { WriteBuffer(v); }
   void WriteCount(int32_t n) { WriteInt(n); }
+  // Appends bytes already in jute encoding (engine::PackedNames).
+  void WriteEncoded(absl::string_view encoded) {
+    out_.append(encoded.data(), encoded.size());
+  }
   // Makes room for `more` bytes beyond what was written.
   void Reserve(size_t more) { out_.reserve(out_.size() + more); }
 

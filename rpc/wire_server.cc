@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -457,26 +458,39 @@ google::protobuf::ArenaOptions ArenaStartingIn(char* block, size_t size) {
   return o;
 }
 
+// Where Send keeps a call's response. A protobuf response lives on an arena
+// that starts in an inline block: its sub-messages and strings cost no
+// malloc each. Anything else is a plain member.
+template <typename Resp,
+          bool kProto = std::is_base_of_v<google::protobuf::MessageLite, Resp>>
+struct ResponseStorage {
+  ResponseStorage()
+      : arena(ArenaStartingIn(first_block, sizeof(first_block))),
+        resp(google::protobuf::Arena::CreateMessage<Resp>(&arena)) {}
+  alignas(8) char first_block[512];
+  google::protobuf::Arena arena;
+  Resp* const resp;
+};
+template <typename Resp>
+struct ResponseStorage<Resp, false> {
+  Resp value;
+  Resp* const resp = &value;
+};
+
 template <typename Req, typename Resp, typename OnReply>
 void Connection::Send(Method<Req, Resp> method, Req req, OnReply on_reply) {
   // Owns the request and response until the service is done with them; the
-  // closure handed to the service is one pointer (no allocation). The
-  // response lives on an arena that starts in this block: its sub-messages
-  // and strings (a getChildren reply has one per child) cost no malloc each.
+  // closure handed to the service is one pointer (no allocation).
   struct Pending {
     Pending(std::shared_ptr<Connection> c, ReplySlot s, Req r, OnReply o)
         : conn(std::move(c)),
           slot(std::move(s)),
           req(std::move(r)),
-          arena(ArenaStartingIn(first_block, sizeof(first_block))),
-          resp(google::protobuf::Arena::CreateMessage<Resp>(&arena)),
           on_reply(std::move(o)) {}
     std::shared_ptr<Connection> conn;
     ReplySlot slot;
     Req req;
-    alignas(8) char first_block[512];
-    google::protobuf::Arena arena;
-    Resp* resp;
+    ResponseStorage<Resp> storage;
     OnReply on_reply;
   };
   auto* p = new Pending(shared_from_this(), NewSlot(), std::move(req),
@@ -485,10 +499,11 @@ void Connection::Send(Method<Req, Resp> method, Req req, OnReply on_reply) {
   call_.check_only = check_only_next_;
   check_only_next_ = false;
   RockeeperService* const service = core_->service;
-  (service->*method)(call_, p->req, p->resp, [p](const grpc::Status& s) {
-    p->on_reply(*p->conn, p->slot, s, *p->resp);
-    delete p;
-  });
+  (service->*method)(call_, p->req, p->storage.resp,
+                     [p](const grpc::Status& s) {
+                       p->on_reply(*p->conn, p->slot, s, *p->storage.resp);
+                       delete p;
+                     });
 }
 
 Connection::ReplySlot Connection::NewSlot() {
@@ -1127,14 +1142,20 @@ bool Connection::HandleRequest(absl::string_view payload) {
       req.set_path(std::move(g.path));
       req.set_watch(g.watch);
       const bool with_stat = h.type == kGetChildren2;
-      Send<v1::GetChildrenRequest, v1::GetChildrenResponse>(
-          &RockeeperService::GetChildren, std::move(req),
+      using Packed = RockeeperService::PackedChildrenResponse;
+      Send<v1::GetChildrenRequest, Packed>(
+          &RockeeperService::GetChildrenPacked, std::move(req),
           [with_stat](Connection& conn, const ReplySlot& slot,
-                      const grpc::Status& s,
-                      const v1::GetChildrenResponse& resp) {
-            conn.Answer(slot, s, resp.header(), [&](jute::JuteWriter& w) {
-              jute::WriteStringList(w, resp.children());
-              if (with_stat) jute::Write(w, ToJute(resp.stat()));
+                      const grpc::Status& s, const Packed& resp) {
+            conn.Answer(slot, s, resp.header, [&](jute::JuteWriter& w) {
+              // The names as the cache packed them: one copy in all.
+              if (resp.children == nullptr) {
+                w.WriteCount(0);
+              } else {
+                w.Reserve(resp.children->size() + 80);
+                w.WriteEncoded(*resp.children);
+              }
+              if (with_stat) jute::Write(w, ToJute(resp.stat));
             });
           });
       return true;

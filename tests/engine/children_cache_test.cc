@@ -106,6 +106,68 @@ TEST(ChildrenCacheTest, OversizedListsAndZeroBoundAreNotCached) {
   EXPECT_FALSE(off.Lookup("/a", &names));
 }
 
+TEST(ChildrenCacheTest, PackNamesIsTheWireEncodingOfAStringVector) {
+  EXPECT_EQ(PackNames({}), std::string("\0\0\0\0", 4));
+  // A count, then each name as length + bytes (an empty one too).
+  const std::string three = PackNames({"ab", "", std::string(300, 'x')});
+  EXPECT_EQ(three.substr(0, 4), std::string("\0\0\0\x03", 4));
+  EXPECT_EQ(three.substr(4, 6), std::string("\0\0\0\x02"
+                                            "ab",
+                                            6));
+  EXPECT_EQ(three.substr(10, 4), std::string("\0\0\0\0", 4));
+  EXPECT_EQ(three.substr(14, 4), std::string("\0\0\x01\x2c", 4));
+  EXPECT_EQ(three.substr(18), std::string(300, 'x'));
+  EXPECT_EQ(three.size(), 18u + 300u);
+}
+
+TEST(ChildrenCacheTest, PackedListIsSharedUntilTheListChanges) {
+  ChildrenCache cache(1 << 20);
+  PackedNames packed;
+  EXPECT_FALSE(cache.LookupPacked("/p", &packed));
+  cache.Fill("/p", cache.epoch(), Names{"b", "d"});
+  const size_t unpacked_bytes = cache.stats().bytes;
+  ASSERT_TRUE(cache.LookupPacked("/p", &packed));
+  ASSERT_NE(packed, nullptr);
+  EXPECT_EQ(*packed, PackNames({"b", "d"}));
+  EXPECT_GT(cache.stats().bytes, unpacked_bytes);  // the packed form counts
+  PackedNames again;
+  ASSERT_TRUE(cache.LookupPacked("/p", &again));
+  EXPECT_EQ(again.get(), packed.get());  // shared, not packed twice
+  // Edits that change nothing keep it.
+  cache.ApplyChanges({{"/p", "b", Kind::kAdd},
+                      {"/p", "zz", Kind::kRemove},
+                      {"/q", "x", Kind::kAdd}});
+  ASSERT_TRUE(cache.LookupPacked("/p", &again));
+  EXPECT_EQ(again.get(), packed.get());
+  // A change drops it; a reader's copy stays as it was.
+  cache.ApplyChanges({{"/p", "c", Kind::kAdd}, {"/p", "b", Kind::kRemove}});
+  EXPECT_EQ(cache.stats().bytes, unpacked_bytes);  // same-sized names
+  ASSERT_TRUE(cache.LookupPacked("/p", &again));
+  EXPECT_NE(again.get(), packed.get());
+  EXPECT_EQ(*again, PackNames({"c", "d"}));
+  EXPECT_EQ(*packed, PackNames({"b", "d"}));
+  EXPECT_EQ(Listed(cache, "/p"), (Names{"c", "d"}));
+  cache.ApplyChanges({{"/p", {}, Kind::kDropList}});
+  EXPECT_FALSE(cache.LookupPacked("/p", &again));
+  EXPECT_EQ(cache.stats().bytes, 0u);
+}
+
+TEST(ChildrenCacheTest, PackedListsStayWithinTheBound) {
+  constexpr size_t kMax = 64 << 10;
+  ChildrenCache cache(kMax);
+  Names ten;
+  for (int i = 0; i < 10; ++i) ten.push_back(absl::StrCat("child-", i));
+  for (int i = 0; i < 2000; ++i) {
+    const std::string parent = absl::StrCat("/p", i);
+    cache.Fill(parent, cache.epoch(), ten);
+    PackedNames packed;
+    ASSERT_TRUE(cache.LookupPacked(parent, &packed)) << i;
+    ASSERT_EQ(*packed, PackNames(ten));
+    ASSERT_LE(cache.stats().bytes, kMax);
+  }
+  EXPECT_GT(cache.stats().entries, 10u);
+}
+
 // --- Through StateDb ------------------------------------------------------
 
 using testing::Create;
@@ -129,6 +191,12 @@ Names List(StateDb& db, absl::string_view parent) {
   Names names;
   EXPECT_TRUE(db.ListChildren(parent, &names).ok());
   return names;
+}
+
+std::string ListPacked(StateDb& db, absl::string_view parent) {
+  PackedNames packed;
+  EXPECT_TRUE(db.ListChildrenPacked(parent, &packed).ok());
+  return packed != nullptr ? *packed : "null";
 }
 
 const std::vector<std::string> kParents = {"/", "/a", "/a/b", "/c"};
@@ -205,6 +273,7 @@ void RandomStep(EngineHarness& h, std::mt19937& rng,
 void ExpectSameTree(StateDb& a, StateDb& b, const std::string& where) {
   for (const std::string& p : kParents) {
     ASSERT_EQ(List(a, p), List(b, p)) << p << " " << where;
+    ASSERT_EQ(ListPacked(a, p), PackNames(List(b, p))) << p << " " << where;
     ASSERT_EQ(ReadZnode(a, p), ReadZnode(b, p)) << p << " " << where;
     for (int i = 0; i < 12; ++i) {
       const std::string c = absl::StrCat(p == "/" ? "" : p, "/n", i);
@@ -351,11 +420,12 @@ TEST(StateDbChildrenCacheTest, RacingFillsNeverLeaveAStaleList) {
   for (int r = 0; r < 2; ++r) {
     readers.emplace_back([&, r] {
       for (int i = 0; i < 2000000 && !stop.load(); ++i) {
+        const std::string parent = absl::StrCat("/p", (i + r) % kParents);
         Names names;
-        ASSERT_TRUE(
-            h.db()
-                .ListChildren(absl::StrCat("/p", (i + r) % kParents), &names)
-                .ok());
+        PackedNames packed;
+        ASSERT_TRUE(i % 2 == 0
+                        ? h.db().ListChildren(parent, &names).ok()
+                        : h.db().ListChildrenPacked(parent, &packed).ok());
       }
     });
   }
@@ -380,6 +450,8 @@ TEST(StateDbChildrenCacheTest, RacingFillsNeverLeaveAStaleList) {
     // Twice: the first read may fill, the second is then a hit.
     EXPECT_EQ(List(h.db(), parent), List(*plain, parent)) << parent;
     EXPECT_EQ(List(h.db(), parent), List(*plain, parent)) << parent;
+    EXPECT_EQ(ListPacked(h.db(), parent), PackNames(List(*plain, parent)))
+        << parent;
   }
   EXPECT_GT(h.db().children_cache_stats().hits, 0u);
 }
