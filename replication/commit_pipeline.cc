@@ -284,7 +284,7 @@ void CommitPipeline::ApplyGated(std::vector<Pending>& batch) {
       }
     }
     if (i > begin) {
-      ApplyBatch(absl::MakeSpan(batch).subspan(begin, i - begin));
+      ApplyGathered(absl::MakeSpan(batch).subspan(begin, i - begin));
     }
     begin = i;
     const bool opened = gate->WaitOpen(options_.gate_timeout);
@@ -302,10 +302,16 @@ void CommitPipeline::ApplyGated(std::vector<Pending>& batch) {
                    absl::FormatDuration(options_.gate_timeout).c_str());
     }
   }
-  ApplyBatch(absl::MakeSpan(batch).subspan(begin));
+  ApplyGathered(absl::MakeSpan(batch).subspan(begin));
 }
 
-void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone) {
+void CommitPipeline::ApplyGathered(absl::Span<Pending> batch) {
+  DeferScope scope;
+  ApplyBatch(batch, /*lone=*/false, /*gathered=*/true);
+}
+
+void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone,
+                                bool gathered) {
   std::vector<Txn> txns;
   txns.reserve(batch.size());
   for (Pending& p : batch) {
@@ -343,13 +349,14 @@ void CommitPipeline::ApplyBatch(absl::Span<Pending> batch, bool lone) {
   size_t next = 0;
   for (Pending& p : batch) {
     if (p.noop) {
-      p.done(absl::OkStatus(), kNone, nullptr, CommitNote{p.urgent, lone});
+      p.done(absl::OkStatus(), kNone, nullptr,
+             CommitNote{p.urgent, lone, gathered});
       continue;
     }
     Txn& txn = txns[next++];
     auto it = by_zxid.find(txn.header().zxid());
     p.done(absl::OkStatus(), it == by_zxid.end() ? kNone : it->second, &txn,
-           CommitNote{p.urgent, lone});
+           CommitNote{p.urgent, lone, gathered});
   }
   if (unlock.mu != nullptr) {
     unlock.mu->Unlock();

@@ -80,6 +80,11 @@ struct CommitNote {
   // a lone write can be answered without waking another thread. Defer only
   // short work.
   bool lone = false;
+  // The apply thread calls back inside a DeferScope that closes right after
+  // this batch's callbacks (visibility_mu released by then): what the
+  // callback defers runs there, before the apply thread waits for a gate
+  // or takes the next batch.
+  bool gathered = false;
 };
 
 // Called once per proposed txn, on the applying thread (the apply thread, or
@@ -210,7 +215,12 @@ class CommitPipeline {
   // Applies `batch` in segments that end before each closed gate.
   void ApplyGated(std::vector<Pending>& batch);
   // `lone`: applied by the log thread (see CommitNote).
-  void ApplyBatch(absl::Span<Pending> batch, bool lone = false);
+  // `lone`: see CommitNote; `gathered`: the caller opened a DeferScope
+  // around this call (CommitNote::gathered).
+  void ApplyBatch(absl::Span<Pending> batch, bool lone = false,
+                  bool gathered = false);
+  // ApplyBatch(batch, false, true) inside a DeferScope of its own.
+  void ApplyGathered(absl::Span<Pending> batch);
   void Poison(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   // After a batch of `applied` txns: tells the snapshot thread if one is
   // due. A snapshot still being taken absorbs one that falls due meanwhile

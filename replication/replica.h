@@ -46,6 +46,11 @@ struct SubmitResult {
   // Standalone: the log thread's lone batch; ensemble: the only request an
   // apply completes (the scope closes when the ZAB round has ended).
   bool lone = false;
+  // Delivered on the apply thread inside a DeferScope that closes as soon
+  // as this apply batch is done (its locks released): the front end may
+  // gather the batch's hand-offs to other threads and pass them on at once
+  // when it closes (one wake-up instead of one per request). Standalone.
+  bool gathered = false;
 };
 
 // Serialized sizes of the txns a leader proposed (mntr's

@@ -134,6 +134,7 @@ void StandaloneReplica::SubmitGated(const engine::RequestContext& ctx,
         r.zxid = zxid;
         r.urgent = note.urgent;
         r.lone = note.lone;
+        r.gathered = note.gathered;
         done(std::move(r));
       },
       std::move(gate));

@@ -526,6 +526,7 @@ void RockeeperService::SubmitAsync(Call* call,
     PublishTriggers(r.triggers);
     const bool urgent = r.urgent;
     const bool lone = r.lone;
+    const bool gathered = r.gathered;
     call->result = std::move(r);
     // A lone write (standalone, the log thread applied it): finish it on
     // that thread once the apply is done, if nothing of its session waits
@@ -535,6 +536,10 @@ void RockeeperService::SubmitAsync(Call* call,
       DeferScope::Defer([call] { call->OnSubmitted(); });
     } else if (urgent) {
       completions_.PostFront([call] { call->OnSubmitted(); });
+    } else if (gathered) {
+      // The apply thread's batch: its completions go to the work queue
+      // together once the batch is done.
+      completions_.PostGathered([call] { call->OnSubmitted(); });
     } else {
       completions_.Post([call] { call->OnSubmitted(); });
     }

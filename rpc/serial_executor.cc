@@ -11,6 +11,13 @@ namespace {
 // commit's completions, few enough that the first reply is not held long.
 constexpr size_t kWorkBatch = 64;
 
+// What PostGathered holds on this thread until its DeferScope closes.
+struct Gathered {
+  WorkQueue* queue = nullptr;
+  std::vector<std::function<void()>> fns;
+};
+thread_local Gathered t_gathered;
+
 }  // namespace
 
 WorkQueue::WorkQueue(int threads) {
@@ -33,6 +40,31 @@ WorkQueue::~WorkQueue() {
 void WorkQueue::Post(std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(fn));
+}
+
+void WorkQueue::PostGathered(std::function<void()> fn) {
+  if (!DeferScope::Active()) {
+    Post(std::move(fn));
+    return;
+  }
+  Gathered& g = t_gathered;
+  if (g.queue != this) {
+    PostWhatThisThreadGathered();  // another queue's (not expected)
+    g.queue = this;
+  }
+  // The first one of a gathering queues them all when the scope closes.
+  if (g.fns.empty()) DeferScope::Defer(&WorkQueue::PostWhatThisThreadGathered);
+  g.fns.push_back(std::move(fn));
+}
+
+void WorkQueue::PostWhatThisThreadGathered() {
+  Gathered& g = t_gathered;
+  if (g.fns.empty()) return;
+  {
+    absl::MutexLock lock(&g.queue->mu_);
+    for (auto& fn : g.fns) g.queue->queue_.push_back(std::move(fn));
+  }
+  g.fns.clear();  // keeps its capacity for the next batch
 }
 
 void WorkQueue::TakeBatch(std::vector<std::function<void()>>& batch) {

@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace rockeeper::rpc {
@@ -380,6 +383,48 @@ TEST(WorkQueueTest, ClosuresRunInsideADeferScope) {
   EXPECT_TRUE(all_done.HasBeenNotified());
   EXPECT_EQ(in_scope.load(), kPosts);
   EXPECT_EQ(deferred.load(), kPosts);
+}
+
+// Inside a DeferScope, PostGathered holds its closures until the scope
+// closes and then queues them all, in order; outside one it is Post.
+TEST(WorkQueueTest, PostGatheredQueuesWhenTheScopeCloses) {
+  absl::Mutex mu;
+  std::vector<int> ran;
+  auto record = [&](int i) {
+    return [&, i] {
+      absl::MutexLock lock(&mu);
+      ran.push_back(i);
+    };
+  };
+  auto ran_count = [&] {
+    absl::MutexLock lock(&mu);
+    return ran.size();
+  };
+  auto wait_for = [&](size_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (ran_count() < n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return ran_count() == n;
+  };
+  WorkQueue q(1);             // one thread: the queue's order is the run order
+  q.PostGathered(record(0));  // no scope: posted at once
+  ASSERT_TRUE(wait_for(1));
+  {
+    DeferScope scope;
+    for (int i = 1; i <= 50; ++i) q.PostGathered(record(i));
+    // Held: a worker had every chance to run them, had they been queued.
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(ran_count(), 1u);
+  }
+  ASSERT_TRUE(wait_for(51));
+  {
+    DeferScope scope;
+    q.PostGathered(record(51));  // gathering again after a flush
+  }
+  ASSERT_TRUE(wait_for(52));
+  absl::MutexLock lock(&mu);
+  for (int i = 0; i < 52; ++i) EXPECT_EQ(ran[i], i);
 }
 
 }  // namespace
