@@ -1006,59 +1006,54 @@ void RockeeperService::GetData(const CallInfo& call,
         ReadFootprint{ReadScope::kNode, req.path()});
 }
 
+template <typename Resp, typename ListFn>
+void RockeeperService::ServeGetChildren(const CallInfo& call,
+                                        const v1::GetChildrenRequest& req,
+                                        Resp* resp, Done done, ListFn list) {
+  Serve(
+      call, OpKind::kGetChildren, resp->mutable_header(), std::move(done),
+      [this, &req, resp, list](auto& c) -> std::optional<grpc::Status> {
+        grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
+        if (!st.ok()) return st;
+        absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+        engine::Znode node;
+        ZkError err = CheckChildrenRead(req, c.ctx, &node);
+        if (err == ZkError::kOk && !list(resp)) err = ZkError::kSystemError;
+        FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
+                   resp->mutable_header());
+        if (err == ZkError::kOk) {
+          ToApiStat(engine::ClientStat(node), resp->mutable_stat());
+        }
+        return st;
+      },
+      ReadFootprint{ReadScope::kNode, req.path()});
+}
+
 void RockeeperService::GetChildren(const CallInfo& call,
                                    const v1::GetChildrenRequest& req,
                                    v1::GetChildrenResponse* resp, Done done) {
-  Serve(call, OpKind::kGetChildren, resp->mutable_header(), std::move(done),
-        [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
-          grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
-          if (!st.ok()) return st;
-          absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-          engine::Znode node;
-          ZkError err = CheckChildrenRead(req, c.ctx, &node);
-          std::vector<std::string> names;
-          if (err == ZkError::kOk &&
-              !replica_->db().ListChildren(req.path(), &names).ok()) {
-            err = ZkError::kSystemError;
-          }
-          FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
-                     resp->mutable_header());
-          if (err == ZkError::kOk) {
-            ToApiStat(engine::ClientStat(node), resp->mutable_stat());
-            resp->mutable_children()->Reserve(static_cast<int>(names.size()));
-            for (auto& n : names) resp->add_children(std::move(n));
-          }
-          return st;
-        },
-        ReadFootprint{ReadScope::kNode, req.path()});
+  ServeGetChildren(
+      call, req, resp, std::move(done),
+      [this, &req](v1::GetChildrenResponse* r) {
+        std::vector<std::string> names;
+        if (!replica_->db().ListChildren(req.path(), &names).ok()) {
+          return false;
+        }
+        r->mutable_children()->Reserve(static_cast<int>(names.size()));
+        for (auto& n : names) r->add_children(std::move(n));
+        return true;
+      });
 }
 
 void RockeeperService::GetChildrenPacked(const CallInfo& call,
                                          const v1::GetChildrenRequest& req,
                                          PackedChildrenResponse* resp,
                                          Done done) {
-  Serve(
-      call, OpKind::kGetChildren, resp->mutable_header(), std::move(done),
-      [this, &req, resp](auto& c) -> std::optional<grpc::Status> {
-        grpc::Status st = WatchNeedsSession(req.watch(), c.ctx.session_id);
-        if (!st.ok()) return st;
-        absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-        engine::Znode node;
-        ZkError err = CheckChildrenRead(req, c.ctx, &node);
-        if (err == ZkError::kOk &&
-            !replica_->db()
-                 .ListChildrenPacked(req.path(), &resp->children)
-                 .ok()) {
-          err = ZkError::kSystemError;
-        }
-        FillHeader(err, replica_->db().last_applied_zxid(), c.ctx.session_id,
-                   &resp->header);
-        if (err == ZkError::kOk) {
-          ToApiStat(engine::ClientStat(node), &resp->stat);
-        }
-        return st;
-      },
-      ReadFootprint{ReadScope::kNode, req.path()});
+  ServeGetChildren(
+      call, req, resp, std::move(done),
+      [this, &req](PackedChildrenResponse* r) {
+        return replica_->db().ListChildrenPacked(req.path(), &r->children).ok();
+      });
 }
 
 ZkError RockeeperService::CheckChildrenRead(const v1::GetChildrenRequest& req,

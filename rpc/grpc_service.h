@@ -153,6 +153,7 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
     v1::Stat stat;
     engine::PackedNames children;  // set when header.err() == 0
     v1::ResponseHeader* mutable_header() { return &header; }
+    v1::Stat* mutable_stat() { return &stat; }
   };
   void GetChildrenPacked(const CallInfo& call,
                          const v1::GetChildrenRequest& req,
@@ -326,6 +327,11 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   engine::ZkError CheckRead(const std::string& path, int32_t perm,
                             const engine::RequestContext& ctx,
                             engine::Znode* node);
+  // getChildren with `list(resp)` filling resp's children (false on a DB
+  // error), for either response form.
+  template <typename Resp, typename ListFn>
+  void ServeGetChildren(const CallInfo& call, const v1::GetChildrenRequest& req,
+                        Resp* resp, Done done, ListFn list);
   // CheckRead of a getChildren, which then sets its child watch.
   engine::ZkError CheckChildrenRead(const v1::GetChildrenRequest& req,
                                     const engine::RequestContext& ctx,
