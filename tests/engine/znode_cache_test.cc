@@ -86,6 +86,46 @@ TEST(ZnodeCacheTest, PutPatchAndEraseFollowTheBatchInOrder) {
   EXPECT_FALSE(cache.Lookup("/absent", &got));  // a patch does not create
 }
 
+// A Put over a cached znode replaces every field, whether its data keeps
+// its size (written in place) or not, and the accounted bytes follow.
+TEST(ZnodeCacheTest, PutsReplaceWholeZnodesOfAnySize) {
+  ZnodeCache cache(1 << 20);
+  Znode first = NodeWith("abcd", 1);
+  first.num_children = 3;
+  first.acl_id = 5;
+  cache.Fill("/n", cache.epoch(), first);
+  const size_t bytes = cache.stats().bytes;
+  auto put = [&](const Znode& n) {
+    std::vector<ZnodeChange> changes;
+    changes.push_back({"/n", Kind::kPut, n, {}});
+    cache.ApplyChanges(absl::MakeSpan(changes));
+    Znode got;
+    EXPECT_TRUE(cache.Lookup("/n", &got));
+    return got;
+  };
+  Znode same_size = NodeWith("wxyz", 2);
+  same_size.data_null = false;
+  same_size.num_children = 0;
+  same_size.acl_id = 9;
+  Znode got = put(same_size);
+  EXPECT_EQ(got.data, "wxyz");
+  EXPECT_EQ(got.version, 2);
+  EXPECT_EQ(got.num_children, 0);
+  EXPECT_EQ(got.acl_id, 9);
+  EXPECT_EQ(cache.stats().bytes, bytes);
+  got = put(NodeWith("longer data", 3));
+  EXPECT_EQ(got.data, "longer data");
+  EXPECT_EQ(got.version, 3);
+  EXPECT_EQ(cache.stats().bytes, bytes + 7);
+  Znode empty = NodeWith("", 4);
+  empty.data_null = true;
+  got = put(empty);
+  EXPECT_EQ(got.data, "");
+  EXPECT_TRUE(got.data_null);
+  EXPECT_EQ(cache.stats().bytes, bytes - 4);
+  EXPECT_EQ(cache.stats().entries, 1u);
+}
+
 TEST(ZnodeCacheTest, StaysWithinItsBoundAndSkipsHugeNodes) {
   // 16 shards of 4 KiB each.
   constexpr size_t kMax = 64 << 10;
