@@ -214,9 +214,8 @@ class CommitPipeline {
   }
   // Applies `batch` in segments that end before each closed gate.
   void ApplyGated(std::vector<Pending>& batch);
-  // `lone`: applied by the log thread (see CommitNote).
-  // `lone`: see CommitNote; `gathered`: the caller opened a DeferScope
-  // around this call (CommitNote::gathered).
+  // `lone`: applied by the log thread (see CommitNote); `gathered`: the
+  // caller opened a DeferScope around this call (CommitNote::gathered).
   void ApplyBatch(absl::Span<Pending> batch, bool lone = false,
                   bool gathered = false);
   // ApplyBatch(batch, false, true) inside a DeferScope of its own.
