@@ -85,9 +85,9 @@ struct StateDbOptions {
   size_t children_cache_bytes = 32u << 20;
   // Bound on the memory of cached znodes by path (engine/znode_cache.h),
   // kept current by the writes: Prep's reads of the nodes it checks, and
-  // gets. 0 disables the cache. Default: 256 MiB (1M znodes of 100 B
+  // gets. 0 disables the cache. Default: 512 MiB (~2.3M znodes of 100 B
   // fit).
-  size_t znode_cache_bytes = 256u << 20;
+  size_t znode_cache_bytes = 512u << 20;
   // RocksDB row cache: whole znode records found in SST files, so a repeated
   // get skips the index, filter and data block lookups. It does not cache
   // memtable hits (those are cheap) and needs no invalidation (SST files are

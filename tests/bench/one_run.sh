@@ -11,7 +11,8 @@
 #
 # usage: tests/bench/one_run.sh SERVER_BINARY WORKLOAD KEYS [rkbench args...]
 #   env: DURATION (s, default 6), BUILD (default build, for rkbench),
-#        EXTRA_CONFIG (zoo.cfg lines)
+#        EXTRA_CONFIG (zoo.cfg lines), PRE_CREATE_S (s of creates before
+#        the timed run, default 0)
 # Not part of the test suite; binds 127.0.0.1 on free ports; cleans up.
 set -euo pipefail
 SERVER=${1:?server binary}
@@ -24,6 +25,14 @@ source "$(dirname "$0")/standalone_lib.sh"
 start
 "$RKBENCH" --server 127.0.0.1:"$PORT" --workload "$WORKLOAD" --keys "$KEYS" \
   --setup-only --progress off >/dev/null
+# PRE_CREATE_S: that many seconds of creates (16 x 32) after the setup and
+# before the timed run, so the tree outgrows the caches as it does in the
+# side-by-side run, where the other workloads run after three rounds of
+# creates.
+if [ "${PRE_CREATE_S:-0}" != 0 ]; then
+  "$RKBENCH" --server 127.0.0.1:"$PORT" --workload create --keys "$KEYS" \
+    --duration "$PRE_CREATE_S" --progress off >/dev/null
+fi
 # The znode cache's hit and miss counters (admin /metrics), before and
 # after the timed run.
 cache_counters() {

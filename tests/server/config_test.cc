@@ -114,7 +114,7 @@ TEST(ParseZooCfgTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(cfg.write_buffer_size_bytes, int64_t{64} << 20);
   EXPECT_EQ(cfg.children_cache_size_bytes, int64_t{32} << 20);
   EXPECT_EQ(cfg.row_cache_size_bytes, 0);
-  EXPECT_EQ(cfg.znode_cache_size_bytes, int64_t{256} << 20);
+  EXPECT_EQ(cfg.znode_cache_size_bytes, int64_t{512} << 20);
   EXPECT_EQ(cfg.wire_threads, 0);
   EXPECT_THAT(cfg.servers, IsEmpty());
   EXPECT_EQ(cfg.my_id, 0);
