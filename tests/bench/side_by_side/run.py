@@ -476,9 +476,50 @@ WORKLOADS = [
 ]
 
 
+def cpu_ticks(pids):
+    """Clock ticks of user + system CPU used so far by these processes (all
+    their threads); a process gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def settle(args, targets):
+    """Before a timed run: flush dirty pages (os.sync) and wait until every
+    server of both targets is quiet (under --settle-cores in total over a
+    0.5 s window), so that one system's trailing work (ZooKeeper's fuzzy
+    snapshot after a run, a JVM collection, rockeeper's compactions, the
+    page cache's writeback) does not land in the other's run. Bounded by
+    --settle-max-s; returns the seconds waited."""
+    if args.settle_max_s <= 0:
+        return 0.0
+    t0 = time.monotonic()
+    os.sync()
+    pids = [s.pid for t in targets for s in t.servers]
+    hz = os.sysconf("SC_CLK_TCK")
+    window_s = 0.5
+    while time.monotonic() - t0 < args.settle_max_s:
+        before = cpu_ticks(pids)
+        time.sleep(window_s)
+        cores = (cpu_ticks(pids) - before) / hz / window_s
+        if cores < args.settle_cores:
+            return time.monotonic() - t0
+    log(f"servers still busy after {args.settle_max_s:g} s ({cores:.2f} cores); "
+        f"running anyway")
+    return time.monotonic() - t0
+
+
 def run_workloads(args, zk, rk, results):
     """Each workload against one target and then the other, the order
-    alternating per workload (so neither always runs on a warmer machine)."""
+    alternating per workload (so neither always runs on a warmer machine);
+    the machine settles before each run."""
     targets = [zk, rk]
     # Warm-up (JIT, caches); not reported.
     for t in targets:
@@ -491,12 +532,14 @@ def run_workloads(args, zk, rk, results):
         runs = {t.name: [] for t in targets}
         for k in range(args.rounds):
             for t in (targets if (i + k) % 2 == 0 else targets[::-1]):
+                waited = settle(args, targets)
                 r = rkbench(args, t, "--no-setup", "--duration", str(args.duration), *wargs)
+                r["settled_s"] = waited
                 runs[t.name].append(r)
                 log(f"{t.name}: {label} (round {k + 1}): {r['ops_per_s']:.0f} ops/s "
                     f"p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us errors "
                     f"{r['errors']} client {r['client_cores']:.2f} cores server "
-                    f"{r['server_cores']:.2f} cores")
+                    f"{r['server_cores']:.2f} cores (settled {waited:.1f} s before)")
         for name, rs in runs.items():
             results[name][label] = median_run(rs, metric)
 
@@ -830,7 +873,7 @@ def ensemble_half(args, workdir, rk_bin, size=3):
         out.append(row(f"{label}, sum of {size} servers", sum(z[key]), sum(r[key]), kib))
         out.append(row(f"{label}, largest server", max(z[key]), max(r[key]), kib))
     out += snapshot_rows(z, r)
-    if "failover" in z:
+    if z.get("failover"):
         zt = [t for t, _o, _n in z["failover"]]
         rt = [t for t, _o, _n in r["failover"]]
         each = lambda ts: ", ".join(f"{t:.2f}" for t in ts)
@@ -872,6 +915,12 @@ def main():
     ap.add_argument("--zk-jvm-flags", default="", help="e.g. -Xmx8g")
     ap.add_argument("--only", default=None,
                     help="comma-separated workload numbers (1-based) to run")
+    ap.add_argument("--settle-cores", type=float, default=0.1,
+                    help="before each timed run, wait until all servers use "
+                         "less than this many cores together (default 0.1)")
+    ap.add_argument("--settle-max-s", type=float, default=60,
+                    help="longest wait for that, in s (default 60; 0: no "
+                         "wait, no sync)")
     ap.add_argument("--json", default=None, help="also write all raw results here")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
     args = ap.parse_args()
@@ -891,7 +940,9 @@ def main():
     out = [f"Run {started:%Y-%m-%d %H:%M} UTC, {args.znodes} znodes of "
            f"{args.value_size} B loaded first, {args.duration:g} s per workload run, "
            f"{args.rounds} round(s) per workload (median shown, range in brackets), "
-           f"tickTime {args.tick_ms} ms, ZooKeeper wire protocol for both.",
+           f"tickTime {args.tick_ms} ms, ZooKeeper wire protocol for both; before "
+           f"each run, os.sync() and a wait until all servers together use < "
+           f"{args.settle_cores:g} cores (at most {args.settle_max_s:g} s).",
            f"Machine: {machine()}.", ""]
     results = {}
     try:
