@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_format.h"
 #include "engine/path_utils.h"
 #include "engine/quota.h"
@@ -71,6 +72,8 @@ class Prep::Scratch {
   const absl::flat_hash_map<std::string, NodeView>& nodes() const {
     return nodes_;
   }
+  // For the end of the request: its views move into the overlay.
+  absl::flat_hash_map<std::string, NodeView>& mutable_nodes() { return nodes_; }
   const absl::flat_hash_map<int64_t, bool>& sessions() const {
     return sessions_;
   }
@@ -91,11 +94,13 @@ struct OpEnv {
   int64_t time_ms;
   // Charges a change of node count / data bytes at `path` to its quota
   // root; QUOTAEXCEEDED if that breaks an enforced hard limit.
-  std::function<OpResult(const std::string& path, int64_t count_delta,
-                         int64_t bytes_delta)>
+  // FunctionRefs: the lambdas live in Prepare's frame, and a std::function
+  // holding one that captures three pointers would allocate per request.
+  absl::FunctionRef<OpResult(const std::string& path, int64_t count_delta,
+                             int64_t bytes_delta)>
       charge;
   // StatsTrack text of the current usage of the subtree at a quota root.
-  std::function<absl::StatusOr<std::string>(const std::string& root)>
+  absl::FunctionRef<absl::StatusOr<std::string>(const std::string& root)>
       initial_stats;
 
   bool Allowed(const AclVector& acl, int32_t perm) const {
@@ -548,7 +553,7 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
     update->set_path(stats_path);
     update->set_data(scratch.nodes().at(stats_path).node.data);
   }
-  for (const auto& [path, view] : scratch.nodes()) {
+  for (auto& [path, view] : scratch.mutable_nodes()) {
     if (auto root = QuotaRootOf(path, kQuotaLimitsNode)) {
       if (view.exists) {
         quota_roots_.insert(*root);
@@ -556,7 +561,7 @@ absl::StatusOr<PrepOutcome> Prep::Prepare(const RequestContext& ctx,
         quota_roots_.erase(*root);
       }
     }
-    pending_[path] = {zxid, view};
+    pending_[path] = {zxid, std::move(view)};
     pending_order_.emplace_back(zxid, path);
   }
   for (const auto& [id, exists] : scratch.sessions()) {

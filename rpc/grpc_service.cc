@@ -839,7 +839,7 @@ void RockeeperService::SetAcl(const CallInfo& call,
           set.acl.push_back(engine::MakeAcl(a.perms(), a.scheme(), a.id()));
         }
         set.version = VersionOrAny(req.has_version(), req.version());
-        SubmitAsync(&c, set);
+        SubmitAsync(&c, std::move(set));
         return std::nullopt;
       },
       [this, resp](auto& c, replication::SubmitResult& r) {
@@ -925,8 +925,11 @@ void RockeeperService::Multi(const CallInfo& call, const v1::MultiRequest& req,
   }
   Serve(
       call, OpKind::kMulti, resp->mutable_header(), std::move(done),
-      [this, multi = std::move(multi)](auto& c) -> std::optional<grpc::Status> {
-        SubmitAsync(&c, multi);
+      // Held as the WriteRequest SubmitAsync takes: passing the MultiRequest
+      // would copy all its ops into a temporary variant.
+      [this, request = engine::WriteRequest(std::move(multi))](
+          auto& c) -> std::optional<grpc::Status> {
+        SubmitAsync(&c, request);
         return std::nullopt;
       },
       [this, resp](auto& c, replication::SubmitResult& r) {
