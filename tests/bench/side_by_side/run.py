@@ -12,6 +12,10 @@ alternating, in one run. Two halves, each printing a Markdown table:
   RSS after the load; leader fail-over (kill -9 the leader, time until a
   create succeeds on a survivor), --failovers times.
 
+Before each timed run: os.sync() and a wait (at most --settle-max-s) until
+every server of both systems is quiet (--settle-cores), so that one
+system's trailing work does not land in the other's run.
+
   /usr/bin/python3 tests/bench/side_by_side/run.py --build build \\
       [--znodes 1000000] [--half standalone|ensemble|both]
 
