@@ -504,6 +504,23 @@ absl::StatusOr<Znode> StateDb::GetZnode(absl::string_view path) const {
   return node;
 }
 
+bool StateDb::ZnodeResident(absl::string_view path) const {
+  if (znode_cache_->Contains(path)) return true;
+  const uint64_t epoch = znode_cache_->epoch();
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;  // Incomplete rather than I/O
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(ro, znodes_, ZnodeKey(path), &value);
+  if (s.IsNotFound()) return true;
+  if (!s.ok()) return false;
+  ZnodeRecord rec;
+  if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return false;  // GetZnode reports it
+  }
+  znode_cache_->Fill(path, epoch, ZnodeFromRecord(rec));
+  return true;
+}
+
 namespace {
 
 // Iterates the keys with `prefix` (which ends in '/') of one column family.

@@ -125,6 +125,14 @@ class StateDb {
   // --- Reads -------------------------------------------------------------
   // NotFound if the node does not exist.
   absl::StatusOr<Znode> GetZnode(absl::string_view path) const;
+  // Whether GetZnode(path) would find its answer without reading the disk:
+  // the znode is in the znode cache, or RocksDB finds it (or its absence)
+  // in its memtables and block cache (ReadOptions::read_tier
+  // kBlockCacheTier). A znode found that way goes into the znode cache, so
+  // the GetZnode that follows finds it there. Never reads the disk; an
+  // error counts as false (the read then runs where it may block, and
+  // reports the error). Thread-safe.
+  bool ZnodeResident(absl::string_view path) const;
   // Child names (not paths) in byte order, appended to `names`. Served from
   // the children cache when it holds the list.
   absl::Status ListChildren(absl::string_view path,

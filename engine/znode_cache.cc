@@ -111,6 +111,13 @@ bool ZnodeCache::Peek(absl::string_view path, size_t max_data_bytes,
   return true;
 }
 
+bool ZnodeCache::Contains(absl::string_view path) const {
+  if (max_bytes_ == 0) return false;
+  Shard& shard = ShardOf(path);
+  absl::ReaderMutexLock lock(&shard.mu);
+  return shard.entries.contains(path);
+}
+
 void ZnodeCache::Fill(absl::string_view path, uint64_t epoch_before_read,
                       const Znode& node) {
   if (max_bytes_ == 0) return;

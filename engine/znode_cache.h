@@ -73,6 +73,8 @@ class ZnodeCache {
   // entry's eviction mark alone, and returns false (copying nothing) for a
   // znode with more than `max_data_bytes` of data.
   bool Peek(absl::string_view path, size_t max_data_bytes, Znode* node) const;
+  // Whether `path` is cached; counts no hit or miss, copies nothing.
+  bool Contains(absl::string_view path) const;
   // The value to pass to Fill(); read it before the DB read starts.
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // Caches `node` (read from the DB after epoch() returned

@@ -113,7 +113,11 @@ RockeeperService::RockeeperService(replication::Replica* replica,
                                           : own_metrics_.get()),
       sessions_(options.server_id),
       gate_helper_(std::make_shared<CompletionsHelper>(&completions_)),
-      serializer_(replica->honours_apply_gates(), gate_helper_) {
+      serializer_(replica->honours_apply_gates(), gate_helper_),
+      read_io_(options.read_io_threads > 0
+                   ? std::make_unique<WorkQueue>(options.read_io_threads,
+                                                 "rk-read-io")
+                   : nullptr) {
   // Sessions survive restarts: give each a fresh deadline, as ZooKeeper.
   std::vector<engine::SessionRecord> stored;
   if (replica_->db().ListSessions(&stored).ok()) {
@@ -172,6 +176,12 @@ RockeeperService::~RockeeperService() {
   if (expiry_thread_.joinable()) expiry_thread_.join();
   replica_->SetApplyListener(nullptr);
   replica_->SetSessionTouchListener(nullptr);
+}
+
+bool RockeeperService::ZnodeResident(absl::string_view path) const {
+  // The state DB a SNAP sync swaps in is installed under this mutex.
+  absl::ReaderMutexLock visible(&replica_->visibility_mutex());
+  return replica_->db().ZnodeResident(path);
 }
 
 int RockeeperService::ReapContainers() {
@@ -355,6 +365,9 @@ class RockeeperService::Call : public SessionSerializer::Task {
   // serializer forgets the read).
   ReadScope read_scope = ReadScope::kAll;
   std::string read_path;
+  // A read of one znode: its path (in the request, which outlives Start),
+  // to decide whether the read needs the disk. Empty otherwise.
+  absl::string_view probe_path;
 
   // The serializer lets it run.
   void Start() final {
@@ -368,12 +381,15 @@ class RockeeperService::Call : public SessionSerializer::Task {
         }
       }
     }
-    std::optional<grpc::Status> st = Body();
-    if (st) Finish(*st);
-    // A write's body has submitted it (or already finished): its place in
-    // the session's order is fixed.
-    if (write_) service_->serializer_.Ordered(this);
-    Release();
+    // A read whose znode is in no cache would block this thread (a wire
+    // loop, with other connections) on the disk: a read I/O thread runs it.
+    if (!probe_path.empty() && service_->read_io_ != nullptr &&
+        !service_->ZnodeResident(probe_path)) {
+      service_->metrics_->reads_offloaded.Add();
+      service_->read_io_->Post([this] { Run(); });
+      return;
+    }
+    Run();
   }
 
   // On the work queue: the write's txn applied (or failed).
@@ -384,6 +400,14 @@ class RockeeperService::Call : public SessionSerializer::Task {
   virtual grpc::Status Submitted() = 0;
 
  private:
+  void Run() {
+    std::optional<grpc::Status> st = Body();
+    if (st) Finish(*st);
+    // A write's body has submitted it (or already finished): its place in
+    // the session's order is fixed.
+    if (write_) service_->serializer_.Ordered(this);
+    Release();
+  }
   void Finish(const grpc::Status& st) {
     RockeeperService* const service = service_;
     const int64_t us = absl::ToInt64Microseconds(absl::Now() - start_);
@@ -503,6 +527,9 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
       footprint.scope != ReadScope::kAll) {
     call->read_scope = footprint.scope;
     call->read_path.assign(footprint.path.data(), footprint.path.size());
+  }
+  if (read && footprint.scope == ReadScope::kNode) {
+    call->probe_path = footprint.path;
   }
   if (!info.client_ip.empty()) {
     call->ctx.auth_ids.push_back({"ip", info.client_ip});

@@ -81,6 +81,10 @@ struct ServiceOptions {
   // Defaults: 60 s, 10000.
   absl::Duration container_check_interval = absl::Seconds(60);
   int64_t container_max_per_minute = 10000;
+  // Threads serving the reads whose znode is in no cache (a disk read):
+  // such a read moves off the thread it arrived on (a wire loop serving
+  // other connections). 0: every read runs where it arrived. Default: 16.
+  int read_io_threads = 16;
   // Request counts and latencies; must outlive the service. Null: the
   // service keeps its own.
   ServerMetrics* metrics = nullptr;
@@ -346,6 +350,8 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
                  const std::vector<engine::WatchTrigger>& triggers);
   // May this server answer clients now (see ServiceOptions::leader_serves)?
   bool Serves() const;
+  // StateDb::ZnodeResident of the replica's current state.
+  bool ZnodeResident(absl::string_view path) const;
 
   replication::Replica* const replica_;
   bool was_authority_ = true;  // ExpiryLoop thread only
@@ -364,6 +370,9 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
   const std::shared_ptr<CompletionsHelper> gate_helper_;
   SessionSerializer serializer_;
   WorkQueue completions_{2};
+  // Reads that must read the disk (ServiceOptions::read_io_threads); null
+  // if 0. After completions_: stopped first, its reads may post there.
+  std::unique_ptr<WorkQueue> read_io_;
   absl::Notification stop_;
   std::thread expiry_thread_;
 };

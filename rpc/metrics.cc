@@ -321,6 +321,10 @@ std::string ServerMetrics::RenderPrometheus(const ServerSnapshot& s) const {
   CounterMetric(&out, "rockeeper_requests_throttled_total",
                 "Requests refused by globalOutstandingLimit.",
                 requests_throttled.value());
+  CounterMetric(&out, "rockeeper_reads_offloaded_total",
+                "Reads whose znode was in no cache, served by a read I/O "
+                "thread (readIoThreads) instead of the thread they came on.",
+                reads_offloaded.value());
   CounterMetric(&out, "rockeeper_admin_http_requests_total",
                 "Admin HTTP requests answered.", admin_requests.value());
   CounterMetric(&out, "rockeeper_admin_http_bad_requests_total",

@@ -151,6 +151,7 @@ class ServerMetrics {
   Counter sessions_closed;
   Counter sessions_expired;
   Counter requests_throttled;  // globalOutstandingLimit
+  Counter reads_offloaded;     // moved to a read I/O thread (readIoThreads)
   // Admin HTTP.
   Counter admin_requests;
   Counter admin_bad_requests;  // answered 4xx

@@ -20,10 +20,10 @@ thread_local Gathered t_gathered;
 
 }  // namespace
 
-WorkQueue::WorkQueue(int threads) {
+WorkQueue::WorkQueue(int threads, const char* name) {
   for (int i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
-      pthread_setname_np(pthread_self(), "rk-work");
+    threads_.emplace_back([this, name] {
+      pthread_setname_np(pthread_self(), name);
       Loop();
     });
   }

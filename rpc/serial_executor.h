@@ -55,7 +55,8 @@ namespace rockeeper::rpc {
 
 class WorkQueue {
  public:
-  explicit WorkQueue(int threads);
+  // `name`: the threads' name (at most 15 characters).
+  explicit WorkQueue(int threads, const char* name = "rk-work");
   ~WorkQueue();  // runs what was posted, then joins
   void Post(std::function<void()> fn);
   // Queues `fn` ahead of everything queued.

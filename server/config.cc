@@ -445,6 +445,8 @@ const KeyDef kKeys[] = {
      StringKey{.field = &C::client_port_address, .is_address = true}},
     {"wireThreads", nullptr, false,
      IntKey{.field = &C::wire_threads, .min = 0, .max = 64}},
+    {"readIoThreads", nullptr, false,
+     IntKey{.field = &C::read_io_threads, .min = 0, .max = 64}},
     {"grpcPort", nullptr, false, PortKey{&C::grpc_port}},
     {"grpcPortAddress", nullptr, false,
      StringKey{.field = &C::grpc_port_address, .is_address = true}},

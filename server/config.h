@@ -156,6 +156,12 @@ struct ServerConfig {
   // owning a share of the connections and running their reads. 0 = one per
   // CPU core, at most 4. Default: 0. Range: 0..64.
   int64_t wire_threads = 0;
+  // Key: readIoThreads (rockeeper). Threads for the reads whose znode is in
+  // no cache (neither the znode cache nor RocksDB's memtables and block
+  // cache), which must read the disk: such a read moves to one of them, so
+  // that the other connections of its wire thread go on meanwhile. 0: every
+  // read runs on the thread it arrived on. Default: 16. Range: 0..64.
+  int64_t read_io_threads = 16;
   // Key: grpcPort (rockeeper). gRPC API port. 0 = any free port.
   // Default: 2281. Range: 0..65535.
   int grpc_port = 2281;

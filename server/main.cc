@@ -374,6 +374,7 @@ int Serve(const ServerConfig& cfg) {
   so.container_max_per_minute = cfg.container_max_per_minute;
   so.max_outstanding_requests = cfg.global_outstanding_limit;
   so.max_sessions_per_ip = cfg.max_client_cnxns;
+  so.read_io_threads = static_cast<int>(cfg.read_io_threads);
   so.metrics = &metrics;
   auto service = std::make_unique<rpc::RockeeperService>(replica, so);
 

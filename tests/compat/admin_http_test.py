@@ -388,6 +388,70 @@ class AdminHttpTest(unittest.TestCase):
         self.assertIn("os.name", self.command("environment"))
 
 
+class ReadIoThreadsTest(unittest.TestCase):
+    """Reads whose znode is in no cache move to a read I/O thread
+    (readIoThreads, default 16) and answer the same; with readIoThreads=0
+    none moves. The znode cache is off and the server restarted, so the
+    znodes are in SST files only and RocksDB's block cache starts empty."""
+
+    COUNT = 300
+
+    def offloaded_after_cold_reads(self, extra):
+        root = tempfile.mkdtemp(prefix="rk-read-io-")
+        self.addCleanup(shutil.rmtree, root, True)
+        cfg = "znodeCacheSizeMb=0\n" + extra
+        proc, ports = start_server(root, cfg)
+        try:
+            self.assertTrue(poll(lambda: port_open(ports["client"])))
+            zk = KazooClient(hosts=f"127.0.0.1:{ports['client']}", timeout=5)
+            zk.start(timeout=10)
+            # 1000 B each: the znodes span many data blocks, more than the
+            # server's own start-up reads could bring into the cache.
+            zk.create("/cold", b"parent")
+            for i in range(self.COUNT):
+                zk.create(f"/cold/n{i:04d}", b"%04d" % i * 250)
+            zk.stop()
+            zk.close()
+        finally:
+            self.assertEqual(stop_server(proc), 0)
+        proc, ports = start_server(root, cfg)  # same data dir, fresh caches
+        try:
+            self.assertTrue(poll(lambda: port_open(ports["client"]) and
+                                 port_open(ports["admin"])))
+            zk = KazooClient(hosts=f"127.0.0.1:{ports['client']}", timeout=5)
+            zk.start(timeout=10)
+            self.addCleanup(zk.close)
+            self.addCleanup(zk.stop)
+            for i in range(self.COUNT):
+                data, stat = zk.get(f"/cold/n{i:04d}")
+                self.assertEqual(data, b"%04d" % i * 250)
+                self.assertEqual(stat.dataLength, 1000)
+            self.assertEqual(len(zk.get_children("/cold")), self.COUNT)
+            self.assertIsNone(zk.exists("/cold/missing"))
+            self.assertEqual(zk.get_acls("/cold")[1].numChildren, self.COUNT)
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{ports['admin']}/metrics", timeout=10) as r:
+                samples, _ = parse_prometheus(r.read().decode())
+            threads = set()
+            for tid in os.listdir(f"/proc/{proc.pid}/task"):
+                with open(f"/proc/{proc.pid}/task/{tid}/comm") as f:
+                    threads.add(f.read().strip())
+            return samples[("rockeeper_reads_offloaded_total", "")], threads
+        finally:
+            self.assertEqual(stop_server(proc), 0)
+
+    def test_cold_reads_move_to_read_io_threads(self):
+        offloaded, threads = self.offloaded_after_cold_reads("")
+        self.assertGreater(offloaded, 0)
+        self.assertLessEqual(offloaded, self.COUNT + 3)
+        self.assertIn("rk-read-io", threads)
+
+    def test_none_move_with_no_read_io_threads(self):
+        offloaded, threads = self.offloaded_after_cold_reads("readIoThreads=0\n")
+        self.assertEqual(offloaded, 0)
+        self.assertNotIn("rk-read-io", threads)
+
+
 class AdminDisabledTest(unittest.TestCase):
     def test_disabled(self):
         root = tempfile.mkdtemp(prefix="rk-admin-off-")

@@ -235,5 +235,50 @@ TEST(StateDbZnodeCacheTest, ACreatedNodeIsCachedByTheApply) {
   EXPECT_EQ(got->data, "payload");
 }
 
+// ZnodeResident: false for a znode only on disk (after a reopen: empty
+// block cache, empty znode cache), true once a read brought it in; the
+// probe itself never changes what a read returns, and a resident znode it
+// found in RocksDB's caches lands in the znode cache.
+TEST(StateDbZnodeCacheTest, ResidentOnlyOnceInMemory) {
+  for (size_t znode_cache_bytes : {size_t{0}, size_t{128} << 20}) {
+    SCOPED_TRACE(znode_cache_bytes);
+    TempDir dir;
+    EngineHarness h(dir.Sub("db"), {}, 32u << 20, 0, znode_cache_bytes);
+    h.Run(Create("/a", "on disk"));
+    h.Run(Create("/b", "also on disk"));
+    ASSERT_TRUE(h.db().Flush().ok());
+    h.Reopen();  // fresh caches; the znodes are in SST files only
+    EXPECT_FALSE(h.db().ZnodeResident("/a"));
+    EXPECT_EQ(h.Node("/a").data, "on disk");  // a real read: from the disk
+    EXPECT_TRUE(h.db().ZnodeResident("/a"));
+    // A write since lives in the memtable.
+    h.Run(Create("/c", "in the memtable"));
+    EXPECT_TRUE(h.db().ZnodeResident("/c"));
+    EXPECT_EQ(h.Node("/c").data, "in the memtable");
+    EXPECT_EQ(h.Node("/b").data, "also on disk");
+  }
+}
+
+TEST(StateDbZnodeCacheTest, AResidentProbeFillsTheZnodeCache) {
+  TempDir dir;
+  EngineHarness h(dir.Sub("db"));
+  h.Run(Create("/a", "v"));
+  h.Run(Create("/b", "w"));
+  ASSERT_TRUE(h.db().Flush().ok());
+  h.Reopen();
+  // Reading /b brings the one data block (holding /a too) into the block
+  // cache, and /b alone into the znode cache.
+  EXPECT_EQ(h.Node("/b").data, "w");
+  const CacheStats before = h.db().znode_cache_stats();
+  EXPECT_TRUE(h.db().ZnodeResident("/a"));
+  const CacheStats probed = h.db().znode_cache_stats();
+  EXPECT_EQ(probed.hits, before.hits);  // the probe counts nothing
+  EXPECT_EQ(probed.misses, before.misses);
+  EXPECT_EQ(h.Node("/a").data, "v");
+  const CacheStats after = h.db().znode_cache_stats();
+  EXPECT_EQ(after.hits, before.hits + 1);  // the probe filled it
+  EXPECT_EQ(after.misses, before.misses);
+}
+
 }  // namespace
 }  // namespace rockeeper::engine

@@ -116,6 +116,7 @@ TEST(ParseZooCfgTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(cfg.row_cache_size_bytes, 0);
   EXPECT_EQ(cfg.znode_cache_size_bytes, int64_t{512} << 20);
   EXPECT_EQ(cfg.wire_threads, 0);
+  EXPECT_EQ(cfg.read_io_threads, 16);
   EXPECT_THAT(cfg.servers, IsEmpty());
   EXPECT_EQ(cfg.my_id, 0);
   EXPECT_TRUE(cfg.standalone());
@@ -168,6 +169,7 @@ constexpr char kEveryKey[] =
     "rowCacheSizeMb=8\n"
     "clientPort=2191\n"
     "wireThreads=3\n"
+    "readIoThreads=0\n"
     "clientPortAddress=10.0.0.5\n"
     "grpcPort=2291\n"
     "grpcPortAddress=[::1]\n"
@@ -214,6 +216,7 @@ TEST(ParseZooCfgTest, EveryKeyParsed) {
   EXPECT_EQ(cfg.row_cache_size_bytes, int64_t{8} << 20);
   EXPECT_EQ(cfg.client_port, 2191);
   EXPECT_EQ(cfg.wire_threads, 3);
+  EXPECT_EQ(cfg.read_io_threads, 0);
   EXPECT_EQ(cfg.client_port_address, "10.0.0.5");
   EXPECT_EQ(cfg.grpc_port, 2291);
   EXPECT_EQ(cfg.grpc_port_address, "::1");
@@ -341,6 +344,7 @@ INSTANTIATE_TEST_SUITE_P(
                      "rowCacheSizeMb=\"-1\": must be >= 0"},
         BadValueCase{"wireThreads=65",
                      "wireThreads=\"65\": must be at most 64"},
+        BadValueCase{"readIoThreads=-1", "readIoThreads=\"-1\": must be >= 0"},
         BadValueCase{"dataLogDir=", "dataLogDir=\"\": must not be empty"},
         BadValueCase{"clientPortAddress=bad host!",
                      "clientPortAddress=\"bad host!\": not a host name or "
