@@ -52,6 +52,12 @@ ChildrenCache::Entry* ChildrenCache::FindForRead(absl::string_view parent) {
   return &it->second;
 }
 
+bool ChildrenCache::Contains(absl::string_view parent) const {
+  if (max_bytes_ == 0) return false;
+  absl::ReaderMutexLock lock(&mu_);
+  return entries_.contains(parent);
+}
+
 bool ChildrenCache::Lookup(absl::string_view parent,
                            std::vector<std::string>* names) {
   if (max_bytes_ == 0) return false;

@@ -73,6 +73,10 @@ class ChildrenCache {
   // returns false on a miss. The first call after the list changed packs
   // it and keeps the packed form (counted in max_bytes) for later calls.
   bool LookupPacked(absl::string_view parent, PackedNames* packed);
+  // Whether `parent`'s list is cached; counts no hit or miss, marks
+  // nothing. False if the cache is disabled.
+  bool Contains(absl::string_view parent) const;
+  bool enabled() const { return max_bytes_ > 0; }
   // The value to pass to Fill(); read it before the scan starts.
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // Caches `names` (sorted, from a scan that began after epoch() returned

@@ -565,6 +565,15 @@ absl::Status StateDb::ListChildren(absl::string_view path,
   return s;
 }
 
+bool StateDb::ChildrenResident(absl::string_view path) const {
+  if (!ZnodeResident(path)) return false;
+  // Not probed with a kBlockCacheTier scan: a RocksDB iterator's Seek
+  // wanted blocks that the point reads of every child had not brought in
+  // (it reported Incomplete with all of them cached), so such a probe
+  // would be a scan spent for nothing.
+  return !children_cache_->enabled() || children_cache_->Contains(path);
+}
+
 absl::Status StateDb::ListChildrenPacked(absl::string_view path,
                                          PackedNames* packed) const {
   if (children_cache_->LookupPacked(path, packed)) return absl::OkStatus();

@@ -133,6 +133,10 @@ class StateDb {
   // error counts as false (the read then runs where it may block, and
   // reports the error). Thread-safe.
   bool ZnodeResident(absl::string_view path) const;
+  // As ZnodeResident, for a getChildren: the znode, and its child list in
+  // the children cache (with the children cache disabled, only the znode
+  // is checked). Thread-safe.
+  bool ChildrenResident(absl::string_view path) const;
   // Child names (not paths) in byte order, appended to `names`. Served from
   // the children cache when it holds the list.
   absl::Status ListChildren(absl::string_view path,

@@ -178,10 +178,11 @@ RockeeperService::~RockeeperService() {
   replica_->SetSessionTouchListener(nullptr);
 }
 
-bool RockeeperService::ZnodeResident(absl::string_view path) const {
+bool RockeeperService::Resident(absl::string_view path, bool children) const {
   // The state DB a SNAP sync swaps in is installed under this mutex.
   absl::ReaderMutexLock visible(&replica_->visibility_mutex());
-  return replica_->db().ZnodeResident(path);
+  return children ? replica_->db().ChildrenResident(path)
+                  : replica_->db().ZnodeResident(path);
 }
 
 int RockeeperService::ReapContainers() {
@@ -368,6 +369,7 @@ class RockeeperService::Call : public SessionSerializer::Task {
   // A read of one znode: its path (in the request, which outlives Start),
   // to decide whether the read needs the disk. Empty otherwise.
   absl::string_view probe_path;
+  bool probe_children = false;  // a getChildren: its child list too
 
   // The serializer lets it run.
   void Start() final {
@@ -384,7 +386,7 @@ class RockeeperService::Call : public SessionSerializer::Task {
     // A read whose znode is in no cache would block this thread (a wire
     // loop, with other connections) on the disk: a read I/O thread runs it.
     if (!probe_path.empty() && service_->read_io_ != nullptr &&
-        !service_->ZnodeResident(probe_path)) {
+        !service_->Resident(probe_path, probe_children)) {
       service_->metrics_->reads_offloaded.Add();
       service_->read_io_->Post([this] { Run(); });
       return;
@@ -530,6 +532,7 @@ void RockeeperService::Serve(const CallInfo& info, OpKind op,
   }
   if (read && footprint.scope == ReadScope::kNode) {
     call->probe_path = footprint.path;
+    call->probe_children = op == OpKind::kGetChildren;
   }
   if (!info.client_ip.empty()) {
     call->ctx.auth_ids.push_back({"ip", info.client_ip});

@@ -350,8 +350,9 @@ class RockeeperService final : public v1::Rockeeper::CallbackService {
                  const std::vector<engine::WatchTrigger>& triggers);
   // May this server answer clients now (see ServiceOptions::leader_serves)?
   bool Serves() const;
-  // StateDb::ZnodeResident of the replica's current state.
-  bool ZnodeResident(absl::string_view path) const;
+  // StateDb::ZnodeResident (or, with `children`, ChildrenResident) of the
+  // replica's current state.
+  bool Resident(absl::string_view path, bool children) const;
 
   replication::Replica* const replica_;
   bool was_authority_ = true;  // ExpiryLoop thread only

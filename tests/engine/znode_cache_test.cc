@@ -280,5 +280,37 @@ TEST(StateDbZnodeCacheTest, AResidentProbeFillsTheZnodeCache) {
   EXPECT_EQ(after.misses, before.misses);
 }
 
+// ChildrenResident: the znode resident and its child list in the children
+// cache; with the children cache disabled, the znode alone.
+TEST(StateDbZnodeCacheTest, ChildrenResidentOnlyWithTheListCached) {
+  TempDir dir;
+  // Znode cache off: the probe must find the parent itself through RocksDB.
+  EngineHarness h(dir.Sub("db"), {}, 32u << 20, 0, 0);
+  h.Run(Create("/p", "parent"));
+  for (int i = 0; i < 200; ++i) {
+    h.Run(Create(absl::StrCat("/p/c", i), std::string(300, 'x')));
+  }
+  ASSERT_TRUE(h.db().Flush().ok());
+  h.Reopen();
+  EXPECT_FALSE(h.db().ChildrenResident("/p"));
+  std::vector<std::string> names;
+  ASSERT_TRUE(h.db().ListChildren("/p", &names).ok());  // reads the disk
+  EXPECT_EQ(names.size(), 200u);
+  EXPECT_TRUE(h.db().ChildrenResident("/p"));  // in the children cache now
+  h.Reopen();
+  ASSERT_TRUE(h.db().GetZnode("/p").ok());
+  EXPECT_TRUE(h.db().ZnodeResident("/p"));
+  EXPECT_FALSE(h.db().ChildrenResident("/p"));  // the znode, not its list
+
+  EngineHarness no_list_cache(dir.Sub("db2"), {}, 0, 0, 0);
+  no_list_cache.Run(Create("/q", "parent"));
+  no_list_cache.Run(Create("/q/c", "child"));
+  ASSERT_TRUE(no_list_cache.db().Flush().ok());
+  no_list_cache.Reopen();
+  EXPECT_FALSE(no_list_cache.db().ChildrenResident("/q"));
+  ASSERT_TRUE(no_list_cache.db().GetZnode("/q").ok());
+  EXPECT_TRUE(no_list_cache.db().ChildrenResident("/q"));
+}
+
 }  // namespace
 }  // namespace rockeeper::engine
