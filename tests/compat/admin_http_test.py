@@ -420,6 +420,8 @@ class ReadIoThreadsTest(unittest.TestCase):
                                  port_open(ports["admin"])))
             zk = KazooClient(hosts=f"127.0.0.1:{ports['client']}", timeout=5)
             zk.start(timeout=10)
+            # Stopped before the server stops (end of the try) so it does not
+            # retry against a stopped server; the cleanups cover a failure.
             self.addCleanup(zk.close)
             self.addCleanup(zk.stop)
             for i in range(self.COUNT):
@@ -436,6 +438,8 @@ class ReadIoThreadsTest(unittest.TestCase):
             for tid in os.listdir(f"/proc/{proc.pid}/task"):
                 with open(f"/proc/{proc.pid}/task/{tid}/comm") as f:
                     threads.add(f.read().strip())
+            zk.stop()
+            zk.close()
             return samples[("rockeeper_reads_offloaded_total", "")], threads
         finally:
             self.assertEqual(stop_server(proc), 0)

@@ -509,6 +509,7 @@ def settle(args, targets):
     pids = [s.pid for t in targets for s in t.servers]
     hz = os.sysconf("SC_CLK_TCK")
     window_s = 0.5
+    cores = float("nan")  # if os.sync() alone outlasted --settle-max-s
     while time.monotonic() - t0 < args.settle_max_s:
         before = cpu_ticks(pids)
         time.sleep(window_s)
